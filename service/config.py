@@ -1,0 +1,97 @@
+"""Configuration, read once from the environment.
+
+Tests (and `create_app(config=...)`) pass a mapping that overrides these values.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+
+DEFAULT_SQLITE_PATH = Path("var") / "exportctl.sqlite3"
+
+# Standard Webhooks' recommended retry schedule: delays before attempts 2..10.
+DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: str | float | int | timedelta) -> timedelta:
+    """'5s', '30m', '2h', '1d', '250ms' or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 5s, 30m, 2h, 1d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_schedule(value: str | list) -> list[timedelta]:
+    items = value.split(",") if isinstance(value, str) else value
+    return [parse_duration(item) for item in items if str(item).strip()]
+
+
+def _bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
+
+
+# name -> (environment variable, default, parser)
+SETTINGS = {
+    "DATABASE_URL": ("DATABASE_URL", None, str),
+    "READS_REQUIRE_KEY": ("EXPORTCTL_READS_REQUIRE_KEY", False, _bool),
+    "WRITE_RATE_LIMIT": ("EXPORTCTL_WRITE_RATE_LIMIT", "120 per minute", str),
+    "RATELIMIT_STORAGE_URI": ("EXPORTCTL_RATELIMIT_STORAGE_URI", "memory://", str),
+    "IDEMPOTENCY_TTL": ("EXPORTCTL_IDEMPOTENCY_TTL", "48h", parse_duration),
+    "LOOKUP_CACHE_SIZE": ("EXPORTCTL_LOOKUP_CACHE_SIZE", 2048, int),
+    "WEBHOOK_RETRY_SCHEDULE": (
+        "EXPORTCTL_WEBHOOK_RETRY_SCHEDULE",
+        DEFAULT_RETRY_SCHEDULE,
+        parse_schedule,
+    ),
+    "WEBHOOK_RETRY_JITTER": ("EXPORTCTL_WEBHOOK_RETRY_JITTER", 0.2, float),
+    "WEBHOOK_MAX_RETRY_AFTER": ("EXPORTCTL_WEBHOOK_MAX_RETRY_AFTER", "24h", parse_duration),
+    "WEBHOOK_DISABLE_AFTER": ("EXPORTCTL_WEBHOOK_DISABLE_AFTER", "5d", parse_duration),
+    "WEBHOOK_SECRET_OVERLAP": ("EXPORTCTL_WEBHOOK_SECRET_OVERLAP", "24h", parse_duration),
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": ("EXPORTCTL_WEBHOOK_ALLOW_PRIVATE_TARGETS", False, _bool),
+    "WEBHOOK_REQUIRE_HTTPS": ("EXPORTCTL_WEBHOOK_REQUIRE_HTTPS", False, _bool),
+    "WEBHOOK_CONNECT_TIMEOUT": ("EXPORTCTL_WEBHOOK_CONNECT_TIMEOUT", "5s", parse_duration),
+    "WEBHOOK_READ_TIMEOUT": ("EXPORTCTL_WEBHOOK_READ_TIMEOUT", "30s", parse_duration),
+    "WORKER_LEASE": ("EXPORTCTL_WORKER_LEASE", "2m", parse_duration),
+    "WORKER_CONCURRENCY": ("EXPORTCTL_WORKER_CONCURRENCY", 16, int),
+    "WORKER_BATCH_SIZE": ("EXPORTCTL_WORKER_BATCH_SIZE", 64, int),
+    "WORKER_POLL_INTERVAL": ("EXPORTCTL_WORKER_POLL_INTERVAL", "500ms", parse_duration),
+}
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict:
+    environ = os.environ if environ is None else environ
+    config = {}
+    for name, (variable, default, parse) in SETTINGS.items():
+        raw = environ.get(variable)
+        config[name] = (
+            parse(raw)
+            if raw not in (None, "")
+            else (parse(default) if isinstance(default, str) and parse is not str else default)
+        )
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = default_database_url()
+    return config
+
+
+def normalise(config: Mapping) -> dict:
+    """Parse values a caller passed as strings (tests pass plain mappings)."""
+    out = dict(config)
+    for name, (_variable, _default, parse) in SETTINGS.items():
+        if name in out and isinstance(out[name], str) and parse is not str:
+            out[name] = parse(out[name])
+    return out

@@ -1,0 +1,79 @@
+"""Events: every change to the data becomes a numbered event, in the writer's transaction."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service import clock
+from service.models import Counter, Event
+
+EVENTS_COUNTER = "events"
+
+
+class EventType(StrEnum):
+    ENTRY_STATUS_CHANGED = "entry.status_changed"
+    LIST_CREATED = "list.created"
+    LIST_UPDATED = "list.updated"
+    WEBHOOK_PING = "webhook.ping"
+    WEBHOOK_FAILING = "webhook.failing"
+    WEBHOOK_RECOVERED = "webhook.recovered"
+    WEBHOOK_DISABLED = "webhook.disabled"
+
+
+def next_sequence(session: Session) -> int:
+    """Take the next event number. The row lock it takes is held until commit,
+    so concurrent writers commit their events in number order."""
+    session.execute(update(Counter).where(Counter.name == EVENTS_COUNTER).values(value=Counter.value + 1))
+    return session.execute(select(Counter.value).where(Counter.name == EVENTS_COUNTER)).scalar_one()
+
+
+def current_sequence(connection) -> int:
+    """The last event number: the version of everything the API serves."""
+    return connection.execute(_CURRENT).scalar_one()
+
+
+_CURRENT = select(Counter.value).where(Counter.name == EVENTS_COUNTER)
+
+
+def emit(
+    session: Session,
+    type: EventType,
+    data: dict[str, Any],
+    *,
+    country_code: str | None = None,
+    list_id: str | None = None,
+    change_id: int | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    event = Event(
+        id=next_sequence(session),
+        type=type.value,
+        occurred_at=occurred_at or clock.utcnow(),
+        country_code=country_code,
+        list_id=list_id,
+        change_id=change_id,
+        data=data,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def public_id(sequence: int) -> str:
+    return f"evt_{sequence}"
+
+
+def event_document(event: Event) -> dict[str, Any]:
+    """The event as the feed serves it and webhooks carry it (Standard Webhooks shape)."""
+    occurred_at = event.occurred_at.isoformat().replace("+00:00", "Z")
+    return {
+        "id": public_id(event.id),
+        "sequence": event.id,
+        "type": event.type,
+        "timestamp": occurred_at,
+        "occurred_at": occurred_at,
+        "data": event.data,
+    }

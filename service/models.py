@@ -1,0 +1,180 @@
+"""SQLAlchemy 2.0 typed models. Alembic migrations (service/migrations) are the schema."""
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from service.db import UTCDateTime
+from service.domain.statuses import Effect, Status
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+STATUSES = [s.value for s in Status]
+PENDING_STATUSES = [Status.PENDING_REMOVAL.value, Status.PENDING_ADDITION.value]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class ControlList(Base):
+    """A strategic export-control list (one EAR country group, an EU annex, ...)."""
+
+    __tablename__ = "control_lists"
+    __table_args__ = (
+        CheckConstraint(_in("effect", [e.value for e in Effect]), name="effect"),
+        CheckConstraint("id <> ''", name="id_not_empty"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    jurisdiction: Mapped[str] = mapped_column(String(64))
+    authority: Mapped[str] = mapped_column(String(200))
+    legal_basis: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(2000))
+    effect: Mapped[str] = mapped_column(String(16))
+    membership_complete: Mapped[bool]
+    # From this date on, a country absent from a complete list is `not_listed`;
+    # before it, absence proves nothing (`unknown`). NULL: no such bound.
+    membership_complete_from: Mapped[date | None]
+    description: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    recorded_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    entries: Mapped[list["Entry"]] = relationship(back_populates="control_list")
+    treatments: Mapped[list["Treatment"]] = relationship(order_by="Treatment.country_code")
+
+
+class Entry(Base):
+    """A country on a list. Its status lives in its append-only changes."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("list_id", "country_code"),
+        Index(None, "country_code"),
+        CheckConstraint("version >= 0", name="version_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[str] = mapped_column(ForeignKey("control_lists.id"))
+    country_code: Mapped[str] = mapped_column(String(2))
+    # Bumped by every change: the optimistic-concurrency token behind ETag/If-Match.
+    version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+
+    control_list: Mapped[ControlList] = relationship(back_populates="entries")
+    changes: Mapped[list["StatusChange"]] = relationship(back_populates="entry", order_by="StatusChange.id")
+
+
+class StatusChange(Base):
+    """One recorded status change. Never updated, never deleted."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="status"),
+        CheckConstraint("from_status IS NULL OR " + _in("from_status", STATUSES), name="from_status"),
+        CheckConstraint(
+            "expected_effective_on IS NULL OR " + _in("status", PENDING_STATUSES),
+            name="expected_only_when_pending",
+        ),
+        Index(None, "entry_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    # Legal date the status took effect; for a pending status, the announcement
+    # date. NULL: in force since a date the data does not record.
+    effective_on: Mapped[date | None]
+    expected_effective_on: Mapped[date | None]
+    recorded_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[Any]]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(200))
+
+    entry: Mapped[Entry] = relationship(back_populates="changes")
+
+
+class Counter(Base):
+    """Named monotonic counters. `events` numbers the feed.
+
+    Incrementing it takes a row lock held to commit, so event numbers become
+    visible in order: a feed reader paging by `after` can never skip one.
+    """
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class Event(Base):
+    """The change feed and the webhook outbox's source: one row per event."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index(None, "type", "id"),
+        Index(None, "country_code", "id"),
+        Index(None, "list_id", "id"),
+        Index(None, "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    country_code: Mapped[str | None] = mapped_column(String(2))
+    list_id: Mapped[str | None] = mapped_column(String(64))
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("status_changes.id"))
+    data: Mapped[dict[str, Any]]
+
+
+class Treatment(Base):
+    """On a list, a country takes another's status (Hong Kong as China under the EAR)."""
+
+    __tablename__ = "treatments"
+    __table_args__ = (
+        UniqueConstraint("list_id", "country_code"),
+        CheckConstraint("country_code <> treated_as", name="not_itself"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[str] = mapped_column(ForeignKey("control_lists.id"))
+    country_code: Mapped[str] = mapped_column(String(2))
+    treated_as: Mapped[str] = mapped_column(String(2))
+    effective_on: Mapped[date]
+    recorded_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[Any]]
