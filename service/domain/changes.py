@@ -1,0 +1,151 @@
+"""Recording status changes: the only way an entry's status moves."""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from service.domain import lookups
+from service.domain.errors import ConcurrentUpdate, IllegalTransition, InvalidInput, VersionMismatch
+from service.domain.events import EventType, emit
+from service.domain.jsonable import jsonable
+from service.domain.statuses import PENDING, Status
+from service.domain.timeline import ordered, place
+from service.models import ControlList, Entry, Event, StatusChange
+
+
+@dataclass
+class ChangeRequest:
+    status: Status
+    effective_on: date | None
+    sources: list[dict[str, Any]]
+    expected_effective_on: date | None = None
+    note: str | None = None
+
+
+@dataclass
+class Recorded:
+    change: StatusChange
+    entry: Entry
+    event: Event
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _validate(request: ChangeRequest, timeline: list, recorded_at: datetime) -> None:
+    errors: dict[str, list[str]] = {}
+    if not request.sources:
+        errors["sources"] = ["At least one source is required."]
+    if request.effective_on is None and timeline:
+        errors["effective_on"] = [
+            "Required: only an entry's first change may be in force since an unrecorded date."
+        ]
+    if request.expected_effective_on is not None:
+        if request.status not in PENDING:
+            errors["expected_effective_on"] = [
+                "Only a pending status (pending_removal, pending_addition) has an expected effective date."
+            ]
+        elif request.effective_on and request.expected_effective_on < request.effective_on:
+            errors["expected_effective_on"] = ["Must not be before effective_on (the announcement date)."]
+    if (
+        request.status in PENDING
+        and request.effective_on is not None
+        and request.effective_on > recorded_at.date()
+    ):
+        errors["effective_on"] = [
+            "For a pending status, effective_on is the announcement date, which cannot be in the future."
+        ]
+    if errors:
+        raise InvalidInput("Invalid " + ", ".join(f"'{name}'" for name in errors) + ".", errors)
+
+
+def record_status_change(
+    session: Session,
+    control_list: ControlList,
+    country_code: str,
+    request: ChangeRequest,
+    *,
+    recorded_at: datetime,
+    actor: str | None = None,
+    request_id: str | None = None,
+    expected_version: int | None = None,
+) -> Recorded:
+    """Append a change to the entry (creating it on its first change) and emit its event.
+
+    Raises VersionMismatch if `expected_version` is stale, IllegalTransition if
+    the status cannot follow the one in force at `effective_on`, and
+    ConcurrentUpdate if another writer moved the entry first (safe to retry).
+    The caller commits.
+    """
+    entry = session.scalars(
+        select(Entry).where(Entry.list_id == control_list.id, Entry.country_code == country_code)
+    ).one_or_none()
+    if entry is None:
+        entry = Entry(list_id=control_list.id, country_code=country_code, version=0, created_at=recorded_at)
+        session.add(entry)
+        session.flush()
+    if expected_version is not None and entry.version != expected_version:
+        raise VersionMismatch(
+            f"The entry is at version {entry.version}, not {expected_version}: it changed since you read it.",
+            current_version=entry.version,
+        )
+
+    timeline = ordered(entry.changes)
+    _validate(request, timeline, recorded_at)
+    placement = place(timeline, request.status, request.effective_on or date.min)
+    if not placement.legal:
+        if request.status not in placement.allowed:
+            before = placement.from_status.value if placement.from_status else "no status"
+            detail = (
+                f"{request.status.value} cannot follow {before}"
+                f" (the status in force on {request.effective_on or 'that date'})."
+            )
+        else:
+            detail = (
+                f"A later change already records {placement.next_status.value}, "
+                f"which cannot follow {request.status.value}."
+            )
+        raise IllegalTransition(
+            detail,
+            current_status=placement.from_status.value if placement.from_status else None,
+            requested_status=request.status.value,
+            allowed=[s.value for s in placement.allowed],
+        )
+
+    change = StatusChange(
+        entry=entry,
+        from_status=placement.from_status.value if placement.from_status else None,
+        status=request.status.value,
+        effective_on=request.effective_on,
+        expected_effective_on=request.expected_effective_on,
+        recorded_at=recorded_at,
+        note=request.note,
+        sources=[dict(source) for source in jsonable(request.sources)],
+        actor=actor,
+        request_id=request_id,
+    )
+    session.add(change)
+    # The version moves only if nobody else moved it since we read it.
+    bumped = session.execute(
+        update(Entry)
+        .where(Entry.id == entry.id, Entry.version == entry.version)
+        .values(version=Entry.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if bumped.rowcount != 1:
+        raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")
+    set_committed_value(entry, "version", entry.version + 1)
+    session.flush()
+
+    document = jsonable(lookups.change_document(change, control_list, country_code))
+    event = emit(
+        session,
+        EventType.ENTRY_STATUS_CHANGED,
+        document,
+        country_code=country_code,
+        list_id=control_list.id,
+        change_id=change.id,
+    )
+    return Recorded(change=change, entry=entry, event=event)
