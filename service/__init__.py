@@ -1,0 +1,28 @@
+"""exportctl: export-control status service."""
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask
+
+from service.config import load_config, normalise
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app. `config` overrides the environment (tests pass a mapping)."""
+    from service import api, cli, db, errors
+    from service.api import rendering
+
+    app = Flask(__name__)
+    app.config.update(load_config())
+    app.config.update(normalise(config or {}))
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    app.json.sort_keys = False
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    errors.init_app(app)
+    rendering.init_app(app)
+    api.init_app(app)
+    cli.init_app(app)
+    return app

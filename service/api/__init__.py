@@ -1,0 +1,126 @@
+"""The HTTP API: flask-smorest blueprints, one per resource, and the OpenAPI document built from them."""
+
+import http
+import re
+import uuid
+from copy import deepcopy
+
+import marshmallow as ma
+from flask import Flask, g, request
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest.utils import prepare_response
+from webargs.flaskparser import FlaskParser
+
+from service import errors
+from service.schemas import ProblemSchema
+
+API_VERSION = "1.0.0"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+class StrictParser(FlaskParser):
+    """Unknown query parameters are errors: a mistyped `asof=` must not silently answer for today."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = StrictParser()
+
+    @staticmethod
+    def conditional(func):
+        """Document ETag / If-None-Match / 304 (the view sets them itself, from its cache)."""
+        func._apidoc = deepcopy(getattr(func, "_apidoc", {}))
+        func._apidoc["etag"] = True
+        return func
+
+    def problems(self, *codes: int):
+        """Document problem responses an operation can give."""
+
+        def decorator(func):
+            for code in codes:
+                func = self.alt_response(code, response=http.HTTPStatus(code).name)(func)
+            return func
+
+        return decorator
+
+
+class Api(SmorestApi):
+    """flask-smorest's Api, with RFC 9457 problems as the one error shape."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error):
+        return errors.http_exception_problem(error)
+
+    def _register_responses(self):
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, errors.PROBLEM_MIMETYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {
+            "description": "Any other error, as a problem document",
+            "schema": self.ERROR_SCHEMA,
+        }
+        prepare_response(response, self.spec, errors.PROBLEM_MIMETYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+API_DESCRIPTION = """\
+Countries' entries on strategic export-control lists (such as the US EAR country
+groups D:1, D:3, D:5, E:1), each with its full, dated and sourced status history.
+
+* Statuses: `listed`, `pending_removal`, `removed`, `pending_addition`; lookups may
+  also answer `not_listed` (absent from a list whose membership is complete) or
+  `unknown` (the data cannot tell). Unknown is never reported as not listed.
+* `as_of=YYYY-MM-DD` answers for the status in force on a date;
+  `known_at=<RFC 3339>` answers as the service would have at that moment.
+* Every error is an RFC 9457 problem document (`application/problem+json`).
+"""
+
+
+def spec_config() -> dict:
+    return {
+        "API_TITLE": "exportctl",
+        "API_VERSION": API_VERSION,
+        "OPENAPI_VERSION": "3.1.0",
+        "API_SPEC_OPTIONS": {
+            "info": {
+                "description": API_DESCRIPTION,
+                "license": {"name": "MIT", "identifier": "MIT"},
+            },
+            "servers": [{"url": "http://127.0.0.1:8000", "description": "make run"}],
+        },
+    }
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _echo_request_id(response):
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+    return response
+
+
+def init_app(app: Flask) -> Api:
+    from service.api import countries, lists, meta
+
+    for key, value in spec_config().items():
+        app.config.setdefault(key, value)
+    api = Api(app)
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+    for module in (countries, lists, meta):
+        api.register_blueprint(module.blp)
+    return api

@@ -1,0 +1,122 @@
+"""Countries: one country's status on every list, its history, and the overview of all."""
+
+from flask.views import MethodView
+
+from service import clock, db
+from service.api import Blueprint
+from service.api.paging import cache_key, page
+from service.api.rendering import cached, respond
+from service.domain import lookups
+from service.domain.countries import Country, registry
+from service.domain.errors import UnknownCountry
+from service.schemas import (
+    ChangePage,
+    CountriesQuery,
+    CountryOverviewPage,
+    CountryStatusSchema,
+    HistoryQuery,
+    TimeQuery,
+)
+
+blp = Blueprint(
+    "countries",
+    __name__,
+    url_prefix="/v1/countries",
+    description="Countries and their status on every control list.",
+)
+
+REF_PARAMETER = {
+    "in": "path",
+    "name": "ref",
+    "required": True,
+    "description": "Alpha-2, alpha-3 or numeric ISO 3166-1 code, or a name, in any case: "
+    "`VN`, `vnm`, `704`, `Viet Nam`, `Vietnam`.",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+_country_overview_schema = CountryOverviewPage()
+_country_status_schema = CountryStatusSchema()
+_change_page_schema = ChangePage()
+
+
+def resolve_country(ref: str) -> Country:
+    country = registry().resolve(ref)
+    if country is None:
+        suggestions = [
+            {"alpha_2": c.alpha_2, "name": c.display_name, "href": f"/v1/countries/{c.alpha_2}"}
+            for c in registry().suggest(ref)
+        ]
+        raise UnknownCountry(
+            f"No country matches {ref!r}. Use an ISO 3166-1 code or a country name.",
+            suggestions=suggestions,
+        )
+    return country
+
+
+@blp.route("")
+class Countries(MethodView):
+    @blp.conditional
+    @blp.arguments(CountriesQuery, location="query", as_kwargs=True)
+    @blp.response(200, CountryOverviewPage)
+    def get(self, limit, cursor=None, as_of=None, known_at=None, restricted=None, pending=None):
+        """Every country, with a summary: restricted anywhere? anything pending?"""
+        as_of = as_of or clock.today()
+
+        def build():
+            overview = lookups.countries_overview(db.session(), as_of, known_at)
+            if restricted is not None:
+                overview = [c for c in overview if bool(c["restrictions_apply"]) == restricted]
+            if pending is not None:
+                overview = [c for c in overview if bool(c["pending"]) == pending]
+            return page(overview, lambda c: c["country"]["alpha_2"], limit, cursor)
+
+        key = ("countries", as_of, known_at, restricted, pending, limit, cache_key(cursor))
+        return respond(cached(key, build, _country_overview_schema))
+
+
+@blp.route("/<ref>", parameters=[REF_PARAMETER])
+class CountryStatus(MethodView):
+    @blp.conditional
+    @blp.arguments(TimeQuery, location="query", as_kwargs=True)
+    @blp.response(200, CountryStatusSchema)
+    @blp.problems(404)
+    def get(self, ref, as_of=None, known_at=None):
+        """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
+        country = resolve_country(ref)
+        as_of = as_of or clock.today()
+        key = ("country", country.alpha_2, as_of, known_at)
+        return respond(
+            cached(
+                key,
+                lambda: lookups.country_status(db.session(), country, as_of, known_at),
+                _country_status_schema,
+            )
+        )
+
+
+@blp.route("/<ref>/history", parameters=[REF_PARAMETER])
+class CountryHistory(MethodView):
+    @blp.conditional
+    @blp.arguments(HistoryQuery, location="query", as_kwargs=True)
+    @blp.response(200, ChangePage)
+    @blp.problems(404)
+    def get(self, ref, limit, cursor=None, known_at=None):
+        """Every change across lists, newest first (by effective date, then by recording), with sources."""
+        country = resolve_country(ref)
+
+        def build():
+            history = lookups.country_history(db.session(), country, known_at)
+            return page(history, _change_key, limit, cursor, descending=True)
+
+        key = ("history", country.alpha_2, known_at, limit, cache_key(cursor))
+        return respond(cached(key, build, _change_page_schema))
+
+
+def _change_key(change: dict) -> list:
+    """The domain's timeline order (see timeline.timeline_key), as JSON for a cursor."""
+    effective_on = change["effective_on"]
+    return [
+        effective_on is not None,
+        effective_on.isoformat() if effective_on else "",
+        change["id"],
+    ]

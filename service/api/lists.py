@@ -1,0 +1,160 @@
+"""Control lists, their entries, and one entry's status and history."""
+
+from flask.views import MethodView
+
+from service import clock, db
+from service.api import Blueprint
+from service.api.countries import REF_PARAMETER, resolve_country
+from service.api.paging import cache_key, page
+from service.api.rendering import cached, respond
+from service.domain import lookups
+from service.domain.errors import NotFound
+from service.models import StatusChange
+from service.schemas import (
+    ChangeSchema,
+    EntriesQuery,
+    EntrySchema,
+    ListedEntryPage,
+    ListPage,
+    ListSchema,
+    PageQuery,
+    TimeQuery,
+)
+
+blp = Blueprint(
+    "lists",
+    __name__,
+    url_prefix="/v1/lists",
+    description="Control lists (such as EAR country groups), their entries and each entry's history.",
+)
+
+MAX_ID = 2**31 - 1
+
+LIST_PARAMETER = {
+    "in": "path",
+    "name": "list_id",
+    "required": True,
+    "description": "The list's stable id, such as `us-ear-d1`.",
+    "schema": {"type": "string", "minLength": 1},
+}
+CHANGE_PARAMETER = {
+    "in": "path",
+    "name": "change_id",
+    "required": True,
+    "description": "The change's id.",
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+}
+
+_list_page_schema = ListPage()
+_list_schema = ListSchema()
+_entries_page_schema = ListedEntryPage()
+_entry_schema = EntrySchema()
+_change_schema = ChangeSchema()
+
+
+def entry_etag_prefix(document: dict) -> str:
+    """Entry ETags start with the entry's version, which If-Match on writes compares."""
+    return f"v{document['version']}"
+
+
+@blp.route("")
+class Lists(MethodView):
+    @blp.conditional
+    @blp.arguments(PageQuery, location="query", as_kwargs=True)
+    @blp.response(200, ListPage)
+    def get(self, limit, cursor=None):
+        """Every control list the service holds."""
+
+        def build():
+            documents = [lookups.list_document(cl) for cl in lookups.all_lists(db.session())]
+            return page(documents, lambda d: d["id"], limit, cursor)
+
+        return respond(cached(("lists", limit, cache_key(cursor)), build, _list_page_schema))
+
+
+@blp.route("/<list_id>", parameters=[LIST_PARAMETER])
+class ListDetail(MethodView):
+    @blp.conditional
+    @blp.response(200, ListSchema)
+    @blp.problems(404)
+    def get(self, list_id):
+        """One control list: code, authority, legal basis, and whether its membership is complete."""
+        return respond(
+            cached(
+                ("list", list_id),
+                lambda: lookups.list_document(lookups.get_list(db.session(), list_id)),
+                _list_schema,
+            )
+        )
+
+
+@blp.route("/<list_id>/entries", parameters=[LIST_PARAMETER])
+class ListEntries(MethodView):
+    @blp.conditional
+    @blp.arguments(EntriesQuery, location="query", as_kwargs=True)
+    @blp.response(200, ListedEntryPage)
+    @blp.problems(404)
+    def get(self, list_id, limit, cursor=None, as_of=None, known_at=None, status=None):
+        """Countries with a recorded status on the list on `as_of`, by country code."""
+        as_of = as_of or clock.today()
+
+        def build():
+            session = db.session()
+            entries = lookups.list_entries(session, lookups.get_list(session, list_id), as_of, known_at)
+            if status is not None:
+                entries = [e for e in entries if e["status"] == status]
+            return page(entries, lambda e: e["country"]["alpha_2"], limit, cursor)
+
+        key = ("entries", list_id, as_of, known_at, status, limit, cache_key(cursor))
+        return respond(cached(key, build, _entries_page_schema))
+
+
+@blp.route("/<list_id>/entries/<ref>", parameters=[LIST_PARAMETER, REF_PARAMETER])
+class EntryDetail(MethodView):
+    @blp.conditional
+    @blp.arguments(TimeQuery, location="query", as_kwargs=True)
+    @blp.response(200, EntrySchema)
+    @blp.problems(404)
+    def get(self, list_id, ref, as_of=None, known_at=None):
+        """A country's status on one list and its whole history, newest first.
+
+        The ETag starts with the entry's version (`"v3-…"`); send it back as
+        `If-Match` when recording a change to fail fast if someone else wrote first.
+        """
+        country = resolve_country(ref)
+        as_of = as_of or clock.today()
+
+        def build():
+            session = db.session()
+            control_list = lookups.get_list(session, list_id)
+            return lookups.entry_detail(session, control_list, country, as_of, known_at)
+
+        key = ("entry", list_id, country.alpha_2, as_of, known_at)
+        return respond(cached(key, build, _entry_schema, entry_etag_prefix))
+
+
+@blp.route(
+    "/<list_id>/entries/<ref>/changes/<int:change_id>",
+    parameters=[LIST_PARAMETER, REF_PARAMETER, CHANGE_PARAMETER],
+)
+class ChangeDetail(MethodView):
+    @blp.conditional
+    @blp.response(200, ChangeSchema)
+    @blp.problems(404)
+    def get(self, list_id, ref, change_id):
+        """One recorded change, with its sources, actor and request id."""
+        country = resolve_country(ref)
+
+        def build():
+            session = db.session()
+            control_list = lookups.get_list(session, list_id)
+            change = session.get(StatusChange, change_id) if change_id <= MAX_ID else None
+            if (
+                change is None
+                or change.entry.list_id != control_list.id
+                or change.entry.country_code != country.alpha_2
+            ):
+                raise NotFound(f"No change {change_id} on {list_id} for {country.alpha_2}.")
+            return lookups.change_document(change, control_list, country.alpha_2)
+
+        return respond(cached(("change", list_id, country.alpha_2, change_id), build, _change_schema))

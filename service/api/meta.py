@@ -1,0 +1,95 @@
+"""Service endpoints: health, the OpenAPI document, its browsable docs, problem types."""
+
+import yaml
+from flask import current_app, render_template
+from sqlalchemy.exc import SQLAlchemyError
+
+from service import db
+from service.api import Blueprint
+from service.domain.events import current_sequence
+from service.errors import PROBLEM_TYPES, problem
+from service.schemas import HealthSchema
+
+blp = Blueprint("meta", __name__, description="Health, the OpenAPI document and its docs.")
+
+
+@blp.route("/healthz")
+@blp.response(200, HealthSchema)
+@blp.problems(503)
+def healthz():
+    """Whether the service can reach its database."""
+    try:
+        with db.database().engine.connect() as connection:
+            sequence = current_sequence(connection)
+    except SQLAlchemyError:
+        return problem(503, detail="The database is unreachable.", database="unreachable")
+    return {"status": "ok", "database": "ok", "event_sequence": sequence}
+
+
+SPEC_KEY_ORDER = ("openapi", "info", "servers", "tags", "paths", "components")
+
+
+def spec_dict() -> dict:
+    spec = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    return {key: spec[key] for key in SPEC_KEY_ORDER if key in spec} | spec
+
+
+class _SpecDumper(yaml.SafeDumper):
+    """Multi-line text as YAML block scalars, so openapi.yaml reads well."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_SpecDumper.add_representer(str, _represent_str)
+
+
+def spec_yaml() -> str:
+    """openapi.yaml exactly as committed: tests compare the two, so they cannot drift."""
+    return yaml.dump(spec_dict(), Dumper=_SpecDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+@blp.route("/openapi.yaml")
+@blp.doc(
+    summary="The OpenAPI 3.1 document",
+    responses={
+        "200": {
+            "description": "OK",
+            "content": {"application/yaml": {"schema": {"type": "object", "description": "OpenAPI 3.1"}}},
+        }
+    },
+)
+def openapi_yaml():
+    """The OpenAPI 3.1 document describing this API."""
+    text = current_app.extensions.get("exportctl.openapi_yaml")
+    if text is None:
+        text = current_app.extensions["exportctl.openapi_yaml"] = spec_yaml()
+    return current_app.response_class(text, mimetype="application/yaml")
+
+
+@blp.route("/docs")
+@blp.doc(
+    summary="Browsable API documentation",
+    responses={"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+def docs():
+    """Human-readable documentation of every operation, rendered from the OpenAPI document."""
+    return render_template("docs.html", spec=spec_dict(), problems=PROBLEM_TYPES)
+
+
+SLUG_PARAMETER = {"in": "path", "name": "slug", "required": True, "schema": {"type": "string"}}
+
+
+@blp.route("/problems/<slug>", parameters=[SLUG_PARAMETER])
+@blp.doc(
+    summary="A problem type",
+    responses={"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}},
+)
+@blp.problems(404)
+def problem_type(slug):
+    """What a problem `type` means."""
+    if slug not in PROBLEM_TYPES:
+        return problem(404, detail=f"No problem type {slug!r}.")
+    return render_template("problem.html", slug=slug, description=PROBLEM_TYPES[slug])

@@ -1,0 +1,152 @@
+"""The `exportctl` command (a Flask CLI group): database, seeds, server, worker, keys, spec."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from service import db, migrate, seeding
+
+
+def init_app(app: Flask) -> None:
+    # flask-smorest registers its own `openapi` group (JSON or unsorted YAML);
+    # ours writes exactly the document the service serves and tests compare.
+    app.cli.commands.pop("openapi", None)
+    for command in (db_group, seed_command, serve_command, run_command, openapi_group):
+        app.cli.add_command(command)
+
+
+@click.group("db", help="Database schema (Alembic migrations).")
+def db_group():
+    pass
+
+
+@db_group.command("upgrade", help="Apply every migration (creating the SQLite file if needed).")
+@with_appcontext
+def db_upgrade():
+    url = current_app.config["DATABASE_URL"]
+    _ensure_sqlite_directory(url)
+    migrate.upgrade(db.database().engine)
+    click.echo("database at head")
+
+
+@db_group.command("check", help="Fail if the models hold anything the migrations do not.")
+@with_appcontext
+def db_check():
+    migrate.check(current_app.config["DATABASE_URL"])
+    click.echo("models and migrations agree")
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@click.command("seed", help="Load the seed data (idempotent: loading twice changes nothing).")
+@click.option(
+    "--seeds",
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=seeding.DEFAULT_SEEDS,
+    show_default=True,
+)
+@with_appcontext
+def seed_command(directory: Path):
+    with db.database().sessionmaker() as session:
+        report = seeding.load_seeds(session, directory)
+    click.echo(f"seeds loaded: {report}")
+
+
+def _gunicorn_options(host: str, port: int) -> dict:
+    return {
+        "bind": f"{host}:{port}",
+        "workers": int(os.environ.get("EXPORTCTL_WEB_WORKERS", "2")),
+        "worker_class": "gthread",
+        "threads": int(os.environ.get("EXPORTCTL_WEB_THREADS", "4")),
+        "accesslog": "-",
+        "timeout": 60,
+    }
+
+
+def serve(host: str, port: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from service import create_app
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in _gunicorn_options(host, port).items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app()
+
+    Server().run()
+
+
+@click.command("serve", help="Serve the API under gunicorn.")
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000")
+def serve_command(host: str, port: int):
+    serve(host, port)
+
+
+@click.command("run", help="Migrate, seed, start a webhook worker, and serve the API (what `make run` does).")
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000")
+@click.pass_context
+def run_command(ctx: click.Context, host: str, port: int):
+    ctx.invoke(db_upgrade)
+    ctx.invoke(seed_command)
+    worker = _start_worker()
+    try:
+        click.echo(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+        serve(host, port)
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+
+
+def _start_worker():
+    if "worker" not in current_app.cli.commands:
+        return None
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+
+
+@click.group("openapi", help="The OpenAPI document.")
+def openapi_group():
+    pass
+
+
+@openapi_group.command("write", help="Write the OpenAPI document the service serves (YAML).")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("openapi.yaml"))
+@with_appcontext
+def openapi_write(path: Path):
+    from service.api.meta import spec_yaml
+
+    path.write_text(spec_yaml(), encoding="utf-8")
+    click.echo(f"wrote {path}")
+
+
+def main() -> None:
+    from service import create_app
+
+    cli = FlaskGroup(
+        name="exportctl",
+        create_app=lambda: create_app(),
+        add_default_commands=False,
+        add_version_option=False,
+        load_dotenv=False,
+        set_debug_flag=False,
+    )
+    cli.main(prog_name="exportctl")
+
+
+if __name__ == "__main__":
+    main()

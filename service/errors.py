@@ -1,0 +1,182 @@
+"""Every failure becomes an RFC 9457 problem document (`application/problem+json`).
+
+Validation errors are 422 everywhere and carry `errors`: a map from the
+offending field (a dotted path for nested body fields) to its messages.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, current_app, g, json, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from service.domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+# slug -> description, served at /problems/<slug> so problem types resolve.
+PROBLEM_TYPES = {
+    "validation-error": "A query parameter, header or body field is invalid; `errors` names each one.",
+    "malformed-json": "The request body is not well-formed JSON.",
+    "unsupported-media-type": "The request body must be sent as `application/json`.",
+    "payload-too-large": "The request body is larger than the service accepts (64 KiB).",
+    "unknown-country": "No country matches the reference; `suggestions` lists close matches.",
+    "unknown-list": "No control list has this id; `known_lists` lists the ids there are.",
+    "not-found": "Nothing exists at this URL.",
+    "method-not-allowed": "The resource exists but does not support this method; see the Allow header.",
+    "not-acceptable": "The service cannot produce a representation the client accepts.",
+    "illegal-transition": "The status cannot follow the one in force at that date; `allowed` lists what can.",
+    "concurrent-update": "Another writer changed the entry at the same time; read it again and retry.",
+    "conflict": "The request conflicts with the current state of the resource.",
+    "precondition-failed": "If-Match names an older version of the entry: it changed since you read it.",
+    "unauthorized": "Credentials are missing or invalid; send `Authorization: Bearer <key>`.",
+    "forbidden": "The API key's role does not allow this operation.",
+    "idempotency-key-reused": "The Idempotency-Key was already used with a different request.",
+    "idempotency-key-in-flight": "A request with this Idempotency-Key is still in progress; retry shortly.",
+    "rate-limited": "Too many requests; retry after the number of seconds in Retry-After.",
+    "service-unavailable": "The service cannot reach its database right now; retry later.",
+    "internal-error": "The service failed unexpectedly. The request id identifies it in the logs.",
+    "webhook-url-rejected": "The webhook URL is not an allowed target (scheme, or a private address).",
+    "http-error": "An HTTP error without a more specific type.",
+}
+
+_SLUG_BY_STATUS = {
+    400: "malformed-json",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "rate-limited",
+    500: "internal-error",
+    503: "service-unavailable",
+}
+
+
+def problem(
+    status: int,
+    slug: str | None = None,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+):
+    """A problem+json response."""
+    slug = slug or _SLUG_BY_STATUS.get(status, "http-error")
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if request:
+        body["instance"] = request.path
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    response = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict -> {"sources.0.url": ["Not a valid URL."]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out.update(flatten_messages(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_body"] = list(messages)
+    elif isinstance(messages, list):
+        for index, value in enumerate(messages):
+            out.update(flatten_messages(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        out[prefix or "_body"] = [str(messages)]
+    return out
+
+
+_LOCATION_WORDS = {"query": "query parameter", "json": "body field", "headers": "header"}
+
+
+def http_exception_problem(error: HTTPException):
+    status = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() not in ("content-type", "content-length")}
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    if data.get("headers"):
+        headers.update(data["headers"])
+    if status == 400 and isinstance(messages, dict) and "json" in messages:
+        return problem(
+            400,
+            "malformed-json",
+            title="Malformed JSON",
+            detail="The request body is not valid JSON.",
+            headers=headers,
+        )
+    if status == 422 and isinstance(messages, dict):
+        errors: dict[str, list[str]] = {}
+        described = []
+        for location, location_messages in messages.items():
+            flat = flatten_messages(location_messages)
+            errors.update(flat)
+            word = _LOCATION_WORDS.get(location, location)
+            described.extend(f"{word} '{name}'" for name in flat)
+        return problem(
+            422,
+            "validation-error",
+            title="Invalid request",
+            detail="Invalid " + ", ".join(described) + ".",
+            errors=errors,
+            headers=headers,
+        )
+    detail = data.get("message") or error.description
+    extensions = data.get("extensions") or {}
+    return problem(status, data.get("slug"), detail=detail, headers=headers, **extensions)
+
+
+def domain_problem(error: DomainError):
+    return problem(error.status, error.slug, title=error.title, detail=error.detail, **error.extensions)
+
+
+def unavailable_problem(error: OperationalError):
+    log.warning("database unavailable: %s", error.__class__.__name__, exc_info=error)
+    return problem(
+        503,
+        "service-unavailable",
+        detail="The database is unreachable; retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def unexpected_problem(error: Exception):
+    if isinstance(error, HTTPException):
+        return http_exception_problem(error)
+    log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.path,
+        g.get("request_id"),
+        exc_info=error,
+    )
+    return problem(500, "internal-error", detail=InternalServerError.description)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(DomainError, domain_problem)
+    app.register_error_handler(OperationalError, unavailable_problem)
+    app.register_error_handler(Exception, unexpected_problem)
+    # HTTPException is registered by the Api (service.api), which calls
+    # http_exception_problem, so flask-smorest documents the same shape.

@@ -1,0 +1,398 @@
+"""Marshmallow schemas: what the API accepts and returns. The OpenAPI document is built from them."""
+
+import base64
+import binascii
+import json
+from datetime import UTC
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from service.domain.statuses import Answer, Effect, Status
+
+STATUSES = [s.value for s in Status]
+ANSWERS = [a.value for a in Answer]
+EFFECTS = [e.value for e in Effect]
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+
+
+class UTCDateTimeField(fields.DateTime):
+    """RFC 3339 timestamps in UTC, written with a `Z`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class RFC3339Field(fields.AwareDateTime):
+    """An RFC 3339 time with its offset: `2026-02-21T00:00:00Z`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or "T" not in value.upper():
+            raise ma.ValidationError("Not an RFC 3339 date-time (e.g. 2026-02-21T00:00:00Z).")
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+
+
+class StrictDate(fields.Date):
+    """A calendar date written YYYY-MM-DD, nothing else."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, str):  # already ISO 8601, as stored in JSON columns
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or len(value) != 10:
+            raise ma.ValidationError("Not a date in the form YYYY-MM-DD.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Cursor(fields.String):
+    """An opaque keyset cursor: base64url of a small JSON value."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return encode_cursor(value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return decode_cursor(super()._deserialize(value, attr, data, **kwargs))
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ma.ValidationError("Not a cursor this API issued.") from exc
+
+
+def encode_cursor(value) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str):
+    padded = text + "=" * (-len(text) % 4)
+    value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    scalars = (str, int, bool)
+    if isinstance(value, scalars) or (
+        isinstance(value, list) and all(isinstance(item, scalars) for item in value)
+    ):
+        return value
+    raise ValueError("bad cursor")
+
+
+class Schema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+# --- query strings ---------------------------------------------------------------
+
+
+class TimeQuery(Schema):
+    as_of = StrictDate(
+        metadata={
+            "description": "Answer for the status in force on this date (YYYY-MM-DD). Default: today (UTC)."
+        }
+    )
+    known_at = RFC3339Field(
+        metadata={
+            "description": "Answer as the service would have at this moment (RFC 3339): "
+            "changes recorded later are ignored. Default: now."
+        }
+    )
+
+
+class PageQuery(Schema):
+    limit = fields.Integer(
+        load_default=DEFAULT_PAGE,
+        metadata={"description": f"Page size; clamped to 1..{MAX_PAGE}. Default {DEFAULT_PAGE}."},
+    )
+    cursor = Cursor(metadata={"description": "Opaque cursor from a previous page's `next_cursor`."})
+
+    @ma.post_load
+    def clamp(self, data, **_kwargs):
+        data["limit"] = max(1, min(MAX_PAGE, data["limit"]))
+        return data
+
+
+class CountriesQuery(TimeQuery, PageQuery):
+    restricted = fields.Boolean(
+        metadata={"description": "Only countries that restrictions apply to (true) or not (false)."}
+    )
+    pending = fields.Boolean(metadata={"description": "Only countries with (or without) a pending change."})
+
+
+class HistoryQuery(PageQuery):
+    known_at = RFC3339Field(metadata={"description": "Only changes recorded by this moment (RFC 3339)."})
+
+
+class EntriesQuery(TimeQuery, PageQuery):
+    status = fields.String(
+        validate=validate.OneOf(STATUSES),
+        metadata={"description": "Only entries whose status in force is this one."},
+    )
+
+
+# --- documents -------------------------------------------------------------------
+
+
+class SourceSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    publisher = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    url = fields.Url(
+        required=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={"description": "http(s) URL of the source."},
+    )
+    published_on = StrictDate(allow_none=True, load_default=None)
+    citation = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "Formal citation, such as `81 FR 76859`."},
+    )
+
+
+class CountrySchema(Schema):
+    alpha_2 = fields.String(required=True, metadata={"example": "VN"})
+    alpha_3 = fields.String(required=True, metadata={"example": "VNM"})
+    numeric = fields.String(required=True, allow_none=True, metadata={"example": "704"})
+    name = fields.String(
+        required=True, metadata={"description": "Common English name.", "example": "Vietnam"}
+    )
+    iso_name = fields.String(
+        required=True, metadata={"description": "ISO 3166-1 name.", "example": "Viet Nam"}
+    )
+    official_name = fields.String(required=True, allow_none=True)
+    note = fields.String(required=True, allow_none=True)
+
+
+class ListRefSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "us-ear-d1"})
+    code = fields.String(required=True, metadata={"example": "D:1"})
+    name = fields.String(required=True)
+    jurisdiction = fields.String(required=True, metadata={"example": "US"})
+    effect = fields.String(required=True, validate=validate.OneOf(EFFECTS))
+
+
+class TreatmentSchema(Schema):
+    country = fields.String(required=True, metadata={"example": "HK"})
+    treated_as = fields.String(required=True, metadata={"example": "CN"})
+    effective_on = fields.Date(required=True)
+    recorded_at = UTCDateTimeField(required=True)
+    note = fields.String(required=True, allow_none=True)
+    sources = fields.List(fields.Nested(SourceSchema), required=True)
+
+
+class ListLinksSchema(Schema):
+    self = fields.String(required=True)
+    entries = fields.String(required=True)
+
+
+class ListSchema(ListRefSchema):
+    authority = fields.String(required=True)
+    legal_basis = fields.String(required=True)
+    url = fields.String(required=True)
+    restrictive = fields.Boolean(required=True)
+    membership_complete = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "If true, a country absent from the list is `not_listed`; otherwise `unknown`."
+        },
+    )
+    membership_complete_from = fields.Date(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Absence proves `not_listed` only on or after this date."},
+    )
+    description = fields.String(required=True, allow_none=True)
+    sources = fields.List(fields.Nested(SourceSchema), required=True)
+    treatments = fields.List(
+        fields.Nested(TreatmentSchema),
+        required=True,
+        metadata={"description": "Countries that take another's status on this list (Hong Kong as China)."},
+    )
+    recorded_at = UTCDateTimeField(required=True)
+    updated_at = UTCDateTimeField(required=True)
+    links = fields.Nested(ListLinksSchema, required=True)
+
+
+class PendingSchema(Schema):
+    announced_on = fields.Date(required=True, allow_none=True)
+    expected_effective_on = fields.Date(required=True, allow_none=True)
+
+
+class EntryLinksSchema(Schema):
+    entry = fields.String(required=True)
+
+
+class StandingSchema(Schema):
+    """A country's status on one list."""
+
+    list = fields.Nested(ListRefSchema, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(ANSWERS))
+    treated_as = fields.Nested(
+        TreatmentSchema,
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Set when the country takes another's status on this list; "
+            "the rest of the answer describes that one."
+        },
+    )
+    restrictions_apply = fields.Boolean(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "True while listed or pending removal on a restrictive list; null when unknown."
+        },
+    )
+    basis = fields.String(
+        required=True,
+        validate=validate.OneOf(["recorded_change", "absent_from_complete_list", "no_data"]),
+        metadata={"description": "Why the service gives this status."},
+    )
+    since = fields.Date(
+        required=True,
+        allow_none=True,
+        metadata={"description": "When this status took effect; null if in force since an unrecorded date."},
+    )
+    pending = fields.Nested(PendingSchema, required=True, allow_none=True)
+    effective_on = fields.Date(required=True, allow_none=True)
+    recorded_at = UTCDateTimeField(required=True, allow_none=True)
+    change_id = fields.Integer(required=True, allow_none=True)
+    note = fields.String(required=True, allow_none=True)
+    sources = fields.List(fields.Nested(SourceSchema), required=True)
+    links = fields.Nested(EntryLinksSchema, required=True)
+
+
+class CountryStatusSchema(Schema):
+    country = fields.Nested(CountrySchema, required=True)
+    as_of = fields.Date(required=True)
+    known_at = UTCDateTimeField(required=True, allow_none=True)
+    restrictions_apply = fields.Boolean(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Restrictions apply on at least one list; null if none do but some are unknown."
+        },
+    )
+    pending = fields.Boolean(
+        required=True, metadata={"description": "A change is pending on at least one list."}
+    )
+    entries = fields.List(fields.Nested(StandingSchema), required=True)
+
+
+class PendingItemSchema(PendingSchema):
+    list_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+
+class SelfLinkSchema(Schema):
+    self = fields.String(required=True)
+
+
+class CountryOverviewSchema(Schema):
+    country = fields.Nested(CountrySchema, required=True)
+    restrictions_apply = fields.Boolean(required=True, allow_none=True)
+    restricting_lists = fields.List(fields.String(), required=True)
+    pending = fields.List(fields.Nested(PendingItemSchema), required=True)
+    unknown_lists = fields.List(fields.String(), required=True)
+    links = fields.Nested(SelfLinkSchema, required=True)
+
+
+class ChangeLinksSchema(Schema):
+    self = fields.String(required=True)
+    entry = fields.String(required=True)
+
+
+class ChangeSchema(Schema):
+    id = fields.Integer(required=True)
+    list = fields.Nested(ListRefSchema, required=True)
+    country = fields.Nested(CountrySchema, required=True)
+    from_status = fields.String(required=True, allow_none=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    restrictions_apply = fields.Boolean(required=True)
+    effective_on = fields.Date(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Legal date; for a pending status, the announcement date. Null: unrecorded."
+        },
+    )
+    expected_effective_on = fields.Date(required=True, allow_none=True)
+    recorded_at = UTCDateTimeField(required=True)
+    note = fields.String(required=True, allow_none=True)
+    sources = fields.List(fields.Nested(SourceSchema), required=True)
+    actor = fields.String(required=True, allow_none=True)
+    request_id = fields.String(required=True, allow_none=True)
+    links = fields.Nested(ChangeLinksSchema, required=True)
+
+
+class EntrySchema(StandingSchema):
+    country = fields.Nested(CountrySchema, required=True)
+    as_of = fields.Date(required=True)
+    known_at = UTCDateTimeField(required=True, allow_none=True)
+    version = fields.Integer(
+        required=True, metadata={"description": "Bumped by every change; the ETag carries it."}
+    )
+    history = fields.List(fields.Nested(ChangeSchema), required=True)
+
+
+class ListedEntrySchema(StandingSchema):
+    country = fields.Nested(CountrySchema, required=True)
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "next_cursor": fields.String(
+                required=True,
+                allow_none=True,
+                metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
+            ),
+        },
+    )
+
+
+CountryOverviewPage = page_schema(CountryOverviewSchema, "CountryOverviewPage")
+ListPage = page_schema(ListSchema, "ListPage")
+ListedEntryPage = page_schema(ListedEntrySchema, "ListedEntryPage")
+ChangePage = page_schema(ChangeSchema, "ChangePage")
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
+    database = fields.String(required=True, validate=validate.OneOf(["ok", "unreachable"]))
+    event_sequence = fields.Integer(required=True, allow_none=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True, metadata={"example": "/problems/validation-error"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    instance = fields.String()
+    request_id = fields.String()
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Field (dotted path) to messages, for invalid input."},
+    )
+
+    class Meta:
+        unknown = ma.INCLUDE
