@@ -1,0 +1,313 @@
+"""GET /v1/countries...: lookups by country, on a date, as known at a moment."""
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+def entries_by_list(document):
+    return {e["list"]["id"]: e for e in document["entries"]}
+
+
+def test_vietnam_today_is_pending_removal_from_d1_and_d3_with_sources(client):
+    response = client.get("/v1/countries/VN")
+
+    assert response.status_code == 200
+    document = response.get_json()
+    assert document["country"]["alpha_2"] == "VN"
+    assert document["restrictions_apply"] is True
+    assert document["pending"] is True
+    entries = entries_by_list(document)
+    for list_id in ("us-ear-d1", "us-ear-d3"):
+        entry = entries[list_id]
+        assert entry["status"] == "pending_removal"
+        assert entry["restrictions_apply"] is True
+        assert entry["since"] == "2026-02-20"
+        assert entry["pending"] == {"announced_on": "2026-02-20", "expected_effective_on": None}
+        publishers = {s["publisher"] for s in entry["sources"]}
+        assert {"VTC News", "RIA Novosti", "Caliber.az", "Kashmirie"} <= publishers
+        titles = {s["title"] for s in entry["sources"]}
+        assert "Trump signals easing of US tech curbs on Vietnam" in titles
+        assert "No rule has been published" in entry["note"]
+    assert entries["us-ear-d5"]["status"] == "removed"
+    assert entries["us-ear-d5"]["restrictions_apply"] is False
+    assert entries["us-ear-d2"]["status"] == "not_listed"
+    assert entries["us-ear-e1"]["status"] == "not_listed"
+
+
+def test_vietnam_before_the_announcement_is_listed(client):
+    entries = entries_by_list(client.get("/v1/countries/VN?as_of=2026-02-19").get_json())
+
+    assert entries["us-ear-d1"]["status"] == "listed"
+    assert entries["us-ear-d1"]["since"] is None  # in force since an unrecorded date
+    assert entries["us-ear-d1"]["pending"] is None
+    assert entries["us-ear-d3"]["status"] == "listed"
+
+
+@pytest.mark.parametrize(
+    ("as_of", "status", "restrictions"),
+    [
+        ("2016-11-03", "listed", True),
+        ("2016-11-04", "removed", False),
+        ("2016-11-05", "removed", False),
+    ],
+)
+def test_vietnam_d5_around_its_2016_removal(client, as_of, status, restrictions):
+    entry = entries_by_list(client.get(f"/v1/countries/VN?as_of={as_of}").get_json())["us-ear-d5"]
+
+    assert entry["status"] == status
+    assert entry["restrictions_apply"] is restrictions
+    citations = {s["citation"] for s in entry["sources"]}
+    assert "81 FR 76859 (FR Doc 2016-26535)" in citations
+
+
+def test_an_unrecorded_start_answers_for_every_earlier_date(client):
+    entry = entries_by_list(client.get("/v1/countries/VN?as_of=1990-01-01").get_json())["us-ear-d5"]
+
+    assert entry["status"] == "listed"
+    assert entry["since"] is None
+
+
+@pytest.mark.parametrize(
+    "ref", ["VN", "vn", "vnm", "VNM", "704", "Viet Nam", "Vietnam", "viet%20nam", "VIETNAM"]
+)
+def test_every_kind_of_reference_reaches_vietnam(client, ref):
+    response = client.get(f"/v1/countries/{ref}")
+
+    assert response.status_code == 200
+    assert response.get_json()["country"]["alpha_2"] == "VN"
+
+
+def test_france_has_no_restriction(client):
+    document = client.get("/v1/countries/FR").get_json()
+
+    assert document["restrictions_apply"] is False
+    assert document["pending"] is False
+    entries = entries_by_list(document)
+    for list_id in ("us-ear-d1", "us-ear-d3", "us-ear-d5", "us-ear-e1", "us-ear-e2"):
+        assert entries[list_id]["status"] == "not_listed"
+        assert entries[list_id]["basis"] == "absent_from_complete_list"
+        assert entries[list_id]["sources"], "not_listed cites the list's membership source"
+    assert entries["us-ear-a1"]["status"] == "listed"
+
+
+def test_absence_before_the_table_date_is_unknown_not_not_listed(client):
+    document = client.get("/v1/countries/FR?as_of=2020-01-01").get_json()
+
+    entries = entries_by_list(document)
+    assert entries["us-ear-d1"]["status"] == "unknown"
+    assert entries["us-ear-d1"]["restrictions_apply"] is None
+    assert entries["us-ear-d1"]["basis"] == "no_data"
+    assert document["restrictions_apply"] is None
+
+
+def test_an_incomplete_list_answers_unknown_for_absent_countries(client):
+    entry = entries_by_list(client.get("/v1/countries/VN").get_json())["us-ear-b"]
+
+    assert entry["status"] == "unknown"
+    assert "not known to be complete" in entry["note"]
+
+
+def test_known_at_answers_as_the_service_would_have_then(client):
+    before = entries_by_list(client.get("/v1/countries/VN?known_at=2026-02-20T23:59:59Z").get_json())
+    after = entries_by_list(client.get("/v1/countries/VN?known_at=2026-02-21T00:00:00Z").get_json())
+
+    assert before["us-ear-d1"]["status"] == "unknown"  # nothing about D:1 was on record yet
+    assert after["us-ear-d1"]["status"] == "pending_removal"
+
+
+def test_known_at_accepts_offsets(client):
+    document = client.get("/v1/countries/VN?known_at=2026-02-21T07:00:00%2B07:00").get_json()
+
+    assert document["known_at"] == "2026-02-21T00:00:00Z"
+    assert entries_by_list(document)["us-ear-d1"]["status"] == "pending_removal"
+
+
+def test_hong_kong_takes_chinas_ear_groups_since_2020_12_23(client):
+    after = entries_by_list(client.get("/v1/countries/HK").get_json())
+    before = entries_by_list(client.get("/v1/countries/HK?as_of=2020-12-22").get_json())
+
+    assert after["us-ear-d1"]["status"] == "listed"
+    assert after["us-ear-d1"]["restrictions_apply"] is True
+    assert after["us-ear-d1"]["treated_as"]["treated_as"] == "CN"
+    assert (
+        after["us-ear-d1"]["treated_as"]["sources"][0]["url"]
+        == "https://www.federalregister.gov/d/2020-28101"
+    )
+    assert before["us-ear-d1"]["status"] == "unknown"
+
+
+def test_unknown_country_is_a_404_problem(client):
+    response = client.get("/v1/countries/XX")
+
+    assert response.status_code == 404
+    assert response.content_type == PROBLEM
+    problem = response.get_json()
+    assert problem["type"] == "/problems/unknown-country"
+    assert problem["status"] == 404
+    assert "XX" in problem["detail"]
+
+
+def test_a_misspelt_country_suggests_close_matches(client):
+    problem = client.get("/v1/countries/Vietnm").get_json()
+
+    assert [s["alpha_2"] for s in problem["suggestions"]] == ["VN"]
+    assert problem["suggestions"][0]["href"] == "/v1/countries/VN"
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("as_of=yesterday", "as_of"),
+        ("as_of=2026-13-01", "as_of"),
+        ("as_of=2026-2-1", "as_of"),
+        ("as_of=2026-02-19T00:00:00Z", "as_of"),
+        ("as_of=", "as_of"),
+        ("known_at=2026-02-21", "known_at"),
+        ("known_at=2026-02-21T00:00:00", "known_at"),
+        ("known_at=now", "known_at"),
+        ("asof=2026-01-01", "asof"),
+    ],
+)
+def test_bad_query_parameters_are_422_problems_naming_the_parameter(client, query, parameter):
+    response = client.get(f"/v1/countries/VN?{query}")
+
+    assert response.status_code == 422
+    assert response.content_type == PROBLEM
+    problem = response.get_json()
+    assert problem["type"] == "/problems/validation-error"
+    assert list(problem["errors"]) == [parameter]
+    assert parameter in problem["detail"]
+
+
+def test_lookup_sends_an_etag_and_answers_if_none_match_with_304(client):
+    first = client.get("/v1/countries/VN")
+    etag = first.headers["ETag"]
+
+    again = client.get("/v1/countries/VN", headers={"If-None-Match": etag})
+    other = client.get("/v1/countries/VN", headers={"If-None-Match": '"stale"'})
+
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == etag
+    assert other.status_code == 200
+
+
+def test_different_dates_have_different_etags(client):
+    today = client.get("/v1/countries/VN").headers["ETag"]
+    earlier = client.get("/v1/countries/VN?as_of=2026-02-19").headers["ETag"]
+
+    assert today != earlier
+
+
+def test_overview_pages_through_every_country_once(client):
+    seen, cursor = [], None
+    while True:
+        query = "limit=60" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/v1/countries?{query}").get_json()
+        seen.extend(item["country"]["alpha_2"] for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert len(seen) == len(set(seen)) == 250
+    assert seen == sorted(seen)
+
+
+@pytest.mark.parametrize(("limit", "expected"), [("0", 1), ("-5", 1), ("3", 3), ("100000", 250)])
+def test_overview_limit_is_clamped(client, limit, expected):
+    page = client.get(f"/v1/countries?limit={limit}").get_json()
+
+    assert len(page["items"]) == expected
+
+
+def test_overview_summarises_restrictions_and_pending_changes(client):
+    items = {i["country"]["alpha_2"]: i for i in client.get("/v1/countries?limit=500").get_json()["items"]}
+
+    assert items["VN"]["restrictions_apply"] is True
+    assert items["VN"]["restricting_lists"] == ["us-ear-d1", "us-ear-d3"]
+    assert {p["list_id"] for p in items["VN"]["pending"]} == {"us-ear-d1", "us-ear-d3"}
+    assert items["FR"]["restrictions_apply"] is False
+    assert items["FR"]["pending"] == []
+
+
+def test_overview_filters_restricted_and_pending(client):
+    restricted = client.get("/v1/countries?restricted=true&limit=500").get_json()["items"]
+    pending = client.get("/v1/countries?pending=true").get_json()["items"]
+
+    codes = {i["country"]["alpha_2"] for i in restricted}
+    assert {"VN", "CN", "RU", "IR", "KP", "HK"} <= codes
+    assert "FR" not in codes
+    assert [i["country"]["alpha_2"] for i in pending] == ["VN"]
+
+
+@pytest.mark.parametrize("cursor", ["garbage!", "eyJhIjoxfQ", "W1tdXQ", "bnVsbA"])
+def test_a_bad_cursor_is_a_422_naming_cursor(client, cursor):
+    response = client.get(f"/v1/countries?cursor={cursor}")
+
+    assert response.status_code == 422
+    assert "cursor" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(("query", "parameter"), [("limit=ten", "limit"), ("restricted=maybe", "restricted")])
+def test_overview_bad_parameters(client, query, parameter):
+    response = client.get(f"/v1/countries?{query}")
+
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == [parameter]
+
+
+def test_history_is_newest_first_with_sources(client):
+    history = client.get("/v1/countries/VN/history").get_json()["items"]
+
+    keys = [(h["effective_on"] or "", h["list"]["id"], h["status"]) for h in history]
+    assert set(keys[:2]) == {
+        ("2026-02-20", "us-ear-d1", "pending_removal"),
+        ("2026-02-20", "us-ear-d3", "pending_removal"),
+    }
+    assert keys[2] == ("2016-11-04", "us-ear-d5", "removed")
+    assert {h["status"] for h in history[3:]} == {"listed"}
+    assert all(h["sources"] for h in history)
+    assert history[2]["from_status"] == "listed"
+
+
+def test_history_pages_and_respects_known_at(client):
+    first = client.get("/v1/countries/VN/history?limit=2").get_json()
+    rest = client.get(f"/v1/countries/VN/history?cursor={first['next_cursor']}").get_json()
+    known_then = client.get("/v1/countries/VN/history?known_at=2020-01-01T00:00:00Z").get_json()
+
+    assert len(first["items"]) == 2
+    assert len(first["items"]) + len(rest["items"]) == 6
+    assert rest["next_cursor"] is None
+    assert [h["status"] for h in known_then["items"]] == ["removed", "listed"]
+
+
+def test_history_of_an_unknown_country_is_a_404_problem(client):
+    response = client.get("/v1/countries/Narnia/history")
+
+    assert response.status_code == 404
+    assert response.content_type == PROBLEM
+
+
+def test_wrong_method_is_a_405_problem_with_allow(client):
+    response = client.delete("/v1/countries/VN")
+
+    assert response.status_code == 405
+    assert response.content_type == PROBLEM
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unknown_path_is_a_404_problem(client):
+    response = client.get("/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response.content_type == PROBLEM
+    assert response.get_json()["type"] == "/problems/not-found"
+
+
+def test_request_id_is_echoed_or_generated(client):
+    given = client.get("/v1/countries/VN", headers={"X-Request-ID": "trace-123"})
+    generated = client.get("/v1/countries/VN")
+
+    assert given.headers["X-Request-ID"] == "trace-123"
+    assert len(generated.headers["X-Request-ID"]) == 32

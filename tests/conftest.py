@@ -1,0 +1,91 @@
+"""Fixtures: an app on a fresh database per test, on SQLite and (with TEST_DATABASE_URL) PostgreSQL."""
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from service import clock, create_app, db
+from tests.databases import PostgresTemplates, SQLiteTemplates
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+# Tests run at a fixed moment, whatever the machine's date.
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    fake = Clock(NOW)
+    monkeypatch.setattr(clock, "utcnow", fake)
+    return fake
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory):
+    found = {"sqlite": SQLiteTemplates(tmp_path_factory.mktemp("sqlite"))}
+    if "postgresql" in BACKENDS:
+        found["postgresql"] = PostgresTemplates(os.environ["TEST_DATABASE_URL"])
+    yield found
+    if "postgresql" in found:
+        found["postgresql"].close()
+
+
+def _database(request, templates, seeded: bool):
+    factory = templates[request.param]
+    url = factory.create(seeded=seeded)
+    yield url
+    factory.drop(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, templates):
+    """A fresh, migrated and seeded database."""
+    yield from _database(request, templates, seeded=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request, templates):
+    """A fresh, migrated database with no data."""
+    yield from _database(request, templates, seeded=False)
+
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
+    "WEBHOOK_RETRY_SCHEDULE": "0s,0s,0s",
+    "WEBHOOK_RETRY_JITTER": 0.0,
+}
+
+
+def make_app(database_url: str, **overrides):
+    return create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **overrides})
+
+
+@pytest.fixture
+def app(database_url):
+    app = make_app(database_url)
+    yield app
+    db_state = app.extensions["exportctl.db"]
+    db_state.engine.dispose()
+
+
+@pytest.fixture
+def session(app):
+    """A session on the app's database, for assertions beside the HTTP API."""
+    with app.app_context(), db.database().sessionmaker() as s:
+        yield s
