@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 
 from flask import Flask
 
@@ -10,19 +11,23 @@ from service.config import load_config, normalise
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app. `config` overrides the environment (tests pass a mapping)."""
-    from service import api, cli, db, errors
+    from service import api, auth, cli, db, errors, ratelimit
     from service.api import rendering
 
     app = Flask(__name__)
     app.config.update(load_config())
     app.config.update(normalise(config or {}))
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    if app.config["IDEMPOTENCY_TTL"] < timedelta(hours=24):
+        raise ValueError("IDEMPOTENCY_TTL must keep Idempotency-Keys for at least 24 hours")
     app.json.sort_keys = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
     errors.init_app(app)
     rendering.init_app(app)
+    ratelimit.init_app(app)
     api.init_app(app)
+    auth.init_app(app)
     cli.init_app(app)
     return app

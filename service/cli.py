@@ -11,13 +11,15 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from service import db, migrate, seeding
+from service.domain import keys
+from service.domain.errors import DomainError
 
 
 def init_app(app: Flask) -> None:
     # flask-smorest registers its own `openapi` group (JSON or unsorted YAML);
     # ours writes exactly the document the service serves and tests compare.
     app.cli.commands.pop("openapi", None)
-    for command in (db_group, seed_command, serve_command, run_command, openapi_group):
+    for command in (db_group, seed_command, serve_command, run_command, openapi_group, keys_group):
         app.cli.add_command(command)
 
 
@@ -132,6 +134,54 @@ def openapi_write(path: Path):
 
     path.write_text(spec_yaml(), encoding="utf-8")
     click.echo(f"wrote {path}")
+
+
+@click.group("keys", help="API keys: create (shown once), list (no secrets), revoke.")
+def keys_group():
+    pass
+
+
+@keys_group.command("create", help="Create a key and print it once; only its hash is stored.")
+@click.option("--name", required=True, help="Who or what uses the key; recorded as the actor of its writes.")
+@click.option("--role", type=click.Choice(["reader", "editor", "admin"]), required=True)
+@with_appcontext
+def keys_create(name: str, role: str):
+    with db.database().sessionmaker() as session:
+        try:
+            record, secret = keys.create_key(session, name, keys.Role.named(role))
+            session.commit()
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+    click.echo(secret)
+    click.echo(
+        f"Key {record.id} {name!r} ({role}) created. Store it now: it cannot be shown again.", err=True
+    )
+
+
+@keys_group.command("list", help="List keys, without secrets.")
+@with_appcontext
+def keys_list():
+    with db.database().sessionmaker() as session:
+        rows = keys.list_keys(session)
+    click.echo(f"{'id':>4}  {'name':<24} {'role':<7} {'prefix':<12} {'created':<20} revoked")
+    for row in rows:
+        click.echo(
+            f"{row.id:>4}  {row.name:<24} {row.role:<7} {row.prefix + '…':<12} "
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.revoked_at or '-'}"
+        )
+
+
+@keys_group.command("revoke", help="Revoke a key by name or id; it stops working at once.")
+@click.argument("name_or_id")
+@with_appcontext
+def keys_revoke(name_or_id: str):
+    with db.database().sessionmaker() as session:
+        try:
+            record = keys.revoke_key(session, name_or_id)
+            session.commit()
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+    click.echo(f"Key {record.id} {record.name!r} revoked.")
 
 
 def main() -> None:

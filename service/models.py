@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -178,3 +179,52 @@ class Treatment(Base):
     recorded_at: Mapped[datetime]
     note: Mapped[str | None] = mapped_column(Text)
     sources: Mapped[list[Any]]
+
+
+ROLES = ["reader", "editor", "admin"]
+
+
+class ApiKey(Base):
+    """An API key. Only its SHA-256 is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        # A name may be reused once the key that held it is revoked.
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyRecord(Base):
+    """The response to a POST made with an Idempotency-Key, replayed when the POST is retried."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "key"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(2000))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response_body: Mapped[str] = mapped_column(Text)
+    response_headers: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

@@ -69,6 +69,7 @@ TEST_CONFIG = {
     "WEBHOOK_ALLOW_PRIVATE_TARGETS": True,
     "WEBHOOK_RETRY_SCHEDULE": "0s,0s,0s",
     "WEBHOOK_RETRY_JITTER": 0.0,
+    "WRITE_RATE_LIMIT": "100000 per minute",
 }
 
 
@@ -89,3 +90,46 @@ def session(app):
     """A session on the app's database, for assertions beside the HTTP API."""
     with app.app_context(), db.database().sessionmaker() as s:
         yield s
+
+
+def create_key(app, name: str, role: str) -> str:
+    """Create a key through the CLI, as a user would; returns the printed secret."""
+    result = app.test_cli_runner().invoke(args=["keys", "create", "--name", name, "--role", role])
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def editor(app):
+    return {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+
+
+@pytest.fixture
+def admin(app):
+    return {"Authorization": f"Bearer {create_key(app, 'root', 'admin')}"}
+
+
+@pytest.fixture
+def reader(app):
+    return {"Authorization": f"Bearer {create_key(app, 'rita', 'reader')}"}
+
+
+def a_source(**overrides):
+    return {
+        "title": "Revision of Country Group D entries for Vietnam",
+        "publisher": "Bureau of Industry and Security",
+        "url": "https://www.federalregister.gov/d/2026-99999",
+        "published_on": "2026-11-20",
+        "citation": "91 FR 99999",
+        **overrides,
+    }
+
+
+def a_change(**overrides):
+    return {
+        "status": "removed",
+        "effective_on": "2026-11-20",
+        "note": "Final rule removes Vietnam from D:1.",
+        "sources": [a_source()],
+        **overrides,
+    }

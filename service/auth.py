@@ -1,0 +1,105 @@
+"""Bearer API keys on requests: who is calling, and whether their role allows it.
+
+Reads are public unless READS_REQUIRE_KEY is set; writes need an editor key,
+list administration an admin key. Missing or bad credentials: 401 with
+WWW-Authenticate; a role too low: 403.
+"""
+
+from functools import wraps
+
+from flask import Flask, current_app, g, request
+
+from service import db
+from service.domain.keys import Principal, Role, authenticate
+from service.errors import problem
+
+REALM = 'Bearer realm="exportctl"'
+
+
+def current_principal() -> Principal | None:
+    """The request's principal (None if no credentials were sent). Raises nothing."""
+    if "principal" not in g:
+        g.principal = None
+        g.bad_credentials = False
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, secret = header.partition(" ")
+            principal = None
+            if scheme.lower() == "bearer" and secret.strip():
+                principal = authenticate(db.session(), secret.strip())
+            g.principal = principal
+            g.bad_credentials = principal is None
+    return g.principal
+
+
+def _unauthorized():
+    if g.get("bad_credentials"):
+        return problem(
+            401,
+            "unauthorized",
+            title="Unauthorized",
+            detail="The API key is not valid (unknown, revoked or malformed).",
+            headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+        )
+    return problem(
+        401,
+        "unauthorized",
+        title="Unauthorized",
+        detail="This operation needs an API key: send `Authorization: Bearer <key>`.",
+        headers={"WWW-Authenticate": REALM},
+    )
+
+
+def check(role: Role):
+    """None if the request may proceed with `role`, else the 401/403 problem response."""
+    principal = current_principal()
+    if principal is None:
+        return _unauthorized()
+    if not principal.may(role):
+        return problem(
+            403,
+            "forbidden",
+            title="Forbidden",
+            detail=f"This operation needs a {role.label} key; "
+            f"{principal.name!r} is a {principal.role.label} key.",
+        )
+    return None
+
+
+def requires(role: Role):
+    """View decorator: the caller needs at least `role`."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            refusal = check(role)
+            if refusal is not None:
+                return refusal
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _guard_reads():
+    if not current_app.config["READS_REQUIRE_KEY"] or request.method not in ("GET", "HEAD"):
+        return None
+    if request.endpoint in _PUBLIC_ENDPOINTS:
+        return None
+    return check(Role.READER)
+
+
+# Always public: health checks and the API's own description.
+_PUBLIC_ENDPOINTS = {"meta.healthz", "meta.openapi_yaml", "meta.docs", "meta.problem_type"}
+
+
+def _forget_principal(_exc: BaseException | None) -> None:
+    g.pop("principal", None)
+    g.pop("bad_credentials", None)
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_request(_forget_principal)
+    if app.config["READS_REQUIRE_KEY"]:
+        app.before_request(_guard_reads)

@@ -1,0 +1,47 @@
+"""Write rate limits per API key, with the `limits` library (a moving window).
+
+Storage comes from RATELIMIT_STORAGE_URI: `memory://` (per process, the
+default) or `redis://host:6379` so several gunicorn workers share one budget.
+"""
+
+import math
+import time
+
+from flask import Flask, current_app
+from limits import parse, storage, strategies
+
+from service.errors import problem
+
+
+class WriteLimiter:
+    def __init__(self, storage_uri: str, limit: str):
+        self.limit = parse(limit)
+        self.strategy = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+
+    def retry_after(self, key: str) -> int | None:
+        """Record one write for `key`; None if allowed, else seconds until it would be."""
+        if self.strategy.hit(self.limit, "writes", key):
+            return None
+        reset = self.strategy.get_window_stats(self.limit, "writes", key).reset_time
+        return max(1, math.ceil(reset - time.time()))
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["exportctl.ratelimit"] = WriteLimiter(
+        app.config["RATELIMIT_STORAGE_URI"], app.config["WRITE_RATE_LIMIT"]
+    )
+
+
+def check_write_limit(key: str):
+    """None if this write may proceed, else a 429 problem with Retry-After."""
+    limiter: WriteLimiter = current_app.extensions["exportctl.ratelimit"]
+    retry_after = limiter.retry_after(key)
+    if retry_after is None:
+        return None
+    return problem(
+        429,
+        "rate-limited",
+        title="Too many requests",
+        detail=f"This key may make {limiter.limit} writes; retry in {retry_after} s.",
+        headers={"Retry-After": str(retry_after)},
+    )
