@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -76,11 +76,24 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
 
+def begin_write(session: Session) -> None:
+    """Start a write transaction that reads a consistent, current state.
+
+    PostgreSQL: nothing to do (writers lock the rows they change with FOR UPDATE).
+    SQLite: take the database's write lock up front (BEGIN IMMEDIATE), so what
+    the transaction reads cannot change under it before it writes.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
 def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["exportctl.db"] = Database(
         engine=engine, sessionmaker=sessionmaker(engine, expire_on_commit=False)
     )
+    # Per request, not per app context: a test's pushed app context spans many requests.
+    app.teardown_request(_close_session)
     app.teardown_appcontext(_close_session)
 
 

@@ -3,12 +3,42 @@
 import base64
 import binascii
 import json
+import re
 from datetime import UTC
+from urllib.parse import urlsplit
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from service.domain.statuses import Answer, Effect, Status
+
+# An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
+_URI_CHARS = r"-A-Za-z0-9._~!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_HOST = rf"(?:[{_URI_CHARS}]|{_PCT})+|\[[0-9A-Fa-f:.]+\]"
+_PATH = rf"(?:/(?:[{_URI_CHARS}:@]|{_PCT})*)*"
+_QUERY = rf"(?:[{_URI_CHARS}:@/?]|{_PCT})*"
+HTTP_URL_PATTERN = rf"^https?://(?:{_HOST})(?::[0-9]{{1,5}})?{_PATH}(?:\?{_QUERY})?(?:#{_QUERY})?$"
+
+
+class HttpUrl(fields.String):
+    """An absolute http(s) URL with a host. Other schemes (ftp:, javascript:) are refused."""
+
+    def __init__(self, **kwargs):
+        metadata = {"format": "uri", "pattern": HTTP_URL_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(validate=validate.Length(max=2000), metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parts = urlsplit(text)
+            valid = bool(re.fullmatch(HTTP_URL_PATTERN, text) and parts.hostname) and parts.port != 0
+        except ValueError:  # a port out of range, a malformed IPv6 address
+            valid = False
+        if not valid:
+            raise ma.ValidationError("Not an http(s) URL with a host.")
+        return text
+
 
 STATUSES = [s.value for s in Status]
 ANSWERS = [a.value for a in Answer]
@@ -146,13 +176,7 @@ class EntriesQuery(TimeQuery, PageQuery):
 class SourceSchema(Schema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=500))
     publisher = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    url = fields.Url(
-        required=True,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=validate.Length(max=2000),
-        metadata={"description": "http(s) URL of the source."},
-    )
+    url = HttpUrl(required=True, metadata={"description": "http(s) URL of the source."})
     published_on = StrictDate(allow_none=True, load_default=None)
     citation = fields.String(
         allow_none=True,
@@ -396,3 +420,120 @@ class ProblemSchema(Schema):
 
     class Meta:
         unknown = ma.INCLUDE
+
+
+# --- writes ----------------------------------------------------------------------
+
+LIST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
+_ENTRY_TAG = r'"v[0-9]{1,10}(-[0-9a-f]{1,64})?"'
+IF_MATCH_PATTERN = rf"^(\*|{_ENTRY_TAG}( *, *{_ENTRY_TAG})*)$"
+SHORT_TEXT = validate.Length(min=1, max=200)
+
+
+class WriteHeaders(Schema):
+    """Request headers of a write (documented here; unknown headers are ignored)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=[
+            validate.Length(min=1, max=255),
+            validate.Regexp(r"^[\x21-\x7e]+$", error="Printable ASCII without spaces."),
+        ],
+        metadata={
+            "description": "Makes a retried POST safe: the same key with the same body returns the "
+            "original response and records nothing new; with a different body, a 422. Kept 48 hours."
+        },
+    )
+
+
+class ConditionalWriteHeaders(WriteHeaders):
+    if_match = fields.String(
+        data_key="If-Match",
+        validate=validate.Regexp(
+            IF_MATCH_PATTERN, error='An entry ETag ("v3-…" or "v3"), a list of them, or *.'
+        ),
+        metadata={
+            "description": 'The entry\'s ETag from GET (`"v3-…"`, or just `"v3"`): the change is '
+            "recorded only if the entry is still at that version, else 412. `*`: the entry must exist."
+        },
+    )
+
+
+class ChangeCreateSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    effective_on = StrictDate(
+        required=True,
+        metadata={
+            "description": "Legal date the status takes effect; for a pending status, the announcement "
+            "date. May be backdated to correct the record."
+        },
+    )
+    expected_effective_on = StrictDate(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "For a pending status: when it is expected to take effect, if known."},
+    )
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    sources = fields.List(
+        fields.Nested(SourceSchema),
+        required=True,
+        validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources."),
+    )
+
+
+class EntryStateSchema(StandingSchema):
+    country = fields.Nested(CountrySchema, required=True)
+    as_of = fields.Date(required=True)
+    version = fields.Integer(required=True)
+
+
+class ChangeCreatedSchema(Schema):
+    change = fields.Nested(ChangeSchema, required=True)
+    entry = fields.Nested(
+        EntryStateSchema,
+        required=True,
+        metadata={"description": "The entry's state today, after the change."},
+    )
+
+
+class ListPatchSchema(Schema):
+    """Descriptive fields only: what a list means (effect, completeness) is fixed at creation."""
+
+    code = fields.String(validate=validate.Length(min=1, max=32))
+    name = fields.String(validate=SHORT_TEXT)
+    jurisdiction = fields.String(validate=validate.Length(min=1, max=64))
+    authority = fields.String(validate=SHORT_TEXT)
+    legal_basis = fields.String(validate=validate.Length(min=1, max=500))
+    url = HttpUrl()
+    description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    sources = fields.List(fields.Nested(SourceSchema), validate=validate.Length(max=20))
+
+    @ma.validates_schema
+    def not_empty(self, data, **_kwargs):
+        if not data:
+            raise ma.ValidationError("Give at least one field to change.", "_body")
+
+
+class ListCreateSchema(ListPatchSchema):
+    id = fields.String(
+        required=True,
+        validate=validate.Regexp(LIST_ID_PATTERN, error="Lower-case letters, digits and '-', 2-64 long."),
+        metadata={"example": "eu-dual-use-annex-iib"},
+    )
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    name = fields.String(required=True, validate=SHORT_TEXT)
+    jurisdiction = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    authority = fields.String(required=True, validate=SHORT_TEXT)
+    legal_basis = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    url = HttpUrl(required=True)
+    effect = fields.String(required=True, validate=validate.OneOf(EFFECTS))
+    membership_complete = fields.Boolean(
+        load_default=False,
+        metadata={"description": "True only if every member is recorded: absence then means `not_listed`."},
+    )
+    membership_complete_from = StrictDate(allow_none=True, load_default=None)
+    description = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    sources = fields.List(fields.Nested(SourceSchema), load_default=list, validate=validate.Length(max=20))

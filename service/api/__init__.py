@@ -58,11 +58,23 @@ class Api(SmorestApi):
     def handle_http_exception(self, error):
         return errors.http_exception_problem(error)
 
+    RESPONSE_HEADERS = {
+        401: {"WWW-Authenticate": 'Bearer realm="exportctl" (with error="invalid_token" for a bad key)'},
+        405: {"Allow": "The methods the resource supports"},
+        429: {"Retry-After": "Seconds to wait before retrying"},
+        503: {"Retry-After": "Seconds to wait before retrying"},
+    }
+
     def _register_responses(self):
         for status in http.HTTPStatus:
             response = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+            if status in self.RESPONSE_HEADERS:
+                response["headers"] = {
+                    name: {"description": text, "schema": {"type": "string"}}
+                    for name, text in self.RESPONSE_HEADERS[status].items()
+                }
             prepare_response(response, self.spec, errors.PROBLEM_MIMETYPE)
             self.spec.components.response(status.name, response, lazy=True)
         response = {
@@ -119,6 +131,16 @@ def init_app(app: Flask) -> Api:
     for key, value in spec_config().items():
         app.config.setdefault(key, value)
     api = Api(app)
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `exportctl keys create` (roles: reader, editor, admin). "
+            "Writes need an editor key, list administration an admin key; reads are public "
+            "unless the service is configured to require a reader key.",
+        },
+    )
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     for module in (countries, lists, meta):

@@ -32,6 +32,7 @@ REF_PARAMETER = {
     "description": "Alpha-2, alpha-3 or numeric ISO 3166-1 code, or a name, in any case: "
     "`VN`, `vnm`, `704`, `Viet Nam`, `Vietnam`.",
     "schema": {"type": "string", "minLength": 1},
+    "examples": {"alpha-2": {"value": "VN"}, "name": {"value": "Viet Nam"}, "numeric": {"value": "704"}},
 }
 
 _country_overview_schema = CountryOverviewPage()

@@ -1,24 +1,38 @@
-"""Control lists, their entries, and one entry's status and history."""
+"""Control lists, their entries, one entry's status and history; recording changes."""
+
+import re
 
 from flask.views import MethodView
 
 from service import clock, db
-from service.api import Blueprint
+from service.api import Blueprint, writes
 from service.api.countries import REF_PARAMETER, resolve_country
 from service.api.paging import cache_key, page
 from service.api.rendering import cached, respond
+from service.api.writes import json_body, rate_limited
+from service.auth import requires
 from service.domain import lookups
-from service.domain.errors import NotFound
+from service.domain.changes import ChangeRequest, record_status_change
+from service.domain.errors import NotFound, VersionMismatch
+from service.domain.keys import Role
+from service.domain.lists import create_list, update_list
+from service.domain.statuses import Status
 from service.models import StatusChange
 from service.schemas import (
+    ChangeCreatedSchema,
+    ChangeCreateSchema,
     ChangeSchema,
+    ConditionalWriteHeaders,
     EntriesQuery,
     EntrySchema,
+    ListCreateSchema,
     ListedEntryPage,
     ListPage,
+    ListPatchSchema,
     ListSchema,
     PageQuery,
     TimeQuery,
+    WriteHeaders,
 )
 
 blp = Blueprint(
@@ -36,6 +50,7 @@ LIST_PARAMETER = {
     "required": True,
     "description": "The list's stable id, such as `us-ear-d1`.",
     "schema": {"type": "string", "minLength": 1},
+    "examples": {"d1": {"value": "us-ear-d1"}, "d5": {"value": "us-ear-d5"}},
 }
 CHANGE_PARAMETER = {
     "in": "path",
@@ -50,6 +65,24 @@ _list_schema = ListSchema()
 _entries_page_schema = ListedEntryPage()
 _entry_schema = EntrySchema()
 _change_schema = ChangeSchema()
+
+
+# --- writes ----------------------------------------------------------------------
+
+BEARER = [{"bearerAuth": []}]
+ENTRY_TAG_VERSION = re.compile(r'"v(\d+)')
+
+
+def expected_versions(if_match: str | None) -> tuple[set[int] | None, bool]:
+    """Versions a (schema-validated) If-Match accepts, and whether it was `*` (entry must exist)."""
+    if if_match is None:
+        return None, False
+    if if_match.strip() == "*":
+        return None, True
+    return {int(v) for v in ENTRY_TAG_VERSION.findall(if_match)}, False
+
+
+_created_schema = ChangeCreatedSchema()
 
 
 def entry_etag_prefix(document: dict) -> str:
@@ -71,6 +104,28 @@ class Lists(MethodView):
 
         return respond(cached(("lists", limit, cache_key(cursor)), build, _list_page_schema))
 
+    @blp.doc(security=BEARER)
+    @requires(Role.ADMIN)
+    @rate_limited
+    @json_body
+    @blp.arguments(WriteHeaders, location="headers", as_kwargs=True)
+    @blp.arguments(ListCreateSchema)
+    @blp.response(
+        201,
+        ListSchema,
+        headers={"Location": {"description": "URL of the new list.", "schema": {"type": "string"}}},
+    )
+    @blp.problems(400, 401, 403, 409, 413, 415, 429)
+    def post(self, body, idempotency_key=None):
+        """Add a control list (admin), such as the EU dual-use list or a Wassenaar participants list."""
+
+        def operation(session, principal):
+            control_list = create_list(session, body, actor=principal.name, request_id=writes.request_id())
+            document = _list_schema.dump(lookups.list_document(control_list))
+            return writes.Outcome(document, 201, {"Location": document["links"]["self"]})
+
+        return writes.perform(operation, idempotency_key)
+
 
 @blp.route("/<list_id>", parameters=[LIST_PARAMETER])
 class ListDetail(MethodView):
@@ -86,6 +141,23 @@ class ListDetail(MethodView):
                 _list_schema,
             )
         )
+
+    @blp.doc(security=BEARER)
+    @requires(Role.ADMIN)
+    @rate_limited
+    @json_body
+    @blp.arguments(ListPatchSchema)
+    @blp.response(200, ListSchema)
+    @blp.problems(400, 401, 403, 404, 413, 415, 429)
+    def patch(self, body, list_id):
+        """Change a list's descriptive fields (admin). Effect and completeness are fixed at creation."""
+
+        def operation(session, principal):
+            control_list = lookups.get_list(session, list_id)
+            update_list(session, control_list, body, actor=principal.name, request_id=writes.request_id())
+            return writes.Outcome(_list_schema.dump(lookups.list_document(control_list)), 200)
+
+        return writes.perform(operation)
 
 
 @blp.route("/<list_id>/entries", parameters=[LIST_PARAMETER])
@@ -158,3 +230,60 @@ class ChangeDetail(MethodView):
             return lookups.change_document(change, control_list, country.alpha_2)
 
         return respond(cached(("change", list_id, country.alpha_2, change_id), build, _change_schema))
+
+
+@blp.route("/<list_id>/entries/<ref>/changes", parameters=[LIST_PARAMETER, REF_PARAMETER])
+class EntryChanges(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @json_body
+    @blp.arguments(ConditionalWriteHeaders, location="headers", as_kwargs=True)
+    @blp.arguments(ChangeCreateSchema)
+    @blp.response(
+        201,
+        ChangeCreatedSchema,
+        headers={"Location": {"description": "URL of the recorded change.", "schema": {"type": "string"}}},
+    )
+    @blp.problems(400, 401, 403, 404, 409, 412, 413, 415, 429)
+    def post(self, body, list_id, ref, idempotency_key=None, if_match=None):
+        """Record a status change on an entry (the entry is created by its first change).
+
+        Changes are never edited or deleted: correct a mistake by recording a new
+        change, backdated if need be; `as_of` and `known_at` answer around it.
+        An illegal transition is a 409 listing the statuses `allowed` next.
+        """
+        country = resolve_country(ref)
+        versions, must_exist = expected_versions(if_match)
+        request = ChangeRequest(
+            status=Status(body["status"]),
+            effective_on=body["effective_on"],
+            expected_effective_on=body["expected_effective_on"],
+            note=body["note"],
+            sources=body["sources"],
+        )
+
+        def operation(session, principal):
+            control_list = lookups.get_list(session, list_id)
+            if must_exist and lookups.find_entry(session, control_list, country) is None:
+                raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
+            recorded = record_status_change(
+                session,
+                control_list,
+                country.alpha_2,
+                request,
+                recorded_at=clock.utcnow(),
+                actor=principal.name,
+                request_id=writes.request_id(),
+                expected_versions=versions,
+            )
+            document = _created_schema.dump(
+                {
+                    "change": lookups.change_document(recorded.change, control_list, country.alpha_2),
+                    "entry": lookups.entry_state(session, control_list, country, clock.today()),
+                }
+            )
+            location = document["change"]["links"]["self"]
+            return writes.Outcome(document, 201, {"Location": location})
+
+        return writes.perform(operation, idempotency_key)

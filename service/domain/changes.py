@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.domain import lookups
@@ -61,6 +61,19 @@ def _validate(request: ChangeRequest, timeline: list, recorded_at: datetime) -> 
         raise InvalidInput("Invalid " + ", ".join(f"'{name}'" for name in errors) + ".", errors)
 
 
+def bump_version(session: Session, entry: Entry) -> None:
+    """Move the entry to its next version, only if nobody moved it since we read it."""
+    bumped = session.execute(
+        update(Entry)
+        .where(Entry.id == entry.id, Entry.version == entry.version)
+        .values(version=Entry.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if bumped.rowcount != 1:
+        raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")
+    set_committed_value(entry, "version", entry.version + 1)
+
+
 def record_status_change(
     session: Session,
     control_list: ControlList,
@@ -70,25 +83,32 @@ def record_status_change(
     recorded_at: datetime,
     actor: str | None = None,
     request_id: str | None = None,
-    expected_version: int | None = None,
+    expected_versions: set[int] | None = None,
 ) -> Recorded:
     """Append a change to the entry (creating it on its first change) and emit its event.
 
-    Raises VersionMismatch if `expected_version` is stale, IllegalTransition if
+    Raises VersionMismatch if the entry's version is not in `expected_versions`, IllegalTransition if
     the status cannot follow the one in force at `effective_on`, and
     ConcurrentUpdate if another writer moved the entry first (safe to retry).
     The caller commits.
     """
+    # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
+    # anyway); the conditional version bump below is what guarantees it everywhere.
     entry = session.scalars(
-        select(Entry).where(Entry.list_id == control_list.id, Entry.country_code == country_code)
+        select(Entry)
+        .where(Entry.list_id == control_list.id, Entry.country_code == country_code)
+        .options(selectinload(Entry.changes))
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if entry is None:
         entry = Entry(list_id=control_list.id, country_code=country_code, version=0, created_at=recorded_at)
         session.add(entry)
         session.flush()
-    if expected_version is not None and entry.version != expected_version:
+    if expected_versions is not None and entry.version not in expected_versions:
         raise VersionMismatch(
-            f"The entry is at version {entry.version}, not {expected_version}: it changed since you read it.",
+            f"The entry is at version {entry.version}, not {sorted(expected_versions)}: "
+            "it changed since you read it.",
             current_version=entry.version,
         )
 
@@ -127,16 +147,7 @@ def record_status_change(
         request_id=request_id,
     )
     session.add(change)
-    # The version moves only if nobody else moved it since we read it.
-    bumped = session.execute(
-        update(Entry)
-        .where(Entry.id == entry.id, Entry.version == entry.version)
-        .values(version=Entry.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if bumped.rowcount != 1:
-        raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")
-    set_committed_value(entry, "version", entry.version + 1)
+    bump_version(session, entry)
     session.flush()
 
     document = jsonable(lookups.change_document(change, control_list, country_code))

@@ -324,6 +324,17 @@ def find_entry(session: Session, control_list: ControlList, country: Country) ->
     ).one_or_none()
 
 
+def entry_state(session: Session, control_list: ControlList, country: Country, as_of: date) -> dict[str, Any]:
+    """An entry's status on `as_of`, with its version (no history)."""
+    entry = find_entry(session, control_list, country)
+    return {
+        "country": country_summary(country),
+        **_changes_for(session, [country.alpha_2]).answer(control_list, country.alpha_2, as_of, None),
+        "as_of": as_of,
+        "version": entry.version if entry else 0,
+    }
+
+
 def entry_detail(
     session: Session,
     control_list: ControlList,

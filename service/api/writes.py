@@ -1,0 +1,176 @@
+"""How every write runs: JSON only, one transaction, safe retries with Idempotency-Key.
+
+An operation runs in the request's session and returns an Outcome; the
+idempotency record of its response is inserted in the same transaction, so a
+retried POST either finds the original response or finds nothing was done.
+A concurrent write to the same entry is retried from a fresh read (where
+If-Match was sent, the fresh read is what turns it into a 412).
+"""
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import current_app, g, request
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import clock, db
+from service.auth import current_principal
+from service.domain.errors import ConcurrentUpdate, DomainError
+from service.domain.keys import Principal
+from service.errors import problem
+from service.models import IdempotencyRecord
+from service.ratelimit import check_write_limit
+
+# Each round of a write race has a winner, so N concurrent writers need at most N rounds.
+ATTEMPTS = 20
+JSON_MIMETYPES = ("application/json",)
+
+
+@dataclass
+class Outcome:
+    body: dict[str, Any]
+    status: int = 201
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_body(view):
+    """415 unless the body is declared JSON; checked before the body is read."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        mimetype = request.mimetype or ""
+        if mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
+            return problem(
+                415,
+                "unsupported-media-type",
+                title="Unsupported media type",
+                detail=f"Send the body as application/json (got {mimetype or 'no Content-Type'}).",
+            )
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def rate_limited(view):
+    """A per-key budget of writes (after authentication, so the key is known)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        refusal = check_write_limit(f"key:{current_principal().key_id}")
+        if refusal is not None:
+            return refusal
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def fingerprint() -> str:
+    """What makes two requests 'the same request' for an Idempotency-Key."""
+    raw = request.get_data(cache=True)
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        body = raw
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.path.encode(), body):
+        digest.update(part + b"\0")
+    return digest.hexdigest()
+
+
+def _replay(record: IdempotencyRecord, request_hash: str):
+    if record.request_hash != request_hash:
+        return problem(
+            422,
+            "idempotency-key-reused",
+            title="Idempotency-Key reused",
+            detail="This Idempotency-Key was already used with a different request.",
+            errors={"Idempotency-Key": ["Already used with a different method, path or body."]},
+        )
+    response = current_app.response_class(
+        record.response_body, status=record.status_code, mimetype="application/json"
+    )
+    for name, value in record.response_headers.items():
+        response.headers[name] = value
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _find(session: Session, principal: Principal, key: str) -> IdempotencyRecord | None:
+    return session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == principal.key_id, IdempotencyRecord.key == key
+        )
+    ).one_or_none()
+
+
+def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key: str | None = None):
+    """Run a write operation as the current principal; return its response."""
+    principal = current_principal()
+    session = db.session()
+    request_hash = fingerprint() if idempotency_key else None
+    if idempotency_key:
+        record = _find(session, principal, idempotency_key)
+        if record is not None:
+            return _replay(record, request_hash)
+    for _attempt in range(ATTEMPTS):
+        try:
+            db.begin_write(session)
+            outcome = operation(session, principal)
+            body = json.dumps(outcome.body)
+            if idempotency_key:
+                session.add(
+                    IdempotencyRecord(
+                        api_key_id=principal.key_id,
+                        key=idempotency_key,
+                        method=request.method,
+                        path=request.path,
+                        request_hash=request_hash,
+                        status_code=outcome.status,
+                        response_body=body,
+                        response_headers=outcome.headers,
+                        created_at=clock.utcnow(),
+                    )
+                )
+            _purge_expired(session)
+            session.commit()
+        except (ConcurrentUpdate, IntegrityError):
+            session.rollback()
+            time.sleep(random.uniform(0, 0.005))  # de-synchronise the losers
+            if idempotency_key:
+                record = _find(session, principal, idempotency_key)
+                if record is not None:  # a concurrent retry of this request won the race
+                    return _replay(record, request_hash)
+            continue
+        except DomainError:
+            session.rollback()
+            if idempotency_key:
+                # A concurrent request with this key may have won and changed what we saw.
+                record = _find(session, principal, idempotency_key)
+                if record is not None:
+                    return _replay(record, request_hash)
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        response = current_app.response_class(body, status=outcome.status, mimetype="application/json")
+        for name, value in outcome.headers.items():
+            response.headers[name] = value
+        return response
+    raise ConcurrentUpdate("The entry kept changing under this write; retry.")
+
+
+def _purge_expired(session: Session) -> None:
+    cutoff = clock.utcnow() - current_app.config["IDEMPOTENCY_TTL"]
+    session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+
+
+def request_id() -> str | None:
+    return g.get("request_id")
