@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -19,7 +20,15 @@ def init_app(app: Flask) -> None:
     # flask-smorest registers its own `openapi` group (JSON or unsorted YAML);
     # ours writes exactly the document the service serves and tests compare.
     app.cli.commands.pop("openapi", None)
-    for command in (db_group, seed_command, serve_command, run_command, openapi_group, keys_group):
+    for command in (
+        db_group,
+        seed_command,
+        serve_command,
+        run_command,
+        openapi_group,
+        keys_group,
+        worker_command,
+    ):
         app.cli.add_command(command)
 
 
@@ -116,9 +125,27 @@ def run_command(ctx: click.Context, host: str, port: int):
 
 
 def _start_worker():
-    if "worker" not in current_app.cli.commands:
-        return None
     return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+
+
+@click.command("worker", help="Deliver webhooks until stopped (SIGTERM or Ctrl-C finishes the batch).")
+@click.option("--once", is_flag=True, help="Deliver one batch of due deliveries and exit.")
+@with_appcontext
+def worker_command(once: bool):
+    from service.webhooks.worker import DeliveryWorker
+
+    worker = DeliveryWorker(current_app._get_current_object())
+    if once:
+        click.echo(f"{worker.run_once()} deliveries attempted")
+        worker.close()
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
 
 
 @click.group("openapi", help="The OpenAPI document.")

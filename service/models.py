@@ -228,3 +228,79 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str] = mapped_column(Text)
     response_headers: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+DELIVERY_STATES = ["pending", "delivering", "succeeded", "failed", "cancelled"]
+
+
+class Webhook(Base):
+    """A subscription: events matching its filters are pushed, signed, to its URL."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(500))
+    # Filters; an empty list matches everything.
+    countries: Mapped[list[Any]] = mapped_column(default=list)
+    lists: Mapped[list[Any]] = mapped_column(default=list)
+    event_types: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    disabled_at: Mapped[datetime | None]
+    # Signing secrets (whsec_…). Needed in the clear to sign; never returned after creation.
+    secret: Mapped[str] = mapped_column(String(200))
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_expires_at: Mapped[datetime | None]
+    # Set by the first failed attempt since the last success.
+    failing_since: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class Delivery(Base):
+    """One event to one webhook: the outbox row the worker claims, sends and retries."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("state", DELIVERY_STATES), name="state"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    # A claimed delivery belongs to one worker until its lease expires.
+    leased_by: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    reason: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+    webhook: Mapped[Webhook] = relationship()
+    event: Mapped[Event] = relationship()
+    attempt_log: Mapped[list["DeliveryAttempt"]] = relationship(order_by="DeliveryAttempt.id")
+
+
+class DeliveryAttempt(Base):
+    """One HTTP attempt of a delivery, for the delivery log."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index(None, "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    attempted_at: Mapped[datetime]
+    duration_ms: Mapped[int]
+    http_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(1000))
+    response_body: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str] = mapped_column(String(200))

@@ -118,7 +118,7 @@ class Seeder:
         )
         self.session.add(control_list)
         self.session.flush()
-        emit(
+        emit(  # in the feed, but not pushed to subscribers
             self.session,
             EventType.LIST_CREATED,
             jsonable(lookups.list_document(control_list)),
@@ -177,7 +177,13 @@ class Seeder:
             sources=sources,
         )
         record_status_change(
-            self.session, control_list, country_code, request, recorded_at=recorded_at, actor="seed"
+            self.session,
+            control_list,
+            country_code,
+            request,
+            recorded_at=recorded_at,
+            actor="seed",
+            publish=False,
         )
         self.report.changes += 1
 
@@ -203,6 +209,7 @@ class Seeder:
                     ChangeRequest(status=Status.LISTED, effective_on=None, sources=sources, note=note),
                     recorded_at=recorded_at,
                     actor="seed",
+                    publish=False,
                 )
                 self.report.changes += 1
 

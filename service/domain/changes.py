@@ -15,6 +15,7 @@ from service.domain.jsonable import jsonable
 from service.domain.statuses import PENDING, Status
 from service.domain.timeline import ordered, place
 from service.models import ControlList, Entry, Event, StatusChange
+from service.webhooks.fanout import fan_out
 
 
 @dataclass
@@ -84,13 +85,15 @@ def record_status_change(
     actor: str | None = None,
     request_id: str | None = None,
     expected_versions: set[int] | None = None,
+    publish: bool = True,
 ) -> Recorded:
     """Append a change to the entry (creating it on its first change) and emit its event.
 
     Raises VersionMismatch if the entry's version is not in `expected_versions`, IllegalTransition if
     the status cannot follow the one in force at `effective_on`, and
     ConcurrentUpdate if another writer moved the entry first (safe to retry).
-    The caller commits.
+    With `publish`, the event is queued for webhook subscribers in the same
+    transaction (the seed loader turns it off). The caller commits.
     """
     # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
     # anyway); the conditional version bump below is what guarantees it everywhere.
@@ -159,4 +162,6 @@ def record_status_change(
         list_id=control_list.id,
         change_id=change.id,
     )
+    if publish:
+        fan_out(session, event)
     return Recorded(change=change, entry=entry, event=event)

@@ -10,6 +10,7 @@ from service.domain.errors import Conflict
 from service.domain.events import EventType, emit
 from service.domain.jsonable import jsonable
 from service.models import ControlList
+from service.webhooks.fanout import fan_out
 
 DESCRIPTIVE_FIELDS = (
     "code",
@@ -28,7 +29,11 @@ def _event_data(control_list: ControlList, actor: str | None, request_id: str | 
 
 
 def create_list(
-    session: Session, fields: dict[str, Any], *, actor: str | None = None, request_id: str | None = None
+    session: Session,
+    fields: dict[str, Any],
+    *,
+    actor: str | None = None,
+    request_id: str | None = None,
 ) -> ControlList:
     if session.get(ControlList, fields["id"]) is not None:
         raise Conflict(f"A list with id {fields['id']!r} already exists.")
@@ -38,12 +43,13 @@ def create_list(
     )
     session.add(control_list)
     session.flush()
-    emit(
+    event = emit(
         session,
         EventType.LIST_CREATED,
         _event_data(control_list, actor, request_id),
         list_id=control_list.id,
     )
+    fan_out(session, event)
     return control_list
 
 
@@ -60,10 +66,11 @@ def update_list(
             setattr(control_list, name, jsonable(changes[name]))
     control_list.updated_at = clock.utcnow()
     session.flush()
-    emit(
+    event = emit(
         session,
         EventType.LIST_UPDATED,
         _event_data(control_list, actor, request_id),
         list_id=control_list.id,
     )
+    fan_out(session, event)
     return control_list

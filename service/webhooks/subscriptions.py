@@ -1,0 +1,218 @@
+"""Subscriptions: create, change, delete, ping, rotate the secret, redeliver, replay."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service import clock
+from service.domain.countries import registry
+from service.domain.errors import Conflict, InvalidInput, NotFound
+from service.domain.events import EventType, emit
+from service.models import ControlList, Delivery, Event, Webhook
+from service.webhooks.fanout import enqueue, matches
+from service.webhooks.signing import new_secret
+from service.webhooks.targets import check_target
+
+MAX_REPLAY = 10_000
+
+
+def webhook_document(webhook: Webhook) -> dict[str, Any]:
+    """A subscription as the API shows it: never its secrets."""
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "description": webhook.description,
+        "countries": webhook.countries,
+        "lists": webhook.lists,
+        "event_types": webhook.event_types,
+        "enabled": webhook.enabled,
+        "disabled_reason": webhook.disabled_reason,
+        "disabled_at": webhook.disabled_at,
+        "failing_since": webhook.failing_since,
+        "previous_secret_expires_at": webhook.previous_secret_expires_at,
+        "created_by": webhook.created_by,
+        "created_at": webhook.created_at,
+        "updated_at": webhook.updated_at,
+        "links": {
+            "self": f"/v1/webhooks/{webhook.id}",
+            "deliveries": f"/v1/webhooks/{webhook.id}/deliveries",
+        },
+    }
+
+
+def _check_url(url: str, config: Mapping) -> None:
+    check_target(
+        url,
+        allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]),
+        require_https=bool(config["WEBHOOK_REQUIRE_HTTPS"]),
+    )
+
+
+def _filters(session: Session, fields: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Resolve country references and check list ids; sorted and de-duplicated."""
+    errors: dict[str, list[str]] = {}
+    resolved: dict[str, list[str]] = {}
+    if "countries" in fields:
+        codes = set()
+        for index, reference in enumerate(fields["countries"]):
+            country = registry().resolve(reference)
+            if country is None:
+                errors[f"countries.{index}"] = [f"No country matches {reference!r}."]
+            else:
+                codes.add(country.alpha_2)
+        resolved["countries"] = sorted(codes)
+    if "lists" in fields:
+        wanted = set(fields["lists"])
+        known = set(session.scalars(select(ControlList.id).where(ControlList.id.in_(wanted))))
+        for index, list_id in enumerate(fields["lists"]):
+            if list_id not in known:
+                errors[f"lists.{index}"] = [f"No list has the id {list_id!r}."]
+        resolved["lists"] = sorted(wanted)
+    if "event_types" in fields:
+        resolved["event_types"] = sorted(set(fields["event_types"]))
+    if errors:
+        raise InvalidInput("Invalid " + ", ".join(f"'{name}'" for name in errors) + ".", errors)
+    return resolved
+
+
+def create_webhook(
+    session: Session, fields: Mapping[str, Any], *, actor: str | None, config: Mapping
+) -> tuple[Webhook, str]:
+    _check_url(fields["url"], config)
+    filters = _filters(session, {"countries": [], "lists": [], "event_types": [], **fields})
+    now = clock.utcnow()
+    secret = new_secret()
+    webhook = Webhook(
+        url=fields["url"],
+        description=fields.get("description"),
+        **filters,
+        enabled=True,
+        secret=secret,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(webhook)
+    session.flush()
+    return webhook, secret
+
+
+def get_webhook(session: Session, webhook_id: int) -> Webhook:
+    webhook = session.get(Webhook, webhook_id) if webhook_id < 2**31 else None
+    if webhook is None or webhook.deleted_at is not None:
+        raise NotFound(f"No webhook {webhook_id}.")
+    return webhook
+
+
+def list_webhooks(session: Session) -> list[Webhook]:
+    return list(session.scalars(select(Webhook).where(Webhook.deleted_at.is_(None)).order_by(Webhook.id)))
+
+
+def update_webhook(
+    session: Session, webhook: Webhook, changes: Mapping[str, Any], *, config: Mapping
+) -> Webhook:
+    if "url" in changes:
+        _check_url(changes["url"], config)
+        webhook.url = changes["url"]
+    if "description" in changes:
+        webhook.description = changes["description"]
+    for name, value in _filters(session, changes).items():
+        setattr(webhook, name, value)
+    if "enabled" in changes:
+        if changes["enabled"] and not webhook.enabled:
+            webhook.enabled = True
+            webhook.disabled_reason = None
+            webhook.disabled_at = None
+            webhook.failing_since = None
+        elif not changes["enabled"] and webhook.enabled:
+            webhook.enabled = False
+            webhook.disabled_reason = "disabled through the API"
+            webhook.disabled_at = clock.utcnow()
+    webhook.updated_at = clock.utcnow()
+    session.flush()
+    return webhook
+
+
+def delete_webhook(session: Session, webhook: Webhook) -> None:
+    """Soft-delete (the delivery log stays) and cancel what is still queued."""
+    now = clock.utcnow()
+    webhook.deleted_at = now
+    webhook.enabled = False
+    session.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook.id, Delivery.state.in_(["pending", "delivering"]))
+        .values(state="cancelled", completed_at=now, leased_by=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+
+
+def _require_enabled(webhook: Webhook) -> None:
+    if not webhook.enabled:
+        raise Conflict(f"Webhook {webhook.id} is disabled ({webhook.disabled_reason}); enable it first.")
+
+
+def ping(session: Session, webhook: Webhook) -> Delivery:
+    """A `webhook.ping` event, sent to this subscription only."""
+    _require_enabled(webhook)
+    event = emit(
+        session, EventType.WEBHOOK_PING, {"webhook_id": webhook.id, "message": "ping from exportctl"}
+    )
+    delivery = enqueue(session, webhook.id, event, reason="ping")
+    session.flush()
+    return delivery
+
+
+def rotate_secret(session: Session, webhook: Webhook, *, overlap) -> str:
+    """A new secret; deliveries are signed with both for `overlap` (24 h by default)."""
+    secret = new_secret()
+    webhook.previous_secret = webhook.secret
+    webhook.previous_secret_expires_at = clock.utcnow() + overlap
+    webhook.secret = secret
+    webhook.updated_at = clock.utcnow()
+    session.flush()
+    return secret
+
+
+def get_delivery(session: Session, webhook: Webhook, delivery_id: int) -> Delivery:
+    delivery = session.get(Delivery, delivery_id) if delivery_id < 2**31 else None
+    if delivery is None or delivery.webhook_id != webhook.id:
+        raise NotFound(f"No delivery {delivery_id} for webhook {webhook.id}.")
+    return delivery
+
+
+def redeliver(session: Session, webhook: Webhook, delivery_id: int) -> Delivery:
+    """Send a delivery's event again, as a new delivery (the log keeps the old one)."""
+    _require_enabled(webhook)
+    original = get_delivery(session, webhook, delivery_id)
+    delivery = enqueue(session, webhook.id, original.event, reason="redelivery")
+    session.flush()
+    return delivery
+
+
+def replay(session: Session, webhook: Webhook, since: datetime, until: datetime) -> int:
+    """Queue again every event in [since, until) that the subscription's filters match."""
+    _require_enabled(webhook)
+    if until <= since:
+        raise InvalidInput("Invalid 'until'.", {"until": ["Must be after 'since'."]})
+    window = (
+        Event.occurred_at >= since,
+        Event.occurred_at < until,
+        Event.type != EventType.WEBHOOK_PING.value,
+    )
+    total = session.scalar(select(func.count()).select_from(Event).where(*window))
+    if total > MAX_REPLAY:
+        raise InvalidInput(
+            "Invalid 'since'.",
+            {"since": [f"The window holds {total} events; replay at most {MAX_REPLAY} at a time."]},
+        )
+    queued = 0
+    for event in session.scalars(select(Event).where(*window).order_by(Event.id)):
+        if matches(webhook, event):
+            enqueue(session, webhook.id, event, reason="replay")
+            queued += 1
+    session.flush()
+    return queued
