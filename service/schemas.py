@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from service.domain.events import EventType
 from service.domain.statuses import Answer, Effect, Status
 
 # An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
@@ -139,17 +140,20 @@ class TimeQuery(Schema):
     )
 
 
-class PageQuery(Schema):
+class LimitQuery(Schema):
     limit = fields.Integer(
         load_default=DEFAULT_PAGE,
         metadata={"description": f"Page size; clamped to 1..{MAX_PAGE}. Default {DEFAULT_PAGE}."},
     )
-    cursor = Cursor(metadata={"description": "Opaque cursor from a previous page's `next_cursor`."})
 
     @ma.post_load
     def clamp(self, data, **_kwargs):
         data["limit"] = max(1, min(MAX_PAGE, data["limit"]))
         return data
+
+
+class PageQuery(LimitQuery):
+    cursor = Cursor(metadata={"description": "Opaque cursor from a previous page's `next_cursor`."})
 
 
 class CountriesQuery(TimeQuery, PageQuery):
@@ -537,3 +541,192 @@ class ListCreateSchema(ListPatchSchema):
     membership_complete_from = StrictDate(allow_none=True, load_default=None)
     description = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
     sources = fields.List(fields.Nested(SourceSchema), load_default=list, validate=validate.Length(max=20))
+
+
+# --- events ----------------------------------------------------------------------
+
+EVENT_TYPES = [t.value for t in EventType]
+
+
+class EventQuery(LimitQuery):
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "Only events with a larger sequence number: pass the last one you saw."},
+    )
+    country = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Only events about this country (any reference: `VN`, `Vietnam`)."},
+    )
+    list = fields.String(
+        data_key="list",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only events about this list (its id)."},
+    )
+    type = fields.String(
+        validate=validate.OneOf(EVENT_TYPES), metadata={"description": "Only this event type."}
+    )
+    since = RFC3339Field(metadata={"description": "Only events that occurred at or after this moment."})
+    until = RFC3339Field(metadata={"description": "Only events that occurred before this moment."})
+
+
+class EventSchema(Schema):
+    """An event, exactly as webhooks carry it (Standard Webhooks `type`, `timestamp`, `data`)."""
+
+    id = fields.String(required=True, metadata={"example": "evt_512"})
+    sequence = fields.Integer(
+        required=True, metadata={"description": "Feed position: ascending, gap-free order."}
+    )
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    timestamp = fields.String(
+        required=True, metadata={"format": "date-time", "description": "Same as occurred_at."}
+    )
+    occurred_at = fields.String(required=True, metadata={"format": "date-time"})
+    data = fields.Dict(
+        required=True,
+        metadata={
+            "description": "entry.status_changed: the change (country, list, from_status, status, "
+            "effective_on, expected_effective_on, restrictions_apply, sources, links); list.*: the list; "
+            "webhook.*: webhook_id and details."
+        },
+    )
+
+
+class EventPageSchema(Schema):
+    items = fields.List(fields.Nested(EventSchema), required=True)
+    next_after = fields.Integer(
+        required=True,
+        metadata={"description": "Pass as `after` to continue (also when polling for new events)."},
+    )
+    has_more = fields.Boolean(required=True, metadata={"description": "More events are waiting right now."})
+
+
+# --- webhooks --------------------------------------------------------------------
+
+
+class WebhookFilters(Schema):
+    countries = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)),
+        validate=validate.Length(max=300),
+        metadata={"description": "Country references (any form); empty: every country."},
+    )
+    lists = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        validate=validate.Length(max=100),
+        metadata={"description": "List ids; empty: every list."},
+    )
+    event_types = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        validate=validate.Length(max=len(EVENT_TYPES)),
+        metadata={"description": "Event types; empty: every type."},
+    )
+
+
+class WebhookCreateSchema(WebhookFilters):
+    url = HttpUrl(required=True, metadata={"description": "Where events are POSTed."})
+    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class WebhookPatchSchema(WebhookFilters):
+    url = HttpUrl()
+    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+    enabled = fields.Boolean(metadata={"description": "true re-enables a disabled subscription."})
+
+    @ma.validates_schema
+    def not_empty(self, data, **_kwargs):
+        if not data:
+            raise ma.ValidationError("Give at least one field to change.", "_body")
+
+
+class WebhookLinksSchema(Schema):
+    self = fields.String(required=True)
+    deliveries = fields.String(required=True)
+
+
+class WebhookSchema(Schema):
+    id = fields.Integer(required=True)
+    url = fields.String(required=True)
+    description = fields.String(required=True, allow_none=True)
+    countries = fields.List(fields.String(), required=True)
+    lists = fields.List(fields.String(), required=True)
+    event_types = fields.List(fields.String(), required=True)
+    enabled = fields.Boolean(required=True)
+    disabled_reason = fields.String(required=True, allow_none=True)
+    disabled_at = UTCDateTimeField(required=True, allow_none=True)
+    failing_since = UTCDateTimeField(required=True, allow_none=True)
+    previous_secret_expires_at = UTCDateTimeField(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Until then, deliveries are signed with the previous secret too."},
+    )
+    created_by = fields.String(required=True, allow_none=True)
+    created_at = UTCDateTimeField(required=True)
+    updated_at = UTCDateTimeField(required=True)
+    links = fields.Nested(WebhookLinksSchema, required=True)
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    secret = fields.String(
+        required=True,
+        metadata={
+            "description": "The signing secret (whsec_…). Shown only now: store it.",
+            "example": "whsec_…",
+        },
+    )
+
+
+class SecretSchema(Schema):
+    secret = fields.String(required=True, metadata={"description": "The new signing secret, shown only now."})
+    previous_secret_expires_at = UTCDateTimeField(required=True)
+
+
+WebhookPage = page_schema(WebhookSchema, "WebhookPage")
+
+
+class AttemptSchema(Schema):
+    attempted_at = UTCDateTimeField(required=True)
+    duration_ms = fields.Integer(required=True)
+    http_status = fields.Integer(required=True, allow_none=True)
+    error = fields.String(required=True, allow_none=True)
+    response_body = fields.String(
+        required=True, allow_none=True, metadata={"description": "The first 2 KiB of the response body."}
+    )
+
+
+class DeliverySchema(Schema):
+    id = fields.Integer(required=True)
+    webhook_id = fields.Integer(required=True)
+    event_id = fields.String(required=True)
+    event_sequence = fields.Integer(required=True)
+    event_type = fields.String(required=True)
+    state = fields.String(
+        required=True, validate=validate.OneOf(["pending", "delivering", "succeeded", "failed", "cancelled"])
+    )
+    reason = fields.String(
+        required=True, allow_none=True, metadata={"description": "event, ping, redelivery, replay"}
+    )
+    attempts = fields.Integer(required=True)
+    next_attempt_at = UTCDateTimeField(required=True, allow_none=True)
+    last_status = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+    created_at = UTCDateTimeField(required=True)
+    completed_at = UTCDateTimeField(required=True, allow_none=True)
+    attempt_log = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+DeliveryPage = page_schema(DeliverySchema, "DeliveryPage")
+
+
+class DeliveriesQuery(PageQuery):
+    state = fields.String(
+        validate=validate.OneOf(["pending", "delivering", "succeeded", "failed", "cancelled"])
+    )
+
+
+class ReplaySchema(Schema):
+    since = RFC3339Field(required=True)
+    until = RFC3339Field(required=True)
+
+
+class ReplayResultSchema(Schema):
+    queued = fields.Integer(required=True, metadata={"description": "Deliveries queued for the window."})

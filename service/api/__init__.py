@@ -126,7 +126,7 @@ def _echo_request_id(response):
 
 
 def init_app(app: Flask) -> Api:
-    from service.api import countries, lists, meta
+    from service.api import countries, events, lists, meta, webhooks
 
     for key, value in spec_config().items():
         app.config.setdefault(key, value)
@@ -143,6 +143,6 @@ def init_app(app: Flask) -> Api:
     )
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
-    for module in (countries, lists, meta):
+    for module in (countries, lists, events, webhooks, meta):
         api.register_blueprint(module.blp)
     return api

@@ -202,7 +202,7 @@ class EntryDetail(MethodView):
             return lookups.entry_detail(session, control_list, country, as_of, known_at)
 
         key = ("entry", list_id, country.alpha_2, as_of, known_at)
-        return respond(cached(key, build, _entry_schema, entry_etag_prefix))
+        return respond(cached(key, build, _entry_schema, etag_prefix=entry_etag_prefix))
 
 
 @blp.route(

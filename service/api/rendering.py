@@ -52,37 +52,37 @@ def data_version() -> int:
         return current_sequence(connection)
 
 
-def render(data: Any, schema, etag_prefix: Callable[[Any], str] | None = None) -> Rendered:
-    body = json.dumps(schema.dump(data)).encode()
+def render(
+    data: Any,
+    schema=None,
+    *,
+    serialize: Callable[[Any], bytes] | None = None,
+    etag_prefix: Callable[[Any], str] | None = None,
+) -> Rendered:
+    """Bytes of a document: dumped by its schema as JSON, or by `serialize` (Atom)."""
+    body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     return Rendered(body=body, etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest)
 
 
-def cached(
-    key: Hashable,
-    build: Callable[[], Any],
-    schema,
-    etag_prefix: Callable[[Any], str] | None = None,
-) -> Rendered:
+def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:
     """The document for `key` at the current data version, built on a miss."""
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     versioned = (key, data_version())
     rendered = cache.get(versioned)
     if rendered is None:
-        rendered = render(build(), schema, etag_prefix)
+        rendered = render(build(), schema, **render_options)
         cache.put(versioned, rendered)
     return rendered
 
 
-def respond(rendered: Rendered, status: int = 200, headers: dict[str, str] | None = None):
-    """A JSON response with a strong ETag; 304 when If-None-Match already has it."""
+def respond(rendered: Rendered, mimetype: str = "application/json"):
+    """The document with a strong ETag; 304 when If-None-Match already has it."""
     response_class = current_app.response_class
-    if status == 200 and request.if_none_match.contains_weak(rendered.etag):
+    if request.if_none_match.contains_weak(rendered.etag):
         response = response_class(status=304)
     else:
-        response = response_class(rendered.body, status=status, mimetype="application/json")
+        response = response_class(rendered.body, mimetype=mimetype)
     response.set_etag(rendered.etag)
     response.headers["Cache-Control"] = "no-cache"
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
     return response

@@ -1,0 +1,304 @@
+"""Webhook subscriptions: manage them, inspect their delivery log, redeliver and replay (editor keys)."""
+
+from flask import current_app
+from flask.views import MethodView
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from service import db
+from service.api import Blueprint, writes
+from service.api.paging import page
+from service.api.writes import json_body, rate_limited
+from service.auth import requires
+from service.domain.errors import InvalidInput
+from service.domain.events import public_id
+from service.domain.keys import Role
+from service.models import Delivery
+from service.schemas import (
+    DeliveriesQuery,
+    DeliveryPage,
+    DeliverySchema,
+    PageQuery,
+    ReplayResultSchema,
+    ReplaySchema,
+    SecretSchema,
+    WebhookCreatedSchema,
+    WebhookCreateSchema,
+    WebhookPage,
+    WebhookPatchSchema,
+    WebhookSchema,
+    WriteHeaders,
+    encode_cursor,
+)
+from service.webhooks import subscriptions
+
+blp = Blueprint(
+    "webhooks",
+    __name__,
+    url_prefix="/v1/webhooks",
+    description="Signed pushes of events (Standard Webhooks v1), retried and logged. Needs an editor key.",
+)
+
+BEARER = [{"bearerAuth": []}]
+WEBHOOK_PARAMETER = {
+    "in": "path",
+    "name": "webhook_id",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+}
+DELIVERY_PARAMETER = {
+    "in": "path",
+    "name": "delivery_id",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+}
+LOCATION = {"Location": {"description": "URL of the created resource.", "schema": {"type": "string"}}}
+
+_webhook = WebhookSchema()
+_created = WebhookCreatedSchema()
+_delivery = DeliverySchema()
+
+
+def delivery_document(delivery: Delivery) -> dict:
+    return {
+        "id": delivery.id,
+        "webhook_id": delivery.webhook_id,
+        "event_id": public_id(delivery.event_id),
+        "event_sequence": delivery.event_id,
+        "event_type": delivery.event.type,
+        "state": delivery.state,
+        "reason": delivery.reason,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at if delivery.state == "pending" else None,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at,
+        "completed_at": delivery.completed_at,
+        "attempt_log": [
+            {
+                "attempted_at": a.attempted_at,
+                "duration_ms": a.duration_ms,
+                "http_status": a.http_status,
+                "error": a.error,
+                "response_body": a.response_body,
+            }
+            for a in delivery.attempt_log
+        ],
+    }
+
+
+def _accepted(delivery: Delivery, session) -> writes.Outcome:
+    session.refresh(delivery)
+    document = _delivery.dump(delivery_document(delivery))
+    location = f"/v1/webhooks/{delivery.webhook_id}/deliveries/{delivery.id}"
+    return writes.Outcome(document, 202, {"Location": location})
+
+
+@blp.route("")
+class Webhooks(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @blp.arguments(PageQuery, location="query", as_kwargs=True)
+    @blp.response(200, WebhookPage)
+    @blp.problems(401, 403)
+    def get(self, limit, cursor=None):
+        """Every subscription (without secrets)."""
+        documents = [subscriptions.webhook_document(w) for w in subscriptions.list_webhooks(db.session())]
+        return page(documents, lambda d: d["id"], limit, cursor)
+
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @json_body
+    @blp.arguments(WriteHeaders, location="headers", as_kwargs=True)
+    @blp.arguments(WebhookCreateSchema)
+    @blp.response(201, WebhookCreatedSchema, headers=LOCATION)
+    @blp.problems(400, 401, 403, 413, 415, 429)
+    def post(self, body, idempotency_key=None):
+        """Subscribe a URL to events (filters: countries, lists, event_types; empty means all).
+
+        The response carries the signing secret (`whsec_…`) once; it is never shown again.
+        """
+
+        def operation(session, principal):
+            webhook, secret = subscriptions.create_webhook(
+                session, body, actor=principal.name, config=current_app.config
+            )
+            document = _created.dump({**subscriptions.webhook_document(webhook), "secret": secret})
+            return writes.Outcome(document, 201, {"Location": document["links"]["self"]})
+
+        return writes.perform(operation, idempotency_key)
+
+
+@blp.route("/<int:webhook_id>", parameters=[WEBHOOK_PARAMETER])
+class WebhookDetail(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @blp.response(200, WebhookSchema)
+    @blp.problems(401, 403, 404)
+    def get(self, webhook_id):
+        """One subscription (without its secret)."""
+        return subscriptions.webhook_document(subscriptions.get_webhook(db.session(), webhook_id))
+
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @json_body
+    @blp.arguments(WebhookPatchSchema)
+    @blp.response(200, WebhookSchema)
+    @blp.problems(400, 401, 403, 404, 413, 415, 429)
+    def patch(self, body, webhook_id):
+        """Change the URL, filters or description; `enabled: true` re-enables a disabled subscription."""
+
+        def operation(session, _principal):
+            webhook = subscriptions.get_webhook(session, webhook_id)
+            subscriptions.update_webhook(session, webhook, body, config=current_app.config)
+            return writes.Outcome(_webhook.dump(subscriptions.webhook_document(webhook)), 200)
+
+        return writes.perform(operation)
+
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @blp.response(204)
+    @blp.problems(401, 403, 404, 429)
+    def delete(self, webhook_id):
+        """Unsubscribe; deliveries still queued are cancelled (the log is kept)."""
+
+        def operation(session, _principal):
+            subscriptions.delete_webhook(session, subscriptions.get_webhook(session, webhook_id))
+            return writes.Outcome({}, 204)
+
+        response = writes.perform(operation)
+        response.set_data(b"")
+        response.headers.pop("Content-Type", None)
+        return response
+
+
+@blp.route("/<int:webhook_id>/ping", parameters=[WEBHOOK_PARAMETER])
+class WebhookPing(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @blp.response(202, DeliverySchema, headers=LOCATION)
+    @blp.problems(401, 403, 404, 409, 429)
+    def post(self, webhook_id):
+        """Send a `webhook.ping` event to this subscription only."""
+
+        def operation(session, _principal):
+            delivery = subscriptions.ping(session, subscriptions.get_webhook(session, webhook_id))
+            return _accepted(delivery, session)
+
+        return writes.perform(operation)
+
+
+@blp.route("/<int:webhook_id>/rotate-secret", parameters=[WEBHOOK_PARAMETER])
+class WebhookSecret(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @blp.response(200, SecretSchema)
+    @blp.problems(401, 403, 404, 429)
+    def post(self, webhook_id):
+        """A new signing secret, shown once. For 24 hours deliveries carry signatures from both secrets."""
+
+        def operation(session, _principal):
+            webhook = subscriptions.get_webhook(session, webhook_id)
+            secret = subscriptions.rotate_secret(
+                session, webhook, overlap=current_app.config["WEBHOOK_SECRET_OVERLAP"]
+            )
+            document = SecretSchema().dump(
+                {"secret": secret, "previous_secret_expires_at": webhook.previous_secret_expires_at}
+            )
+            return writes.Outcome(document, 200)
+
+        return writes.perform(operation)
+
+
+@blp.route("/<int:webhook_id>/deliveries", parameters=[WEBHOOK_PARAMETER])
+class WebhookDeliveries(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @blp.arguments(DeliveriesQuery, location="query", as_kwargs=True)
+    @blp.response(200, DeliveryPage)
+    @blp.problems(401, 403, 404)
+    def get(self, webhook_id, limit, cursor=None, state=None):
+        """The delivery log, newest first: state, and every attempt with time, status, duration and error."""
+        session = db.session()
+        webhook = subscriptions.get_webhook(session, webhook_id)
+        query = (
+            select(Delivery)
+            .where(Delivery.webhook_id == webhook.id)
+            .options(selectinload(Delivery.attempt_log), selectinload(Delivery.event))
+            .order_by(Delivery.id.desc())
+            .limit(limit + 1)
+        )
+        if state:
+            query = query.where(Delivery.state == state)
+        if cursor is not None:
+            if not isinstance(cursor, int) or isinstance(cursor, bool):
+                raise InvalidInput(
+                    "Invalid query parameter 'cursor'.", {"cursor": ["Not a cursor for this collection."]}
+                )
+            query = query.where(Delivery.id < cursor)
+        rows = list(session.scalars(query))
+        more = len(rows) > limit
+        return {
+            "items": [delivery_document(d) for d in rows[:limit]],
+            "next_cursor": encode_cursor(rows[limit - 1].id) if more else None,
+        }
+
+
+@blp.route(
+    "/<int:webhook_id>/deliveries/<int:delivery_id>", parameters=[WEBHOOK_PARAMETER, DELIVERY_PARAMETER]
+)
+class WebhookDelivery(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @blp.response(200, DeliverySchema)
+    @blp.problems(401, 403, 404)
+    def get(self, webhook_id, delivery_id):
+        """One delivery and its attempts."""
+        session = db.session()
+        webhook = subscriptions.get_webhook(session, webhook_id)
+        return delivery_document(subscriptions.get_delivery(session, webhook, delivery_id))
+
+
+@blp.route(
+    "/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver",
+    parameters=[WEBHOOK_PARAMETER, DELIVERY_PARAMETER],
+)
+class WebhookRedeliver(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @blp.response(202, DeliverySchema, headers=LOCATION)
+    @blp.problems(401, 403, 404, 409, 429)
+    def post(self, webhook_id, delivery_id):
+        """Send a delivery's event again as a new delivery (same webhook-id: receivers can deduplicate)."""
+
+        def operation(session, _principal):
+            webhook = subscriptions.get_webhook(session, webhook_id)
+            return _accepted(subscriptions.redeliver(session, webhook, delivery_id), session)
+
+        return writes.perform(operation)
+
+
+@blp.route("/<int:webhook_id>/replay", parameters=[WEBHOOK_PARAMETER])
+class WebhookReplay(MethodView):
+    @blp.doc(security=BEARER)
+    @requires(Role.EDITOR)
+    @rate_limited
+    @json_body
+    @blp.arguments(ReplaySchema)
+    @blp.response(202, ReplayResultSchema)
+    @blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
+    def post(self, body, webhook_id):
+        """Queue again every event in `[since, until)` that the subscription's filters match."""
+
+        def operation(session, _principal):
+            webhook = subscriptions.get_webhook(session, webhook_id)
+            queued = subscriptions.replay(session, webhook, body["since"], body["until"])
+            return writes.Outcome(ReplayResultSchema().dump({"queued": queued}), 202)
+
+        return writes.perform(operation)

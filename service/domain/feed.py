@@ -1,0 +1,64 @@
+"""The event feed: keyset pages by sequence number, so the millionth page costs what the first does."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.domain.errors import NotFound
+from service.models import Event
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    country_code: str | None = None
+    list_id: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def criteria(self) -> list:
+        criteria = []
+        if self.country_code:
+            criteria.append(Event.country_code == self.country_code)
+        if self.list_id:
+            criteria.append(Event.list_id == self.list_id)
+        if self.type:
+            criteria.append(Event.type == self.type)
+        if self.since:
+            criteria.append(Event.occurred_at >= self.since)
+        if self.until:
+            criteria.append(Event.occurred_at < self.until)
+        return criteria
+
+
+def events_after(
+    session: Session, after: int, limit: int, feed_filter: FeedFilter
+) -> tuple[list[Event], bool]:
+    """Up to `limit` events after sequence `after`, oldest first, and whether more are waiting."""
+    rows = list(
+        session.scalars(
+            select(Event).where(Event.id > after, *feed_filter.criteria()).order_by(Event.id).limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def latest_events(session: Session, limit: int, feed_filter: FeedFilter, after: int = 0) -> list[Event]:
+    """The newest `limit` events (newest first), as feed readers expect."""
+    return list(
+        session.scalars(
+            select(Event)
+            .where(Event.id > after, *feed_filter.criteria())
+            .order_by(Event.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def get_event(session: Session, sequence: int) -> Event:
+    event = session.get(Event, sequence) if 0 < sequence < 2**63 else None
+    if event is None:
+        raise NotFound(f"No event evt_{sequence}.")
+    return event
