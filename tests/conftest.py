@@ -37,9 +37,9 @@ def frozen_clock(monkeypatch):
 
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory):
-    found = {"sqlite": SQLiteTemplates(tmp_path_factory.mktemp("sqlite"))}
+    found = {"sqlite": SQLiteTemplates(tmp_path_factory.mktemp("sqlite"), NOW)}
     if "postgresql" in BACKENDS:
-        found["postgresql"] = PostgresTemplates(os.environ["TEST_DATABASE_URL"])
+        found["postgresql"] = PostgresTemplates(os.environ["TEST_DATABASE_URL"], NOW)
     yield found
     if "postgresql" in found:
         found["postgresql"].close()

@@ -7,25 +7,27 @@ Each test gets its own database, so no test sees another's writes.
 import itertools
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
+from unittest.mock import patch
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from service import migrate, seeding
+from service import clock, migrate, seeding
 from service.db import make_engine, normalise_url
 from service.models import Base  # noqa: F401 - models registered before migrations run
 
 _counter = itertools.count()
 
 
-def _prepare(url: str, seeded: bool) -> None:
+def _prepare(url: str, seeded: bool, now: datetime) -> None:
     engine = make_engine(url)
     migrate.upgrade(engine)
     if seeded:
-        from sqlalchemy.orm import Session
-
-        with Session(engine) as session:
+        # Seeded events occur at load time: the tests' fixed "now", whatever the real date.
+        with patch.object(clock, "utcnow", lambda: now), Session(engine) as session:
             seeding.load_seeds(session)
     engine.dispose()
 
@@ -33,14 +35,15 @@ def _prepare(url: str, seeded: bool) -> None:
 class SQLiteTemplates:
     backend = "sqlite"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, now: datetime):
         self.directory = directory
+        self.now = now
         self._templates: dict[bool, Path] = {}
 
     def _template(self, seeded: bool) -> Path:
         if seeded not in self._templates:
             path = self.directory / f"template-{'seeded' if seeded else 'empty'}.sqlite3"
-            _prepare(f"sqlite:///{path}", seeded)
+            _prepare(f"sqlite:///{path}", seeded, self.now)
             self._templates[seeded] = path
         return self._templates[seeded]
 
@@ -58,7 +61,8 @@ class SQLiteTemplates:
 class PostgresTemplates:
     backend = "postgresql"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, now: datetime):
+        self.now = now
         self.base = make_url(normalise_url(url))
         self.prefix = f"{self.base.database}_{os.getpid()}"
         self.admin = make_engine(
@@ -78,7 +82,7 @@ class PostgresTemplates:
             name = f"{self.prefix}_tmpl_{'seeded' if seeded else 'empty'}"
             self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             self._execute(f'CREATE DATABASE "{name}"')
-            _prepare(self._url(name), seeded)
+            _prepare(self._url(name), seeded, self.now)
             self._templates[seeded] = name
         return self._templates[seeded]
 

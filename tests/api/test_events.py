@@ -1,0 +1,211 @@
+"""GET /v1/events, /v1/events/{id} and /v1/events.atom: the change feed."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from sqlalchemy import text
+
+from service import db
+from tests.conftest import a_change
+
+PROBLEM = "application/problem+json"
+ATOM = "{http://www.w3.org/2005/Atom}"
+D1_VN = "/v1/lists/us-ear-d1/entries/VN/changes"
+
+
+def test_seeded_history_is_in_the_feed_in_sequence_order(client):
+    page = client.get("/v1/events?limit=500").get_json()
+
+    sequences = [e["sequence"] for e in page["items"]]
+    assert sequences == list(range(1, len(sequences) + 1))  # gap-free from the start
+    assert page["items"][0]["type"] == "list.created"
+    assert page["has_more"] is True
+    assert page["next_after"] == sequences[-1]
+
+
+def test_following_the_feed_with_after_sees_every_event_once(client, editor):
+    seen, after = [], 0
+    while True:
+        page = client.get(f"/v1/events?after={after}&limit=200").get_json()
+        seen += [e["sequence"] for e in page["items"]]
+        after = page["next_after"]
+        if not page["has_more"]:
+            break
+    client.post(D1_VN, json=a_change(), headers=editor)
+    new = client.get(f"/v1/events?after={after}").get_json()
+
+    assert len(seen) == len(set(seen)) == seen[-1]
+    assert [e["type"] for e in new["items"]] == ["entry.status_changed"]
+    assert new["items"][0]["sequence"] == seen[-1] + 1
+    assert new["next_after"] == seen[-1] + 1
+    assert client.get(f"/v1/events?after={new['next_after']}").get_json() == {
+        "items": [],
+        "next_after": new["next_after"],
+        "has_more": False,
+    }
+
+
+def test_an_event_carries_what_subscribers_need(client, editor):
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    event = client.get("/v1/events?type=entry.status_changed&country=VN&list=us-ear-d1&after=500").get_json()[
+        "items"
+    ][-1]
+
+    assert event["id"] == f"evt_{event['sequence']}"
+    assert event["occurred_at"] == event["timestamp"] == "2026-11-23T12:00:00Z"
+    data = event["data"]
+    assert (data["country"]["alpha_2"], data["list"]["id"]) == ("VN", "us-ear-d1")
+    assert (data["from_status"], data["status"]) == ("pending_removal", "removed")
+    assert data["effective_on"] == "2026-11-20"
+    assert data["expected_effective_on"] is None
+    assert data["restrictions_apply"] is False
+    assert data["sources"][0]["url"].startswith("https://")
+    assert data["links"]["entry"] == "/v1/lists/us-ear-d1/entries/VN"
+    assert data["links"]["self"] == f"/v1/lists/us-ear-d1/entries/VN/changes/{data['id']}"
+
+
+@pytest.mark.parametrize(
+    ("query", "check"),
+    [
+        ("country=Vietnam", lambda e: e["data"]["country"]["alpha_2"] == "VN"),
+        ("country=vn", lambda e: e["data"]["country"]["alpha_2"] == "VN"),
+        ("list=us-ear-e1", lambda e: e["data"].get("list", {}).get("id", e["data"].get("id")) == "us-ear-e1"),
+        ("type=list.created", lambda e: e["type"] == "list.created"),
+    ],
+)
+def test_filters(client, query, check):
+    items = client.get(f"/v1/events?{query}&limit=500").get_json()["items"]
+
+    assert items
+    assert all(check(e) for e in items)
+
+
+def test_since_and_until_filter_on_occurred_at(client, editor, frozen_clock):
+    frozen_clock.advance(hours=1)
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    recent = client.get("/v1/events?since=2026-11-23T12:30:00Z").get_json()["items"]
+    older = client.get("/v1/events?until=2026-11-23T12:30:00Z&limit=5").get_json()["items"]
+
+    assert [e["type"] for e in recent] == ["entry.status_changed"]
+    assert all(e["occurred_at"] < "2026-11-23T12:30:00Z" for e in older)
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("after=-1", "after"),
+        ("after=x", "after"),
+        ("country=Atlantis", "country"),
+        ("list=us-ear-zz", "list"),
+        ("type=entry.deleted", "type"),
+        ("since=yesterday", "since"),
+        ("until=2026-11-23", "until"),
+        ("cursor=abc", "cursor"),
+    ],
+)
+def test_bad_feed_parameters_are_422s_naming_them(client, query, parameter):
+    response = client.get(f"/v1/events?{query}")
+
+    assert response.status_code == 422
+    assert response.content_type == PROBLEM
+    assert list(response.get_json()["errors"]) == [parameter]
+
+
+def test_one_event_by_id_or_sequence(client):
+    by_id = client.get("/v1/events/evt_3")
+    by_sequence = client.get("/v1/events/3")
+
+    assert by_id.status_code == 200
+    assert by_id.get_json() == by_sequence.get_json()
+    assert by_id.get_json()["sequence"] == 3
+
+
+@pytest.mark.parametrize("ref", ["evt_999999", "999999999999999999", "evt_x", "abc", "0"])
+def test_unknown_events_are_404_problems(client, ref):
+    response = client.get(f"/v1/events/{ref}")
+
+    assert response.status_code == 404
+    assert response.content_type == PROBLEM
+
+
+def test_the_atom_feed_has_the_newest_events_first(client, editor):
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    response = client.get("/v1/events.atom?country=VN&limit=3")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/atom+xml"
+    feed = ET.fromstring(response.data)
+    entries = feed.findall(f"{ATOM}entry")
+    assert len(entries) == 3
+    assert entries[0].find(f"{ATOM}title").text == (
+        "Vietnam on D:1: pending_removal → removed (effective 2026-11-20)"
+    )
+    assert entries[0].find(f"{ATOM}id").text.startswith("http://localhost/v1/events/evt_")
+    assert feed.find(f"{ATOM}link[@rel='self']").get("href").startswith("http://localhost/v1/events.atom")
+    assert entries[0].find(f"{ATOM}category").get("term") == "entry.status_changed"
+
+
+def test_the_atom_feed_takes_the_same_filters(client):
+    assert client.get("/v1/events.atom?type=list.created&limit=500").status_code == 200
+    assert (
+        len(
+            ET.fromstring(client.get("/v1/events.atom?type=list.created&limit=500").data).findall(
+                f"{ATOM}entry"
+            )
+        )
+        == 14
+    )
+    assert client.get("/v1/events.atom?country=Atlantis").status_code == 422
+
+
+def test_the_feed_sends_etags(client):
+    first = client.get("/v1/events?after=10")
+    again = client.get("/v1/events?after=10", headers={"If-None-Match": first.headers["ETag"]})
+
+    assert again.status_code == 304
+
+
+def test_paging_deep_uses_the_index_not_a_scan(app):
+    """A page after sequence N is an index range scan from N: no scan of what came before, no sort."""
+    with app.app_context(), db.database().engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.execute(
+                    text("EXPLAIN QUERY PLAN SELECT * FROM events WHERE id > 400 ORDER BY id LIMIT 101")
+                )
+            )
+            filtered = " ".join(
+                str(row[-1])
+                for row in connection.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT * FROM events WHERE country_code = 'VN' AND id > 400 "
+                        "ORDER BY id LIMIT 101"
+                    )
+                )
+            )
+            assert "SEARCH events USING" in plan and ("(id>?)" in plan or "(rowid>?)" in plan)
+            assert "ix_events_country_code_id" in filtered
+            assert "TEMP B-TREE" not in plan + filtered
+        else:
+            connection.execute(text("SET enable_seqscan = off"))
+            plan = "\n".join(
+                row[0]
+                for row in connection.execute(
+                    text("EXPLAIN SELECT * FROM events WHERE id > 400 ORDER BY id LIMIT 101")
+                )
+            )
+            filtered = "\n".join(
+                row[0]
+                for row in connection.execute(
+                    text(
+                        "EXPLAIN SELECT * FROM events WHERE country_code = 'VN' AND id > 400 ORDER BY id LIMIT 101"
+                    )
+                )
+            )
+            assert "Index Scan using pk_events" in plan
+            assert "ix_events_country_code_id" in filtered
+            assert "Sort" not in plan + filtered
