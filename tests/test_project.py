@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_docker_compose_parses_and_references_files_that_exist():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
-    assert {"postgres", "api"} <= set(compose["services"])
+    assert {"postgres", "api", "worker"} <= set(compose["services"])
     for name, service in compose["services"].items():
         build = service.get("build")
         if build:
