@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app, g, json, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from service.domain.errors import DomainError
@@ -161,6 +161,14 @@ def unavailable_problem(error: OperationalError):
     )
 
 
+def data_problem(error: DataError):
+    """Input the database refused as data (out of range, bad encoding): the request's fault, never a 500."""
+    log.warning("database refused input on %s %s: %s", request.method, request.path, error.orig)
+    return problem(
+        422, "validation-error", title="Invalid request", detail="A value in the request is not acceptable."
+    )
+
+
 def unexpected_problem(error: Exception):
     if isinstance(error, HTTPException):
         return http_exception_problem(error)
@@ -177,6 +185,7 @@ def unexpected_problem(error: Exception):
 def init_app(app: Flask) -> None:
     app.register_error_handler(DomainError, domain_problem)
     app.register_error_handler(OperationalError, unavailable_problem)
+    app.register_error_handler(DataError, data_problem)
     app.register_error_handler(Exception, unexpected_problem)
     # HTTPException is registered by the Api (service.api), which calls
     # http_exception_problem, so flask-smorest documents the same shape.

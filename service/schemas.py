@@ -118,9 +118,29 @@ def decode_cursor(text: str):
     raise ValueError("bad cursor")
 
 
+def _nul_errors(value, path: str = "") -> dict[str, list[str]]:
+    """Fields holding a NUL character, which no text field may contain (PostgreSQL cannot store it)."""
+    if isinstance(value, str):
+        return {path or "_schema": ["Must not contain NUL characters."]} if "\x00" in value else {}
+    found: dict[str, list[str]] = {}
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found.update(_nul_errors(item, f"{path}.{key}" if path else str(key)))
+        if isinstance(key, str) and "\x00" in key:
+            found[path or "_schema"] = ["Field names must not contain NUL characters."]
+    return found
+
+
 class Schema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def refuse_nul_characters(self, data, **_kwargs):
+        errors = _nul_errors(data) if isinstance(data, dict | list) else {}
+        if errors:
+            raise ma.ValidationError(errors)
+        return data
 
 
 # --- query strings ---------------------------------------------------------------

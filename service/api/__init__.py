@@ -118,6 +118,22 @@ def _assign_request_id() -> None:
     g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
+def _refuse_nul_characters():
+    """No identifier or parameter of this API contains NUL; refuse it before it reaches a database."""
+    if "\x00" in request.path:
+        return errors.problem(404, detail="No resource has a NUL character in its URL.")
+    bad = sorted({name for name, value in request.args.items(multi=True) if "\x00" in name + value})
+    if bad:
+        return errors.problem(
+            422,
+            "validation-error",
+            title="Invalid request",
+            detail="Invalid query parameter " + ", ".join(f"'{name}'" for name in bad) + ".",
+            errors={name.replace("\x00", "\\0"): ["Must not contain NUL characters."] for name in bad},
+        )
+    return None
+
+
 def _echo_request_id(response):
     request_id = g.get("request_id")
     if request_id:
@@ -142,6 +158,7 @@ def init_app(app: Flask) -> Api:
         },
     )
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_echo_request_id)
     for module in (countries, lists, events, webhooks, meta):
         api.register_blueprint(module.blp)

@@ -246,6 +246,8 @@ BAD_BODIES = [
     ({**a_change(), "sources": [a_source(published_on="yesterday")]}, "sources.0.published_on"),
     ({**a_change(), "sources": [a_source(extra=1)]}, "sources.0.extra"),
     ({**a_change(), "note": 12}, "note"),
+    ({**a_change(), "note": "nul\x00byte"}, "note"),
+    ({**a_change(), "sources": [a_source(title="a\x00b")]}, "sources.0.title"),
     ({**a_change(), "expected_effective_on": "2027-01-01"}, "expected_effective_on"),
     (
         {**a_change(status="pending_removal", effective_on="2026-11-01", expected_effective_on="2026-10-01")},

@@ -311,3 +311,20 @@ def test_request_id_is_echoed_or_generated(client):
 
     assert given.headers["X-Request-ID"] == "trace-123"
     assert len(generated.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/lists/us-ear-d1%00", 404),
+        ("/v1/countries/V%00N", 404),
+        ("/v1/countries/VN?as_of=2026%00", 422),
+        ("/v1/events?list=us%00", 422),
+        ("/v1/lists/us-ear-d1/entries?status=%00", 422),
+    ],
+)
+def test_nul_characters_are_refused_before_any_database_sees_them(client, path, status):
+    response = client.get(path)
+
+    assert response.status_code == status
+    assert response.content_type == PROBLEM

@@ -46,7 +46,9 @@ def test_the_example_receiver_verifies_and_prints_events(client, editor, worker,
         server.server_close()
 
     printed = out.getvalue()
-    assert "entry.status_changed: Vietnam (VN) on D:1 National Security: pending_removal -> removed" in printed
+    assert (
+        "entry.status_changed: Vietnam (VN) on D:1 National Security: pending_removal -> removed" in printed
+    )
     assert "source: Revision of Country Group D entries for Vietnam" in printed
     assert forged.status_code == 401
     log = client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=editor).get_json()["items"]

@@ -58,6 +58,7 @@ def test_the_secret_is_never_logged(client, editor, receiver, worker, caplog):
         ({"url": "https://example.org", "event_types": ["entry.deleted"]}, "event_types.0"),
         ({"url": "https://example.org", "colour": "red"}, "colour"),
         ({"url": "https://example.org", "countries": "VN"}, "countries"),
+        ({"url": "https://example.org", "lists": ["us-\x00"]}, "lists.0"),
     ],
 )
 def test_bad_subscriptions_are_422s_naming_the_field(client, editor, session, body, field):
