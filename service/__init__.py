@@ -31,3 +31,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     auth.init_app(app)
     cli.init_app(app)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the app's database connections (tests and tools that build many apps call this)."""
+    app.extensions["exportctl.version"].close()
+    app.extensions["exportctl.db"].engine.dispose()

@@ -66,10 +66,11 @@ SETTINGS = {
     "WEBHOOK_REQUIRE_HTTPS": ("EXPORTCTL_WEBHOOK_REQUIRE_HTTPS", False, _bool),
     "WEBHOOK_CONNECT_TIMEOUT": ("EXPORTCTL_WEBHOOK_CONNECT_TIMEOUT", "5s", parse_duration),
     "WEBHOOK_READ_TIMEOUT": ("EXPORTCTL_WEBHOOK_READ_TIMEOUT", "30s", parse_duration),
-    "WORKER_LEASE": ("EXPORTCTL_WORKER_LEASE", "2m", parse_duration),
+    # The minimum lease; the worker lengthens it to cover a whole batch of slow sends.
+    "WORKER_LEASE": ("EXPORTCTL_WORKER_LEASE", "1m", parse_duration),
     "WORKER_CONCURRENCY": ("EXPORTCTL_WORKER_CONCURRENCY", 16, int),
     "WORKER_BATCH_SIZE": ("EXPORTCTL_WORKER_BATCH_SIZE", 64, int),
-    "WORKER_POLL_INTERVAL": ("EXPORTCTL_WORKER_POLL_INTERVAL", "500ms", parse_duration),
+    "WORKER_POLL_INTERVAL": ("EXPORTCTL_WORKER_POLL_INTERVAL", "200ms", parse_duration),
 }
 
 

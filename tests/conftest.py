@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service import clock, create_app, db
+from service import clock, close_app, create_app, db
 from tests.databases import PostgresTemplates, SQLiteTemplates
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
@@ -81,8 +81,7 @@ def make_app(database_url: str, **overrides):
 def app(database_url):
     app = make_app(database_url)
     yield app
-    db_state = app.extensions["exportctl.db"]
-    db_state.engine.dispose()
+    close_app(app)
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def resolve_country(ref: str) -> Country:
 @blp.route("")
 class Countries(MethodView):
     @blp.conditional
-    @blp.arguments(CountriesQuery, location="query", as_kwargs=True)
+    @blp.arguments(CountriesQuery(), location="query", as_kwargs=True)
     @blp.response(200, CountryOverviewPage)
     def get(self, limit, cursor=None, as_of=None, known_at=None, restricted=None, pending=None):
         """Every country, with a summary: restricted anywhere? anything pending?"""
@@ -78,7 +78,7 @@ class Countries(MethodView):
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
 class CountryStatus(MethodView):
     @blp.conditional
-    @blp.arguments(TimeQuery, location="query", as_kwargs=True)
+    @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
     @blp.response(200, CountryStatusSchema)
     @blp.problems(404)
     def get(self, ref, as_of=None, known_at=None):
@@ -98,7 +98,7 @@ class CountryStatus(MethodView):
 @blp.route("/<ref>/history", parameters=[REF_PARAMETER])
 class CountryHistory(MethodView):
     @blp.conditional
-    @blp.arguments(HistoryQuery, location="query", as_kwargs=True)
+    @blp.arguments(HistoryQuery(), location="query", as_kwargs=True)
     @blp.response(200, ChangePage)
     @blp.problems(404)
     def get(self, ref, limit, cursor=None, known_at=None):

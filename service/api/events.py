@@ -64,7 +64,7 @@ def _key(args: dict) -> tuple:
 @blp.route("/events")
 class Events(MethodView):
     @blp.conditional
-    @blp.arguments(EventQuery, location="query")
+    @blp.arguments(EventQuery(), location="query")
     @blp.response(200, EventPageSchema)
     def get(self, args):
         """Events after a sequence number, oldest first. Poll with `after=<next_after>` to follow the feed."""
@@ -139,7 +139,7 @@ def atom_feed(documents: list[dict], self_url: str, base_url: str) -> bytes:
 @blp.route("/events.atom")
 class EventsAtom(MethodView):
     @blp.conditional
-    @blp.arguments(EventQuery, location="query")
+    @blp.arguments(EventQuery(), location="query")
     @blp.doc(
         responses={
             "200": {

@@ -93,7 +93,7 @@ def entry_etag_prefix(document: dict) -> str:
 @blp.route("")
 class Lists(MethodView):
     @blp.conditional
-    @blp.arguments(PageQuery, location="query", as_kwargs=True)
+    @blp.arguments(PageQuery(), location="query", as_kwargs=True)
     @blp.response(200, ListPage)
     def get(self, limit, cursor=None):
         """Every control list the service holds."""
@@ -108,8 +108,8 @@ class Lists(MethodView):
     @requires(Role.ADMIN)
     @rate_limited
     @json_body
-    @blp.arguments(WriteHeaders, location="headers", as_kwargs=True)
-    @blp.arguments(ListCreateSchema)
+    @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
+    @blp.arguments(ListCreateSchema())
     @blp.response(
         201,
         ListSchema,
@@ -146,7 +146,7 @@ class ListDetail(MethodView):
     @requires(Role.ADMIN)
     @rate_limited
     @json_body
-    @blp.arguments(ListPatchSchema)
+    @blp.arguments(ListPatchSchema())
     @blp.response(200, ListSchema)
     @blp.problems(400, 401, 403, 404, 413, 415, 429)
     def patch(self, body, list_id):
@@ -163,7 +163,7 @@ class ListDetail(MethodView):
 @blp.route("/<list_id>/entries", parameters=[LIST_PARAMETER])
 class ListEntries(MethodView):
     @blp.conditional
-    @blp.arguments(EntriesQuery, location="query", as_kwargs=True)
+    @blp.arguments(EntriesQuery(), location="query", as_kwargs=True)
     @blp.response(200, ListedEntryPage)
     @blp.problems(404)
     def get(self, list_id, limit, cursor=None, as_of=None, known_at=None, status=None):
@@ -184,7 +184,7 @@ class ListEntries(MethodView):
 @blp.route("/<list_id>/entries/<ref>", parameters=[LIST_PARAMETER, REF_PARAMETER])
 class EntryDetail(MethodView):
     @blp.conditional
-    @blp.arguments(TimeQuery, location="query", as_kwargs=True)
+    @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
     @blp.response(200, EntrySchema)
     @blp.problems(404)
     def get(self, list_id, ref, as_of=None, known_at=None):
@@ -238,8 +238,8 @@ class EntryChanges(MethodView):
     @requires(Role.EDITOR)
     @rate_limited
     @json_body
-    @blp.arguments(ConditionalWriteHeaders, location="headers", as_kwargs=True)
-    @blp.arguments(ChangeCreateSchema)
+    @blp.arguments(ConditionalWriteHeaders(), location="headers", as_kwargs=True)
+    @blp.arguments(ChangeCreateSchema())
     @blp.response(
         201,
         ChangeCreatedSchema,

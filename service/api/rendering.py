@@ -6,6 +6,7 @@ of that number; the document is rebuilt only when it moved. Each process keeps
 its own bounded LRU, so several workers stay correct without coordination.
 """
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Hashable
@@ -14,9 +15,8 @@ from typing import Any
 
 import cachetools
 from flask import Flask, current_app, json, request
-
-from service import db
-from service.domain.events import current_sequence
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,72 @@ class DocumentCache:
             self._cache.clear()
 
 
+class VersionReader:
+    """Reads the data version on a connection of its own per thread, outside any transaction.
+
+    This is the one query every lookup makes, so it skips the pool, the ORM and
+    SQL compilation: a plain DBAPI cursor on a connection detached from the pool.
+    In autocommit (PostgreSQL) or outside a transaction (SQLite) each read sees
+    the latest commit, so every process agrees without coordination.
+    """
+
+    QUERY = "SELECT value FROM counters WHERE name = 'events'"
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.local = threading.local()
+        self._opened: list = []
+        self._lock = threading.Lock()
+
+    def _connect(self):
+        proxy = self.engine.raw_connection()
+        proxy.detach()  # ours for the thread's life, not the pool's
+        connection = proxy.dbapi_connection
+        if self.engine.dialect.name == "postgresql":
+            connection.autocommit = True
+        self.local.connection = connection
+        self.local.cursor = connection.cursor()
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def _forget(self, connection) -> None:
+        self.local.connection = None
+        with self._lock:
+            if connection in self._opened:
+                self._opened.remove(connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def read(self) -> int:
+        for attempt in (1, 2):
+            connection = getattr(self.local, "connection", None) or self._connect()
+            try:
+                cursor = self.local.cursor
+                cursor.execute(self.QUERY)
+                return cursor.fetchone()[0]
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                self._forget(connection)  # the server may have restarted: reconnect once
+                if attempt == 2:
+                    raise OperationalError(self.QUERY, None, exc) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every connection this reader opened (tests; process exit does it otherwise)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
 def init_app(app: Flask) -> None:
     app.extensions["exportctl.documents"] = DocumentCache(app.config["LOOKUP_CACHE_SIZE"])
+    app.extensions["exportctl.version"] = VersionReader(app.extensions["exportctl.db"].engine)
 
 
 def data_version() -> int:
-    with db.database().engine.connect() as connection:
-        return current_sequence(connection)
+    return current_app.extensions["exportctl.version"].read()
 
 
 def render(
@@ -79,7 +138,7 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
 def respond(rendered: Rendered, mimetype: str = "application/json"):
     """The document with a strong ETag; 304 when If-None-Match already has it."""
     response_class = current_app.response_class
-    if request.if_none_match.contains_weak(rendered.etag):
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(rendered.etag):
         response = response_class(status=304)
     else:
         response = response_class(rendered.body, mimetype=mimetype)

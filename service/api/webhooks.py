@@ -98,7 +98,7 @@ def _accepted(delivery: Delivery, session) -> writes.Outcome:
 class Webhooks(MethodView):
     @blp.doc(security=BEARER)
     @requires(Role.EDITOR)
-    @blp.arguments(PageQuery, location="query", as_kwargs=True)
+    @blp.arguments(PageQuery(), location="query", as_kwargs=True)
     @blp.response(200, WebhookPage)
     @blp.problems(401, 403)
     def get(self, limit, cursor=None):
@@ -110,8 +110,8 @@ class Webhooks(MethodView):
     @requires(Role.EDITOR)
     @rate_limited
     @json_body
-    @blp.arguments(WriteHeaders, location="headers", as_kwargs=True)
-    @blp.arguments(WebhookCreateSchema)
+    @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
+    @blp.arguments(WebhookCreateSchema())
     @blp.response(201, WebhookCreatedSchema, headers=LOCATION)
     @blp.problems(400, 401, 403, 413, 415, 429)
     def post(self, body, idempotency_key=None):
@@ -144,7 +144,7 @@ class WebhookDetail(MethodView):
     @requires(Role.EDITOR)
     @rate_limited
     @json_body
-    @blp.arguments(WebhookPatchSchema)
+    @blp.arguments(WebhookPatchSchema())
     @blp.response(200, WebhookSchema)
     @blp.problems(400, 401, 403, 404, 413, 415, 429)
     def patch(self, body, webhook_id):
@@ -219,7 +219,7 @@ class WebhookSecret(MethodView):
 class WebhookDeliveries(MethodView):
     @blp.doc(security=BEARER)
     @requires(Role.EDITOR)
-    @blp.arguments(DeliveriesQuery, location="query", as_kwargs=True)
+    @blp.arguments(DeliveriesQuery(), location="query", as_kwargs=True)
     @blp.response(200, DeliveryPage)
     @blp.problems(401, 403, 404)
     def get(self, webhook_id, limit, cursor=None, state=None):
@@ -290,7 +290,7 @@ class WebhookReplay(MethodView):
     @requires(Role.EDITOR)
     @rate_limited
     @json_body
-    @blp.arguments(ReplaySchema)
+    @blp.arguments(ReplaySchema())
     @blp.response(202, ReplayResultSchema)
     @blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
     def post(self, body, webhook_id):

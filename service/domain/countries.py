@@ -142,6 +142,10 @@ class CountryRegistry:
 
     def resolve(self, reference: str) -> Country | None:
         """The country a reference names, or None."""
+        if reference.isascii() and reference.isalnum():  # a code: skip the Unicode folding
+            country = self._index.get(reference.lower())
+            if country is not None:
+                return country
         key = normalise(reference)
         country = self._index.get(key)
         if country is None and key.isdigit() and len(key) < 3:

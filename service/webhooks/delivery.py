@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from service.domain.events import EventType, emit
@@ -66,52 +66,166 @@ class RetryPolicy:
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
-def _webhook_event(session: Session, webhook: Webhook, type_: EventType, data: dict) -> None:
+def _webhook_event(session: Session, webhook_id: int, type_: EventType, data: dict) -> None:
     """An operational event about a subscription, sent to the others (never to itself)."""
-    event = emit(session, type_, {"webhook_id": webhook.id, **data})
-    fan_out(session, event, exclude_webhook_id=webhook.id)
+    event = emit(session, type_, {"webhook_id": webhook_id, **data})
+    fan_out(session, event, exclude_webhook_id=webhook_id)
+
+
+def _disable(session: Session, ids: list[int], reason: str, now: datetime, *criteria) -> None:
+    """Disable those of `ids` still enabled (and matching `criteria`); report each once."""
+    if not ids:
+        return
+    disabled = session.execute(
+        update(Webhook)
+        .where(Webhook.id.in_(ids), Webhook.enabled.is_(True), *criteria)
+        .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+        .returning(Webhook.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    for webhook_id in sorted(disabled):
+        _webhook_event(session, webhook_id, EventType.WEBHOOK_DISABLED, {"reason": reason})
 
 
 def disable_webhook(session: Session, webhook: Webhook, reason: str, now: datetime) -> None:
-    disabled = session.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook.id, Webhook.enabled.is_(True))
-        .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if disabled.rowcount == 1:
-        _webhook_event(session, webhook, EventType.WEBHOOK_DISABLED, {"reason": reason})
+    _disable(session, [webhook.id], reason, now)
 
 
-def _note_failure(session: Session, webhook: Webhook, now: datetime, policy: RetryPolicy) -> None:
-    started = session.execute(
-        update(Webhook)
-        .where(Webhook.id == webhook.id, Webhook.failing_since.is_(None))
-        .values(failing_since=now)
-        .execution_options(synchronize_session=False)
-    )
-    if started.rowcount == 1:
-        _webhook_event(session, webhook, EventType.WEBHOOK_FAILING, {"failing_since": _iso(now)})
+def _note_successes(session: Session, ids: set[int]) -> None:
+    if not ids:
         return
-    session.refresh(webhook, ["failing_since"])
-    if webhook.failing_since is not None and now - webhook.failing_since >= policy.disable_after:
-        days = policy.disable_after.total_seconds() / 86400
-        disable_webhook(session, webhook, f"failing continuously for {days:g} days", now)
-
-
-def _note_success(session: Session, webhook: Webhook) -> None:
     recovered = session.execute(
         update(Webhook)
-        .where(Webhook.id == webhook.id, Webhook.failing_since.is_not(None))
+        .where(Webhook.id.in_(ids), Webhook.failing_since.is_not(None))
         .values(failing_since=None)
+        .returning(Webhook.id)
         .execution_options(synchronize_session=False)
+    ).scalars()
+    for webhook_id in sorted(recovered):
+        _webhook_event(session, webhook_id, EventType.WEBHOOK_RECOVERED, {})
+
+
+def _note_failures(session: Session, ids: set[int], now: datetime, policy: RetryPolicy) -> None:
+    if not ids:
+        return
+    started = session.execute(
+        update(Webhook)
+        .where(Webhook.id.in_(ids), Webhook.failing_since.is_(None))
+        .values(failing_since=now)
+        .returning(Webhook.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    for webhook_id in sorted(started):
+        _webhook_event(session, webhook_id, EventType.WEBHOOK_FAILING, {"failing_since": _iso(now)})
+    days = policy.disable_after.total_seconds() / 86400
+    _disable(
+        session,
+        sorted(ids),
+        f"failing continuously for {days:g} days",
+        now,
+        Webhook.failing_since <= now - policy.disable_after,
     )
-    if recovered.rowcount == 1:
-        _webhook_event(session, webhook, EventType.WEBHOOK_RECOVERED, {})
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery: Delivery
+    result: AttemptResult
+    attempted_at: datetime
+
+
+def _next_state(attempt: Attempt, policy: RetryPolicy) -> dict:
+    delivery, result, at = attempt.delivery, attempt.result, attempt.attempted_at
+    attempts = delivery.attempts + 1
+    values = {
+        "b_id": delivery.id,
+        "attempts": attempts,
+        "last_status": result.http_status,
+        "last_error": result.error,
+        "next_attempt_at": delivery.next_attempt_at,
+        "completed_at": None,
+    }
+    if result.succeeded or result.http_status == 410 or attempts >= policy.max_attempts:
+        values.update(state="succeeded" if result.succeeded else "failed", completed_at=at)
+    else:
+        values.update(state="pending", next_attempt_at=at + policy.delay(attempts, result.retry_after))
+    return values
+
+
+_APPLY = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("b_id"),
+        Delivery.state == "delivering",
+        Delivery.leased_by == bindparam("b_worker"),
+    )
+    .values(
+        state=bindparam("state"),
+        attempts=bindparam("attempts"),
+        last_status=bindparam("last_status"),
+        last_error=bindparam("last_error"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        completed_at=bindparam("completed_at"),
+        leased_by=None,
+        lease_expires_at=None,
+    )
+)
+
+
+def record_attempts(
+    session: Session, attempts: list[Attempt], *, worker: str, policy: RetryPolicy
+) -> set[int]:
+    """Log the attempts and move their deliveries on; the ids applied (others had lost their lease).
+
+    One statement moves every delivery (each conditional on the worker still
+    holding its lease), one inserts every attempt, and subscriptions' health
+    turns (failing, recovered, disabled) are a statement or two per chunk.
+    """
+    if not attempts:
+        return set()
+    # Which deliveries this worker still holds, locked until commit (FOR UPDATE on
+    # PostgreSQL; the caller's write transaction on SQLite), so the moves below apply
+    # to exactly these.
+    held = set(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.id.in_([a.delivery.id for a in attempts]),
+                Delivery.state == "delivering",
+                Delivery.leased_by == worker,
+            )
+            .with_for_update()
+        )
+    )
+    rows = [{**_next_state(a, policy), "b_worker": worker} for a in attempts if a.delivery.id in held]
+    if rows:
+        session.connection().execute(_APPLY, rows)
+    applied = {row["b_id"] for row in rows}
+    session.add_all(
+        DeliveryAttempt(
+            delivery_id=a.delivery.id,
+            attempted_at=a.attempted_at,
+            duration_ms=a.result.duration_ms,
+            http_status=a.result.http_status,
+            error=a.result.error,
+            response_body=a.result.response_body,
+            worker=worker,
+        )
+        for a in attempts
+    )
+    session.flush()
+    done = [a for a in attempts if a.delivery.id in applied]
+    now = max(a.attempted_at for a in attempts)
+    _note_successes(session, {a.delivery.webhook_id for a in done if a.result.succeeded})
+    gone = sorted({a.delivery.webhook_id for a in done if a.result.http_status == 410})
+    _disable(session, gone, "the receiver answered 410 Gone", now)
+    failed = {a.delivery.webhook_id for a in done if not a.result.succeeded and a.result.http_status != 410}
+    _note_failures(session, failed - set(gone), now, policy)
+    return applied
 
 
 def record_attempt(
@@ -123,47 +237,7 @@ def record_attempt(
     worker: str,
     policy: RetryPolicy,
 ) -> bool:
-    """Log the attempt and move the delivery on. False if the worker had lost its lease."""
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            attempted_at=attempted_at,
-            duration_ms=result.duration_ms,
-            http_status=result.http_status,
-            error=result.error,
-            response_body=result.response_body,
-            worker=worker,
-        )
+    """One attempt (see record_attempts). False if the worker had lost its lease."""
+    return bool(
+        record_attempts(session, [Attempt(delivery, result, attempted_at)], worker=worker, policy=policy)
     )
-    attempts = delivery.attempts + 1
-    values: dict = {
-        "attempts": attempts,
-        "last_status": result.http_status,
-        "last_error": result.error,
-        "leased_by": None,
-        "lease_expires_at": None,
-    }
-    if result.succeeded:
-        values.update(state="succeeded", completed_at=attempted_at)
-    elif result.http_status == 410 or attempts >= policy.max_attempts:
-        values.update(state="failed", completed_at=attempted_at)
-    else:
-        values.update(
-            state="pending", next_attempt_at=attempted_at + policy.delay(attempts, result.retry_after)
-        )
-    moved = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.state == "delivering", Delivery.leased_by == worker)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:
-        return False
-    webhook = delivery.webhook
-    if result.succeeded:
-        _note_success(session, webhook)
-    elif result.http_status == 410:
-        disable_webhook(session, webhook, "the receiver answered 410 Gone", attempted_at)
-    else:
-        _note_failure(session, webhook, attempted_at, policy)
-    return True

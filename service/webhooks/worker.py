@@ -15,8 +15,9 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import requests
 from flask import Flask
@@ -27,7 +28,7 @@ from service import clock, db
 from service.domain.events import event_document
 from service.models import Delivery, Webhook
 from service.webhooks import targets
-from service.webhooks.delivery import RESPONSE_EXCERPT, AttemptResult, RetryPolicy, record_attempt
+from service.webhooks.delivery import RESPONSE_EXCERPT, Attempt, AttemptResult, RetryPolicy, record_attempts
 from service.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,39 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
+@dataclass(frozen=True)
+class Job:
+    """What one send needs, read from the database before any HTTP starts."""
+
+    delivery_id: int
+    url: str
+    body: str
+    message_id: str
+    secrets: tuple[str, ...]
+
+
 class DeliveryWorker:
+    """Claims a batch, sends it on a thread pool, and records results as they come in.
+
+    The threads only do HTTP; the database work (claiming, loading, recording) is
+    done by the calling thread, a chunk of results per transaction, so SQLite's
+    single writer is never contended by the worker's own threads.
+    """
+
+    RECORD_CHUNK = 32
+
     def __init__(self, app: Flask, name: str | None = None):
         self.app = app
         config = app.config
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.policy = RetryPolicy.from_config(config)
-        self.lease = config["WORKER_LEASE"]
         self.batch_size = int(config["WORKER_BATCH_SIZE"])
+        concurrency = int(config["WORKER_CONCURRENCY"])
+        # A claimed batch must be done before its lease runs out, even if every send
+        # takes the full timeouts: ceil(batch / concurrency) rounds of them, plus one for slack.
+        slowest_send = config["WEBHOOK_CONNECT_TIMEOUT"] + config["WEBHOOK_READ_TIMEOUT"]
+        rounds = -(-self.batch_size // concurrency) + 1
+        self.lease = max(config["WORKER_LEASE"], rounds * slowest_send)
         self.poll_interval = config["WORKER_POLL_INTERVAL"].total_seconds()
         self.allow_private = bool(config["WEBHOOK_ALLOW_PRIVATE_TARGETS"])
         self.require_https = bool(config["WEBHOOK_REQUIRE_HTTPS"])
@@ -118,10 +144,18 @@ class DeliveryWorker:
     def run_once(self) -> int:
         """Claim one batch, deliver it concurrently, and return how many were attempted."""
         with self.app.app_context(), db.database().sessionmaker() as session:
-            ids = claim(session, self.name, now=clock.utcnow(), lease=self.lease, limit=self.batch_size)
-        for outcome in self.executor.map(self._deliver, ids):
-            if isinstance(outcome, Exception):
-                log.error("delivery failed unexpectedly", exc_info=outcome)
+            now = clock.utcnow()
+            ids = claim(session, self.name, now=now, lease=self.lease, limit=self.batch_size)
+            jobs = [self._job(delivery, now) for delivery in self._load(session, ids)]
+        futures = [self.executor.submit(self._send, job) for job in jobs]
+        results: list[tuple[Job, datetime, AttemptResult]] = []
+        for future in as_completed(futures):
+            results.append(future.result())
+            if len(results) >= self.RECORD_CHUNK:
+                self._record(results)
+                results = []
+        if results:
+            self._record(results)
         return len(ids)
 
     def run(self, stop: threading.Event) -> None:
@@ -136,26 +170,22 @@ class DeliveryWorker:
                 stop.wait(self.poll_interval)
         log.info("webhook worker %s stopped", self.name)
 
-    def _deliver(self, delivery_id: int) -> Exception | None:
-        try:
-            with self.app.app_context(), db.database().sessionmaker() as session:
-                delivery = session.get(
-                    Delivery, delivery_id, options=[joinedload(Delivery.webhook), joinedload(Delivery.event)]
-                )
-                if delivery is None or delivery.leased_by != self.name or delivery.state != "delivering":
-                    return None
-                attempted_at = clock.utcnow()
-                result = self._send(delivery, attempted_at)
-                if not record_attempt(
-                    session, delivery, result, attempted_at=attempted_at, worker=self.name, policy=self.policy
-                ):
-                    log.warning("delivery %s: lease lost to another worker; attempt logged only", delivery_id)
-                session.commit()
-        except Exception as exc:  # noqa: BLE001 - reported by run_once; the lease lets it be retried
-            return exc
-        return None
+    @staticmethod
+    def _load(session: Session, ids: list[int]) -> list[Delivery]:
+        if not ids:
+            return []
+        return list(
+            session.scalars(
+                select(Delivery)
+                .where(Delivery.id.in_(ids))
+                .options(joinedload(Delivery.webhook), joinedload(Delivery.event))
+                .order_by(Delivery.id)
+            )
+        )
 
-    def signing_secrets(self, webhook: Webhook, now) -> list[str]:
+    def _job(self, delivery: Delivery, now: datetime) -> Job:
+        webhook = delivery.webhook
+        document = event_document(delivery.event)
         secrets = [webhook.secret]
         if (
             webhook.previous_secret
@@ -163,35 +193,52 @@ class DeliveryWorker:
             and now < webhook.previous_secret_expires_at
         ):
             secrets.append(webhook.previous_secret)
-        return secrets
-
-    def _send(self, delivery: Delivery, attempted_at) -> AttemptResult:
-        webhook, event = delivery.webhook, delivery.event
-        document = event_document(event)
-        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-        headers = signed_headers(
-            self.signing_secrets(webhook, attempted_at), document["id"], attempted_at, body
+        return Job(
+            delivery_id=delivery.id,
+            url=webhook.url,
+            body=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
+            message_id=document["id"],
+            secrets=tuple(secrets),
         )
+
+    def _send(self, job: Job) -> tuple[Job, datetime, AttemptResult]:
+        """One HTTP attempt (runs on the pool). Never raises: failures are results."""
+        attempted_at = clock.utcnow()
         started = time.monotonic()
+        headers = signed_headers(list(job.secrets), job.message_id, attempted_at, job.body)
         try:
-            targets.check_target(
-                webhook.url, allow_private=self.allow_private, require_https=self.require_https
-            )
+            targets.check_target(job.url, allow_private=self.allow_private, require_https=self.require_https)
             with self.http.post(
-                webhook.url, data=body.encode(), headers=headers, stream=True, allow_redirects=False
+                job.url, data=job.body.encode(), headers=headers, stream=True, allow_redirects=False
             ) as response:
                 excerpt = response.raw.read(RESPONSE_EXCERPT, decode_content=True)
-                return AttemptResult(
+                result = AttemptResult(
                     http_status=response.status_code,
                     duration_ms=round((time.monotonic() - started) * 1000),
                     response_body=excerpt.decode("utf-8", errors="replace") if excerpt else None,
                     retry_after=_retry_after(response),
                     error=None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}",
                 )
+                return job, attempted_at, result
         except targets.TargetRejected as exc:
             error = f"target rejected: {exc.reason}"
-        except requests.RequestException as exc:
+        except Exception as exc:  # noqa: BLE001 - any transport failure is a failed attempt
             error = _error_text(exc)
-        return AttemptResult(
-            http_status=None, duration_ms=round((time.monotonic() - started) * 1000), error=error
-        )
+        elapsed = round((time.monotonic() - started) * 1000)
+        return job, attempted_at, AttemptResult(http_status=None, duration_ms=elapsed, error=error)
+
+    def _record(self, results: list[tuple[Job, datetime, AttemptResult]]) -> None:
+        """Record a chunk of attempts in one transaction."""
+        with self.app.app_context(), db.database().sessionmaker() as session:
+            db.begin_write(session)
+            deliveries = {d.id: d for d in self._load(session, [job.delivery_id for job, _, _ in results])}
+            attempts = [
+                Attempt(deliveries[job.delivery_id], result, attempted_at)
+                for job, attempted_at, result in results
+                if job.delivery_id in deliveries
+            ]
+            applied = record_attempts(session, attempts, worker=self.name, policy=self.policy)
+            session.commit()
+        for job, _, _ in results:
+            if job.delivery_id not in applied:
+                log.warning("delivery %s: lease lost to another worker; attempt not applied", job.delivery_id)

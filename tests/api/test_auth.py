@@ -2,6 +2,7 @@
 
 import pytest
 
+from service import close_app
 from tests.conftest import a_change, create_key, make_app
 
 PROBLEM = "application/problem+json"
@@ -108,7 +109,7 @@ def test_reads_are_public_by_default(client):
 def locked_app(database_url):
     app = make_app(database_url, READS_REQUIRE_KEY=True)
     yield app
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
 
 def test_reads_can_be_made_to_require_a_reader_key(locked_app):
@@ -131,7 +132,7 @@ def test_reads_can_be_made_to_require_a_reader_key(locked_app):
 def limited_app(database_url):
     app = make_app(database_url, WRITE_RATE_LIMIT="2 per minute")
     yield app
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
 
 def test_writes_are_rate_limited_per_key_with_retry_after(limited_app):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Response
 
-from service import clock, db
+from service import clock, close_app, db
 from service.models import Delivery, Event, Webhook
 from service.webhooks.worker import DeliveryWorker, claim
 from tests.conftest import a_change, make_app
@@ -156,7 +156,7 @@ def test_the_retry_schedule_and_jitter(database_url, receiver, frozen_clock):
         assert delivery.state == "failed"
         assert delivery.attempts == 4
     worker.close()
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
     expected = [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30)]
     for wait, base in zip(waits, expected, strict=True):
         assert base * 0.8 <= wait <= base * 1.2
@@ -174,7 +174,7 @@ def test_nothing_is_sent_before_it_is_due(client, editor, receiver, worker, data
     frozen_clock.advance(hours=2)
     assert slow.run_once() == 1
     slow.close()
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
 
 @pytest.mark.parametrize(("status", "header", "seconds"), [(429, "120", 120), (503, "30", 30)])
@@ -294,7 +294,7 @@ def test_a_slow_receiver_times_out(database_url, receiver, session):
     assert delivery.state == "pending"
     assert "Timeout" in delivery.last_error
     worker.close()
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
 
 def test_a_refused_connection_is_a_logged_failure(client, editor, worker, session):
@@ -330,7 +330,7 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_delivery(database_url,
     assert "target rejected" in delivery.last_error
     assert "127.0.0.1" in delivery.last_error
     worker.close()
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
 
 def test_rotation_signs_with_both_secrets_for_24_hours(client, editor, receiver, worker, frozen_clock):
@@ -547,3 +547,13 @@ def test_disabled_webhooks_are_neither_pinged_nor_claimed(client, editor, receiv
     assert worker.run_once() == 0
     assert client.post(f"/v1/webhooks/{webhook_id}/ping", headers=editor).status_code == 409
     assert session.get(Webhook, webhook_id).enabled is False
+
+
+def test_the_lease_outlasts_a_batch_of_sends_that_all_time_out(app):
+    config = app.config
+    worker = DeliveryWorker(app, name="w")
+    slowest = config["WEBHOOK_CONNECT_TIMEOUT"] + config["WEBHOOK_READ_TIMEOUT"]
+    rounds = -(-config["WORKER_BATCH_SIZE"] // config["WORKER_CONCURRENCY"])
+
+    assert worker.lease > rounds * slowest
+    worker.close()

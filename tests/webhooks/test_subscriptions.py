@@ -5,6 +5,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
+from service import close_app
 from service.models import Delivery, Webhook
 from tests.conftest import make_app
 from tests.webhooks.conftest import subscribe
@@ -113,7 +114,7 @@ def test_delete_cancels_what_is_queued_and_hides_the_webhook(client, editor, rec
 def guarded_app(database_url):
     app = make_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
     yield app
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -169,4 +170,4 @@ def test_https_can_be_required(database_url):
 
     assert response.status_code == 422
     assert "https" in response.get_json()["errors"]["url"][0]
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Response
 
-from service import db
+from service import close_app, db
 from service.models import Delivery
 from tests.conftest import a_change, create_key, make_app
 from tests.webhooks.conftest import subscribe
@@ -25,7 +25,10 @@ def start_worker(database_url: str, log_path) -> subprocess.Popen:
         **os.environ,
         "DATABASE_URL": database_url,
         "EXPORTCTL_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        # Short timeouts make a short lease: 3 rounds x 2 s (see DeliveryWorker.lease).
         "EXPORTCTL_WORKER_LEASE": "2s",
+        "EXPORTCTL_WEBHOOK_CONNECT_TIMEOUT": "1s",
+        "EXPORTCTL_WEBHOOK_READ_TIMEOUT": "1s",
         "EXPORTCTL_WORKER_CONCURRENCY": "4",
         "EXPORTCTL_WORKER_BATCH_SIZE": "8",
         "EXPORTCTL_WORKER_POLL_INTERVAL": "50ms",
@@ -103,7 +106,7 @@ def test_killing_a_worker_mid_batch_loses_no_event(database_url, receiver, froze
     finally:
         second.terminate()
         second.wait(30)
-    app.extensions["exportctl.db"].engine.dispose()
+    close_app(app)
 
     assert expected <= set(seen), f"lost: {sorted(expected - set(seen))}"
     assert second.returncode == 0, (tmp_path / "second.log").read_text()[-2000:]
