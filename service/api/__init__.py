@@ -70,6 +70,28 @@ class Blueprint(SmorestBlueprint):
         func._apidoc["etag"] = True
         return func
 
+    def authorized(self, role, *, write: bool = False, json: bool = False):
+        """The caller needs a key of `role` (documented as bearerAuth, 401/403).
+
+        `write`: rate-limited per key (429). `json`: the body must be JSON (415),
+        malformed JSON is a 400 and an oversized body a 413.
+        """
+        from service.api.writes import json_body, rate_limited
+        from service.auth import requires
+
+        codes = [401, 403] + ([429] if write else []) + ([400, 413, 415] if json else [])
+
+        def decorator(func):
+            if json:
+                func = json_body(func)
+            if write:
+                func = rate_limited(func)
+            func = requires(role)(func)
+            func = self.doc(security=[{"bearerAuth": []}])(func)
+            return self.problems(*codes)(func)
+
+        return decorator
+
     def problems(self, *codes: int):
         """Document problem responses an operation can give."""
 

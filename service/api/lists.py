@@ -9,8 +9,6 @@ from service.api import Blueprint, writes
 from service.api.countries import REF_PARAMETER, resolve_country
 from service.api.paging import cache_key, page
 from service.api.rendering import cached, respond
-from service.api.writes import json_body, rate_limited
-from service.auth import requires
 from service.domain import lookups
 from service.domain.changes import ChangeRequest, record_status_change
 from service.domain.errors import NotFound, VersionMismatch
@@ -69,7 +67,6 @@ _change_schema = ChangeSchema()
 
 # --- writes ----------------------------------------------------------------------
 
-BEARER = [{"bearerAuth": []}]
 ENTRY_TAG_VERSION = re.compile(r'"v(\d+)')
 
 
@@ -104,10 +101,7 @@ class Lists(MethodView):
 
         return respond(cached(("lists", limit, cache_key(cursor)), build, _list_page_schema))
 
-    @blp.doc(security=BEARER)
-    @requires(Role.ADMIN)
-    @rate_limited
-    @json_body
+    @blp.authorized(Role.ADMIN, write=True, json=True)
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(ListCreateSchema())
     @blp.response(
@@ -115,7 +109,7 @@ class Lists(MethodView):
         ListSchema,
         headers={"Location": {"description": "URL of the new list.", "schema": {"type": "string"}}},
     )
-    @blp.problems(400, 401, 403, 409, 413, 415, 429)
+    @blp.problems(409)
     def post(self, body, idempotency_key=None):
         """Add a control list (admin), such as the EU dual-use list or a Wassenaar participants list."""
 
@@ -142,13 +136,10 @@ class ListDetail(MethodView):
             )
         )
 
-    @blp.doc(security=BEARER)
-    @requires(Role.ADMIN)
-    @rate_limited
-    @json_body
+    @blp.authorized(Role.ADMIN, write=True, json=True)
     @blp.arguments(ListPatchSchema())
     @blp.response(200, ListSchema)
-    @blp.problems(400, 401, 403, 404, 413, 415, 429)
+    @blp.problems(404)
     def patch(self, body, list_id):
         """Change a list's descriptive fields (admin). Effect and completeness are fixed at creation."""
 
@@ -234,10 +225,7 @@ class ChangeDetail(MethodView):
 
 @blp.route("/<list_id>/entries/<ref>/changes", parameters=[LIST_PARAMETER, REF_PARAMETER])
 class EntryChanges(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
-    @json_body
+    @blp.authorized(Role.EDITOR, write=True, json=True)
     @blp.arguments(ConditionalWriteHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(ChangeCreateSchema())
     @blp.response(
@@ -245,7 +233,7 @@ class EntryChanges(MethodView):
         ChangeCreatedSchema,
         headers={"Location": {"description": "URL of the recorded change.", "schema": {"type": "string"}}},
     )
-    @blp.problems(400, 401, 403, 404, 409, 412, 413, 415, 429)
+    @blp.problems(404, 409, 412)
     def post(self, body, list_id, ref, idempotency_key=None, if_match=None):
         """Record a status change on an entry (the entry is created by its first change).
 

@@ -8,8 +8,6 @@ from sqlalchemy.orm import selectinload
 from service import db
 from service.api import Blueprint, writes
 from service.api.paging import page
-from service.api.writes import json_body, rate_limited
-from service.auth import requires
 from service.domain.errors import InvalidInput
 from service.domain.events import public_id
 from service.domain.keys import Role
@@ -39,7 +37,6 @@ blp = Blueprint(
     description="Signed pushes of events (Standard Webhooks v1), retried and logged. Needs an editor key.",
 )
 
-BEARER = [{"bearerAuth": []}]
 WEBHOOK_PARAMETER = {
     "in": "path",
     "name": "webhook_id",
@@ -96,24 +93,18 @@ def _accepted(delivery: Delivery, session) -> writes.Outcome:
 
 @blp.route("")
 class Webhooks(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
+    @blp.authorized(Role.EDITOR)
     @blp.arguments(PageQuery(), location="query", as_kwargs=True)
     @blp.response(200, WebhookPage)
-    @blp.problems(401, 403)
     def get(self, limit, cursor=None):
         """Every subscription (without secrets)."""
         documents = [subscriptions.webhook_document(w) for w in subscriptions.list_webhooks(db.session())]
         return page(documents, lambda d: d["id"], limit, cursor)
 
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
-    @json_body
+    @blp.authorized(Role.EDITOR, write=True, json=True)
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(WebhookCreateSchema())
     @blp.response(201, WebhookCreatedSchema, headers=LOCATION)
-    @blp.problems(400, 401, 403, 413, 415, 429)
     def post(self, body, idempotency_key=None):
         """Subscribe a URL to events (filters: countries, lists, event_types; empty means all).
 
@@ -132,21 +123,17 @@ class Webhooks(MethodView):
 
 @blp.route("/<int:webhook_id>", parameters=[WEBHOOK_PARAMETER])
 class WebhookDetail(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
+    @blp.authorized(Role.EDITOR)
     @blp.response(200, WebhookSchema)
-    @blp.problems(401, 403, 404)
+    @blp.problems(404)
     def get(self, webhook_id):
         """One subscription (without its secret)."""
         return subscriptions.webhook_document(subscriptions.get_webhook(db.session(), webhook_id))
 
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
-    @json_body
+    @blp.authorized(Role.EDITOR, write=True, json=True)
     @blp.arguments(WebhookPatchSchema())
     @blp.response(200, WebhookSchema)
-    @blp.problems(400, 401, 403, 404, 413, 415, 429)
+    @blp.problems(404)
     def patch(self, body, webhook_id):
         """Change the URL, filters or description; `enabled: true` re-enables a disabled subscription."""
 
@@ -157,11 +144,9 @@ class WebhookDetail(MethodView):
 
         return writes.perform(operation)
 
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
+    @blp.authorized(Role.EDITOR, write=True)
     @blp.response(204)
-    @blp.problems(401, 403, 404, 429)
+    @blp.problems(404)
     def delete(self, webhook_id):
         """Unsubscribe; deliveries still queued are cancelled (the log is kept)."""
 
@@ -177,11 +162,9 @@ class WebhookDetail(MethodView):
 
 @blp.route("/<int:webhook_id>/ping", parameters=[WEBHOOK_PARAMETER])
 class WebhookPing(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
+    @blp.authorized(Role.EDITOR, write=True)
     @blp.response(202, DeliverySchema, headers=LOCATION)
-    @blp.problems(401, 403, 404, 409, 429)
+    @blp.problems(404, 409)
     def post(self, webhook_id):
         """Send a `webhook.ping` event to this subscription only."""
 
@@ -194,11 +177,9 @@ class WebhookPing(MethodView):
 
 @blp.route("/<int:webhook_id>/rotate-secret", parameters=[WEBHOOK_PARAMETER])
 class WebhookSecret(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
+    @blp.authorized(Role.EDITOR, write=True)
     @blp.response(200, SecretSchema)
-    @blp.problems(401, 403, 404, 429)
+    @blp.problems(404)
     def post(self, webhook_id):
         """A new signing secret, shown once. For 24 hours deliveries carry signatures from both secrets."""
 
@@ -217,11 +198,10 @@ class WebhookSecret(MethodView):
 
 @blp.route("/<int:webhook_id>/deliveries", parameters=[WEBHOOK_PARAMETER])
 class WebhookDeliveries(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
+    @blp.authorized(Role.EDITOR)
     @blp.arguments(DeliveriesQuery(), location="query", as_kwargs=True)
     @blp.response(200, DeliveryPage)
-    @blp.problems(401, 403, 404)
+    @blp.problems(404)
     def get(self, webhook_id, limit, cursor=None, state=None):
         """The delivery log, newest first: state, and every attempt with time, status, duration and error."""
         session = db.session()
@@ -253,10 +233,9 @@ class WebhookDeliveries(MethodView):
     "/<int:webhook_id>/deliveries/<int:delivery_id>", parameters=[WEBHOOK_PARAMETER, DELIVERY_PARAMETER]
 )
 class WebhookDelivery(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
+    @blp.authorized(Role.EDITOR)
     @blp.response(200, DeliverySchema)
-    @blp.problems(401, 403, 404)
+    @blp.problems(404)
     def get(self, webhook_id, delivery_id):
         """One delivery and its attempts."""
         session = db.session()
@@ -269,11 +248,9 @@ class WebhookDelivery(MethodView):
     parameters=[WEBHOOK_PARAMETER, DELIVERY_PARAMETER],
 )
 class WebhookRedeliver(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
+    @blp.authorized(Role.EDITOR, write=True)
     @blp.response(202, DeliverySchema, headers=LOCATION)
-    @blp.problems(401, 403, 404, 409, 429)
+    @blp.problems(404, 409)
     def post(self, webhook_id, delivery_id):
         """Send a delivery's event again as a new delivery (same webhook-id: receivers can deduplicate)."""
 
@@ -286,13 +263,10 @@ class WebhookRedeliver(MethodView):
 
 @blp.route("/<int:webhook_id>/replay", parameters=[WEBHOOK_PARAMETER])
 class WebhookReplay(MethodView):
-    @blp.doc(security=BEARER)
-    @requires(Role.EDITOR)
-    @rate_limited
-    @json_body
+    @blp.authorized(Role.EDITOR, write=True, json=True)
     @blp.arguments(ReplaySchema())
     @blp.response(202, ReplayResultSchema)
-    @blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
+    @blp.problems(404, 409)
     def post(self, body, webhook_id):
         """Queue again every event in `[since, until)` that the subscription's filters match."""
 
