@@ -50,6 +50,10 @@ def _unauthorized():
     )
 
 
+def _article(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 def check(role: Role):
     """None if the request may proceed with `role`, else the 401/403 problem response."""
     principal = current_principal()
@@ -60,8 +64,8 @@ def check(role: Role):
             403,
             "forbidden",
             title="Forbidden",
-            detail=f"This operation needs a {role.label} key; "
-            f"{principal.name!r} is a {principal.role.label} key.",
+            detail=f"This operation needs {_article(role.label)} key; "
+            f"{principal.name!r} is {_article(principal.role.label)} key.",
         )
     return None
 

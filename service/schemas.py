@@ -46,6 +46,7 @@ ANSWERS = [a.value for a in Answer]
 EFFECTS = [e.value for e in Effect]
 
 MAX_PAGE = 500
+MAX_SEQUENCE = 2**63 - 1  # event numbers are 64-bit
 DEFAULT_PAGE = 100
 
 
@@ -70,7 +71,10 @@ class RFC3339Field(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or "T" not in value.upper():
             raise ma.ValidationError("Not an RFC 3339 date-time (e.g. 2026-02-21T00:00:00Z).")
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        try:
+            return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ma.ValidationError("Out of the range of representable times.") from exc
 
 
 class StrictDate(fields.Date):
@@ -118,16 +122,26 @@ def decode_cursor(text: str):
     raise ValueError("bad cursor")
 
 
-def _nul_errors(value, path: str = "") -> dict[str, list[str]]:
-    """Fields holding a NUL character, which no text field may contain (PostgreSQL cannot store it)."""
-    if isinstance(value, str):
-        return {path or "_schema": ["Must not contain NUL characters."]} if "\x00" in value else {}
+def _nul_errors(value) -> dict[str, list[str]]:
+    """Fields holding a NUL character, which no text field may contain (PostgreSQL cannot store it).
+
+    Iterative, so a deeply nested body cannot exhaust the stack.
+    """
     found: dict[str, list[str]] = {}
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found.update(_nul_errors(item, f"{path}.{key}" if path else str(key)))
-        if isinstance(key, str) and "\x00" in key:
-            found[path or "_schema"] = ["Field names must not contain NUL characters."]
+    stack = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found[path or "_schema"] = ["Must not contain NUL characters."]
+            continue
+        children = (
+            item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        )
+        for key, child in children:
+            if isinstance(key, str) and "\x00" in key:
+                found[path or "_schema"] = ["Field names must not contain NUL characters."]
+            stack.append((f"{path}.{key}" if path else str(key), child))
     return found
 
 
@@ -449,7 +463,7 @@ class ProblemSchema(Schema):
 # --- writes ----------------------------------------------------------------------
 
 LIST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
-_ENTRY_TAG = r'"v[0-9]{1,10}(-[0-9a-f]{1,64})?"'
+_ENTRY_TAG = r'(W/)?"v[0-9]{1,10}(-[0-9a-f]{1,64})?"'
 IF_MATCH_PATTERN = rf"^(\*|{_ENTRY_TAG}( *, *{_ENTRY_TAG})*)$"
 SHORT_TEXT = validate.Length(min=1, max=200)
 
@@ -571,7 +585,7 @@ EVENT_TYPES = [t.value for t in EventType]
 class EventQuery(LimitQuery):
     after = fields.Integer(
         load_default=0,
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=MAX_SEQUENCE),
         metadata={"description": "Only events with a larger sequence number: pass the last one you saw."},
     )
     country = fields.String(

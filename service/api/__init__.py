@@ -29,6 +29,12 @@ class StrictParser(FlaskParser):
         "querystring": ma.RAISE,
     }
 
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as exc:  # nesting deeper than the decoder can follow
+            self._handle_invalid_json_error(exc, req)
+
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = StrictParser()

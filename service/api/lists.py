@@ -67,7 +67,7 @@ _change_schema = ChangeSchema()
 
 # --- writes ----------------------------------------------------------------------
 
-ENTRY_TAG_VERSION = re.compile(r'"v(\d+)')
+ENTRY_TAG_VERSION = re.compile(r'(W/)?"v(\d+)')
 
 
 def expected_versions(if_match: str | None) -> tuple[set[int] | None, bool]:
@@ -76,7 +76,8 @@ def expected_versions(if_match: str | None) -> tuple[set[int] | None, bool]:
         return None, False
     if if_match.strip() == "*":
         return None, True
-    return {int(v) for v in ENTRY_TAG_VERSION.findall(if_match)}, False
+    # If-Match compares strongly: a weak tag matches no version (a 412, not a 422).
+    return {int(version) for weak, version in ENTRY_TAG_VERSION.findall(if_match) if not weak}, False
 
 
 _created_schema = ChangeCreatedSchema()

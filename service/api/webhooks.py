@@ -216,7 +216,7 @@ class WebhookDeliveries(MethodView):
         if state:
             query = query.where(Delivery.state == state)
         if cursor is not None:
-            if not isinstance(cursor, int) or isinstance(cursor, bool):
+            if not isinstance(cursor, int) or isinstance(cursor, bool) or not 0 < cursor < 2**31:
                 raise InvalidInput(
                     "Invalid query parameter 'cursor'.", {"cursor": ["Not a cursor for this collection."]}
                 )

@@ -42,7 +42,7 @@ class Outcome:
 
 
 def json_body(view):
-    """415 unless the body is declared JSON; checked before the body is read."""
+    """415 unless the body is declared JSON; 413 if it is larger than the service accepts."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -53,6 +53,16 @@ def json_body(view):
                 "unsupported-media-type",
                 title="Unsupported media type",
                 detail=f"Send the body as application/json (got {mimetype or 'no Content-Type'}).",
+            )
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        # A chunked body has no Content-Length: the server cuts it at the limit, so a body
+        # that fills the limit may have been cut and must not be read as if it were whole.
+        if len(request.get_data(cache=True)) >= limit:
+            return problem(
+                413,
+                "payload-too-large",
+                title="Payload too large",
+                detail=f"Bodies are limited to {limit // 1024} KiB.",
             )
         return view(*args, **kwargs)
 
@@ -77,7 +87,7 @@ def fingerprint() -> str:
     raw = request.get_data(cache=True)
     try:
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = raw
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), body):

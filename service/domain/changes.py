@@ -109,9 +109,9 @@ def record_status_change(
         session.add(entry)
         session.flush()
     if expected_versions is not None and entry.version not in expected_versions:
+        expected = " or ".join(str(v) for v in sorted(expected_versions)) or "a version a strong ETag names"
         raise VersionMismatch(
-            f"The entry is at version {entry.version}, not {sorted(expected_versions)}: "
-            "it changed since you read it.",
+            f"The entry is at version {entry.version}, not {expected}: it changed since you read it.",
             current_version=entry.version,
         )
 

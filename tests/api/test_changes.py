@@ -339,7 +339,7 @@ def test_a_bad_idempotency_key_is_a_422_naming_the_header(client, editor, sessio
 
 
 def test_a_malformed_if_match_is_a_422(client, editor):
-    response = client.post(D1_VN, json=a_change(), headers={**editor, "If-Match": "v2"})
+    response = client.post(D1_VN, json=a_change(), headers={**editor, "If-Match": "v2"})  # unquoted
 
     assert response.status_code == 422
     assert "If-Match" in response.get_json()["errors"]
@@ -354,3 +354,45 @@ def test_the_event_of_a_change_is_written_with_it(client, editor, session):
     assert event.data["status"] == "removed"
     assert event.data["from_status"] == "pending_removal"
     assert event.data["restrictions_apply"] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 9000 + b"]" * 9000, b'{"a":' * 900 + b"1" + b"}" * 900, b"[" * 900 + b"]" * 900],
+    ids=["nested-9000", "objects-900", "lists-900"],
+)
+def test_deeply_nested_json_is_a_4xx_not_a_500(client, editor, session, body):
+    before = table_counts(session)
+
+    response = client.post(D1_VN, data=body, content_type="application/json", headers=editor)
+
+    assert response.status_code in (400, 422)
+    assert response.content_type == PROBLEM
+    assert table_counts(session) == before
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_not_a_cut_one(client, editor, session):
+    import io
+
+    body = b'{"note": "' + b"x" * 70_000 + b'"}'
+    before = table_counts(session)
+
+    response = client.post(
+        D1_VN,
+        input_stream=io.BytesIO(body),
+        headers={**editor, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as gunicorn passes a chunked body
+    )
+
+    assert response.status_code == 413
+    assert table_counts(session) == before
+
+
+def test_a_weak_if_match_never_matches(client, editor, session):
+    etag = client.get("/v1/lists/us-ear-d1/entries/VN").headers["ETag"]
+    before = table_counts(session)
+
+    response = client.post(D1_VN, json=a_change(), headers={**editor, "If-Match": f"W/{etag}"})
+
+    assert response.status_code == 412
+    assert table_counts(session) == before

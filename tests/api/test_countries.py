@@ -328,3 +328,20 @@ def test_nul_characters_are_refused_before_any_database_sees_them(client, path, 
 
     assert response.status_code == status
     assert response.content_type == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/v1/countries/VN?known_at=0001-01-01T00:00:00%2B01:00", "known_at"),
+        ("/v1/countries/VN?known_at=9999-12-31T23:59:59-01:00", "known_at"),
+        ("/v1/events?after=9223372036854775808", "after"),
+        ("/v1/events.atom?after=99999999999999999999999", "after"),
+        ("/v1/events?since=0001-01-01T00:00:00%2B05:00", "since"),
+    ],
+)
+def test_values_out_of_range_are_422s_not_500s(client, path, parameter):
+    response = client.get(path)
+
+    assert response.status_code == 422
+    assert parameter in response.get_json()["errors"]
