@@ -9,12 +9,18 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.domain import lookups
-from service.domain.errors import ConcurrentUpdate, IllegalTransition, InvalidInput, VersionMismatch
+from service.domain.errors import (
+    ConcurrentUpdate,
+    IllegalTransition,
+    InvalidInput,
+    TreatedAsAnother,
+    VersionMismatch,
+)
 from service.domain.events import EventType, emit
 from service.domain.jsonable import jsonable
 from service.domain.statuses import PENDING, Status
 from service.domain.timeline import ordered, place
-from service.models import ControlList, Entry, Event, StatusChange
+from service.models import ControlList, Entry, Event, StatusChange, Treatment
 from service.webhooks.fanout import fan_out
 
 
@@ -62,6 +68,18 @@ def _validate(request: ChangeRequest, timeline: list, recorded_at: datetime) -> 
         raise InvalidInput("Invalid " + ", ".join(f"'{name}'" for name in errors) + ".", errors)
 
 
+def _refuse_if_treated(session: Session, control_list: ControlList, country_code: str, effective_on) -> None:
+    treatment = session.scalars(
+        select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == country_code)
+    ).one_or_none()
+    if treatment is not None and (effective_on is None or effective_on >= treatment.effective_on):
+        raise TreatedAsAnother(
+            f"On {control_list.id} {country_code} takes {treatment.treated_as}'s status since "
+            f"{treatment.effective_on.isoformat()}; record the change on {treatment.treated_as}.",
+            treated_as=treatment.treated_as,
+        )
+
+
 def bump_version(session: Session, entry: Entry) -> None:
     """Move the entry to its next version, only if nobody moved it since we read it."""
     bumped = session.execute(
@@ -97,6 +115,7 @@ def record_status_change(
     """
     # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
     # anyway); the conditional version bump below is what guarantees it everywhere.
+    _refuse_if_treated(session, control_list, country_code, request.effective_on)
     entry = session.scalars(
         select(Entry)
         .where(Entry.list_id == control_list.id, Entry.country_code == country_code)

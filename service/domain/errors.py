@@ -47,6 +47,14 @@ class IllegalTransition(DomainError):
     title = "Illegal status transition"
 
 
+class TreatedAsAnother(DomainError):
+    """On this list the country takes another's status, so it has no entry of its own to change."""
+
+    status = 409
+    slug = "treated-as-another-country"
+    title = "Country treated as another on this list"
+
+
 class Conflict(DomainError):
     status = 409
     slug = "conflict"

@@ -305,9 +305,16 @@ def list_entries(
     as_of: date,
     known_at: datetime | None,
 ) -> list[dict[str, Any]]:
-    """The list's entries in force on `as_of`, by country code."""
+    """The list's entries in force on `as_of`, by country code.
+
+    A country treated as another on this list (Hong Kong as China) is not an entry
+    of its own while the treatment applies.
+    """
+    treated = {t.country_code for t in control_list.treatments if treatment_applies(t, as_of, known_at)}
     documents = []
     for entry in sorted(_entries(session, Entry.list_id == control_list.id), key=lambda e: e.country_code):
+        if entry.country_code in treated:
+            continue
         result = answer(control_list, entry.country_code, entry.changes, as_of, known_at)
         if result["basis"] != "recorded_change":
             continue

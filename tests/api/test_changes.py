@@ -396,3 +396,29 @@ def test_a_weak_if_match_never_matches(client, editor, session):
 
     assert response.status_code == 412
     assert table_counts(session) == before
+
+
+def test_a_country_treated_as_another_has_no_entry_of_its_own_to_change(client, editor, session):
+    before = table_counts(session)
+
+    response = client.post(
+        "/v1/lists/us-ear-d1/entries/HK/changes", json=a_change(status="listed", effective_on="2026-11-20"), headers=editor
+    )
+
+    assert response.status_code == 409
+    problem = response.get_json()
+    assert problem["type"] == "/problems/treated-as-another-country"
+    assert problem["treated_as"] == "CN"
+    assert table_counts(session) == before
+
+
+def test_hong_kong_history_before_the_treatment_can_still_be_recorded(client, editor):
+    response = client.post(
+        "/v1/lists/us-ear-d1/entries/HK/changes", json=a_change(status="listed", effective_on="2019-01-01"), headers=editor
+    )
+
+    assert response.status_code == 201
+    entries = client.get("/v1/lists/us-ear-d1/entries?as_of=2020-01-01").get_json()["items"]
+    assert "HK" in [e["country"]["alpha_2"] for e in entries]
+    today = client.get("/v1/lists/us-ear-d1/entries?limit=500").get_json()["items"]
+    assert "HK" not in [e["country"]["alpha_2"] for e in today]  # it is CN's entry that answers now
