@@ -140,10 +140,9 @@ class Attempt:
 
 def _next_state(attempt: Attempt, policy: RetryPolicy) -> dict:
     delivery, result, at = attempt.delivery, attempt.result, attempt.attempted_at
-    attempts = delivery.attempts + 1
+    attempts = delivery.attempts  # counted when the delivery was claimed
     values = {
         "b_id": delivery.id,
-        "attempts": attempts,
         "last_status": result.http_status,
         "last_error": result.error,
         "next_attempt_at": delivery.next_attempt_at,
@@ -165,7 +164,6 @@ _APPLY = (
     )
     .values(
         state=bindparam("state"),
-        attempts=bindparam("attempts"),
         last_status=bindparam("last_status"),
         last_error=bindparam("last_error"),
         next_attempt_at=bindparam("next_attempt_at"),

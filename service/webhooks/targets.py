@@ -17,9 +17,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_hardened import Config as HardenedConfig
 from requests_hardened import HTTPSession
+from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES, InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from service.domain.errors import DomainError
+
+__all__ = ["InvalidIPAddress", "TargetRejected", "check_target", "http_session", "is_public"]
 
 USER_AGENT = "exportctl-webhooks/1.0 (+https://www.standardwebhooks.com/)"
 
@@ -35,10 +38,15 @@ class TargetRejected(DomainError):
 
 
 def is_public(address: str) -> bool:
+    """Global unicast, and not in a range requests-hardened blocks at connect time (NAT64, 6to4, ...)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    return (
+        ip.is_global
+        and not ip.is_multicast
+        and not any(ip in network for network in EXTRA_BLOCKED_NET_RANGES if network.version == ip.version)
+    )
 
 
 def check_target(url: str, *, allow_private: bool, require_https: bool) -> None:

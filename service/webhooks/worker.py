@@ -51,7 +51,14 @@ def claim(session: Session, worker: str, *, now, lease: timedelta, limit: int) -
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
-    lease_values = {"state": "delivering", "leased_by": worker, "lease_expires_at": now + lease}
+    # Claiming counts as an attempt: a send that outlives its lease (and is taken over)
+    # still uses one up, so no delivery can be retried forever.
+    lease_values = {
+        "state": "delivering",
+        "leased_by": worker,
+        "lease_expires_at": now + lease,
+        "attempts": Delivery.attempts + 1,
+    }
     if session.get_bind().dialect.name == "postgresql":
         claimed = session.execute(
             update(Delivery)
@@ -126,7 +133,9 @@ class DeliveryWorker:
         concurrency = int(config["WORKER_CONCURRENCY"])
         # A claimed batch must be done before its lease runs out, even if every send
         # takes the full timeouts: ceil(batch / concurrency) rounds of them, plus one for slack.
-        slowest_send = config["WEBHOOK_CONNECT_TIMEOUT"] + config["WEBHOOK_READ_TIMEOUT"]
+        self.read_timeout = config["WEBHOOK_READ_TIMEOUT"].total_seconds()
+        # Connect, the response head, then the excerpt (cut off at one more read timeout).
+        slowest_send = config["WEBHOOK_CONNECT_TIMEOUT"] + 2 * config["WEBHOOK_READ_TIMEOUT"]
         rounds = -(-self.batch_size // concurrency) + 1
         self.lease = max(config["WORKER_LEASE"], rounds * slowest_send)
         self.poll_interval = config["WORKER_POLL_INTERVAL"].total_seconds()
@@ -211,7 +220,7 @@ class DeliveryWorker:
             with self.http.post(
                 job.url, data=job.body.encode(), headers=headers, stream=True, allow_redirects=False
             ) as response:
-                excerpt = response.raw.read(RESPONSE_EXCERPT, decode_content=True)
+                excerpt = self._excerpt(response, started)
                 result = AttemptResult(
                     http_status=response.status_code,
                     duration_ms=round((time.monotonic() - started) * 1000),
@@ -222,10 +231,24 @@ class DeliveryWorker:
                 return job, attempted_at, result
         except targets.TargetRejected as exc:
             error = f"target rejected: {exc.reason}"
+        except targets.InvalidIPAddress as exc:  # re-resolved to a blocked address at connect time
+            error = f"target rejected: resolves to a non-public address ({exc})"
         except Exception as exc:  # noqa: BLE001 - any transport failure is a failed attempt
             error = _error_text(exc)
         elapsed = round((time.monotonic() - started) * 1000)
         return job, attempted_at, AttemptResult(http_status=None, duration_ms=elapsed, error=error)
+
+    def _excerpt(self, response: requests.Response, started: float) -> bytes:
+        """Up to 2 KiB of the body, within one read timeout of the send's start, however slowly
+        the receiver trickles it (each read1 waits at most one read timeout for some bytes)."""
+        deadline = started + self.read_timeout
+        excerpt = b""
+        while len(excerpt) < RESPONSE_EXCERPT and time.monotonic() < deadline:
+            chunk = response.raw.read1(RESPONSE_EXCERPT - len(excerpt), decode_content=True)
+            if not chunk:
+                break
+            excerpt += chunk
+        return excerpt
 
     def _record(self, results: list[tuple[Job, datetime, AttemptResult]]) -> None:
         """Record a chunk of attempts in one transaction."""

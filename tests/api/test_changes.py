@@ -402,7 +402,9 @@ def test_a_country_treated_as_another_has_no_entry_of_its_own_to_change(client, 
     before = table_counts(session)
 
     response = client.post(
-        "/v1/lists/us-ear-d1/entries/HK/changes", json=a_change(status="listed", effective_on="2026-11-20"), headers=editor
+        "/v1/lists/us-ear-d1/entries/HK/changes",
+        json=a_change(status="listed", effective_on="2026-11-20"),
+        headers=editor,
     )
 
     assert response.status_code == 409
@@ -414,7 +416,9 @@ def test_a_country_treated_as_another_has_no_entry_of_its_own_to_change(client, 
 
 def test_hong_kong_history_before_the_treatment_can_still_be_recorded(client, editor):
     response = client.post(
-        "/v1/lists/us-ear-d1/entries/HK/changes", json=a_change(status="listed", effective_on="2019-01-01"), headers=editor
+        "/v1/lists/us-ear-d1/entries/HK/changes",
+        json=a_change(status="listed", effective_on="2019-01-01"),
+        headers=editor,
     )
 
     assert response.status_code == 201

@@ -3,6 +3,7 @@
 import json
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -333,6 +334,70 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_delivery(database_url,
     close_app(app)
 
 
+def test_rebinding_between_the_check_and_the_connection_is_refused_too(database_url, session, monkeypatch):
+    """The resolver answers public to the pre-send check and private to the connection itself:
+    the session connects only to the address it checked, so nothing reaches 127.0.0.1."""
+    from tests.conftest import create_key
+
+    app = make_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+    client = app.test_client()
+    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+    resolve_to(monkeypatch, "93.184.215.14")
+    subscribe(client, editor, "http://rebind.example.com/hook")
+    client.post(D1_VN, json=a_change(), headers=editor)
+    answers = iter(["93.184.215.14", "127.0.0.1", "127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def flipping(host, port, *args, **kwargs):
+        if host in ("127.0.0.1", "::1"):
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.1"), port or 80))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", flipping)
+    worker = DeliveryWorker(app, name="w")
+
+    worker.run_once()
+
+    delivery = deliveries(session)[0]
+    assert delivery.state == "pending"
+    assert "target rejected" in delivery.last_error
+    assert "non-public" in delivery.last_error
+    assert "not allowed" not in delivery.last_error  # refused at connect time, not by the pre-send check
+    worker.close()
+    close_app(app)
+
+
+def test_a_receiver_trickling_its_response_cannot_hold_a_send(database_url, receiver, session):
+    from tests.conftest import create_key
+
+    app = make_app(database_url, WEBHOOK_READ_TIMEOUT="300ms")
+    client = app.test_client()
+    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+    subscribe(client, editor, receiver.url_for("/trickle"))
+
+    def trickle(_request):
+        def body():
+            for _ in range(2048):  # a byte every 50 ms: 100 s for the whole excerpt
+                yield b"x"
+                time.sleep(0.05)
+
+        return Response(body(), status=200)
+
+    receiver.expect_request("/trickle").respond_with_handler(trickle)
+    client.post(D1_VN, json=a_change(), headers=editor)
+    worker = DeliveryWorker(app, name="w")
+    started = time.monotonic()
+
+    worker.run_once()
+
+    assert time.monotonic() - started < 5
+    delivery = deliveries(session)[0]
+    assert delivery.state == "succeeded"
+    assert 0 < len(delivery.attempt_log[0].response_body) < 2048
+    worker.close()
+    close_app(app)
+
+
 def test_rotation_signs_with_both_secrets_for_24_hours(client, editor, receiver, worker, frozen_clock):
     webhook_id, old = subscribe(client, editor, receiver.url_for("/hook"))
     receiver.expect_request("/hook").respond_with_data("ok")
@@ -496,6 +561,7 @@ def test_an_expired_lease_is_taken_over(client, editor, receiver, app, frozen_cl
 
     assert (before_expiry, after_expiry) == (0, 1)
     assert deliveries(session)[0].state == "succeeded"
+    assert deliveries(session)[0].attempts == 2  # the crashed worker's claim used one up
     assert len(received(receiver, secret)) == 1
 
 
