@@ -160,6 +160,9 @@ class Event(Base):
     list_id: Mapped[str | None] = mapped_column(String(64))
     change_id: Mapped[int | None] = mapped_column(ForeignKey("status_changes.id"))
     data: Mapped[dict[str, Any]]
+    # Public events (data changes) are the feed; operational ones (webhook.*) only go to
+    # the subscriptions that ask for them.
+    public: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
 
 
 class Treatment(Base):
@@ -227,6 +230,8 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int]
     response_body: Mapped[str] = mapped_column(Text)
     response_headers: Mapped[dict[str, Any]]
+    # How to complete a stored response on replay (it may have held a secret not kept here).
+    replay: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
 
 
@@ -252,8 +257,10 @@ class Webhook(Base):
     secret: Mapped[str] = mapped_column(String(200))
     previous_secret: Mapped[str | None] = mapped_column(String(200))
     previous_secret_expires_at: Mapped[datetime | None]
-    # Set by the first failed attempt since the last success.
+    # Set by the first failed attempt since the last success (a streak restarts after a
+    # gap longer than any retry delay); last_failed_at tells how recent the streak is.
     failing_since: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime | None]
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -304,3 +311,18 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(1000))
     response_body: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str] = mapped_column(String(200))
+
+
+class AuditEntry(Base):
+    """Who changed what outside the status history: lists and webhook subscriptions."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "subject", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

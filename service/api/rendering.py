@@ -1,7 +1,7 @@
 """Rendered JSON documents, cached by the version of the data they were built from.
 
-Every write emits an event in its own transaction, so the last event number
-is the version of all the data the API serves. A lookup costs one indexed read
+Every change to what the API serves moves the data version counter in its
+own transaction (a public event does it). A lookup costs one indexed read
 of that number; the document is rebuilt only when it moved. Each process keeps
 its own bounded LRU, so several workers stay correct without coordination.
 """
@@ -17,6 +17,8 @@ import cachetools
 from flask import Flask, current_app, json, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+
+from service.domain.events import DATA_VERSION_QUERY
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ class VersionReader:
     the latest commit, so every process agrees without coordination.
     """
 
-    QUERY = "SELECT value FROM counters WHERE name = 'events'"
+    QUERY = DATA_VERSION_QUERY
 
     def __init__(self, engine: Engine):
         self.engine = engine

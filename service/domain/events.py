@@ -11,6 +11,10 @@ from service import clock
 from service.models import Counter, Event
 
 EVENTS_COUNTER = "events"
+# Bumped by every public event (a change to what the API serves): the version that
+# cached documents are keyed by. Operational events do not move it.
+DATA_COUNTER = "data"
+DATA_VERSION_QUERY = "SELECT value FROM counters WHERE name = 'data'"  # the raw read lookups make
 
 
 class EventType(StrEnum):
@@ -22,6 +26,14 @@ class EventType(StrEnum):
     WEBHOOK_RECOVERED = "webhook.recovered"
     WEBHOOK_DISABLED = "webhook.disabled"
 
+    @property
+    def public(self) -> bool:
+        """Data changes are public (the feed); webhook.* events are operational."""
+        return not self.value.startswith("webhook.")
+
+
+PUBLIC_EVENT_TYPES = [t.value for t in EventType if t.public]
+
 
 def next_sequence(session: Session) -> int:
     """Take the next event number. The row lock it takes is held until commit,
@@ -31,11 +43,13 @@ def next_sequence(session: Session) -> int:
 
 
 def current_sequence(connection) -> int:
-    """The last event number: the version of everything the API serves."""
-    return connection.execute(_CURRENT).scalar_one()
+    """The last event number."""
+    return connection.execute(select(Counter.value).where(Counter.name == EVENTS_COUNTER)).scalar_one()
 
 
-_CURRENT = select(Counter.value).where(Counter.name == EVENTS_COUNTER)
+def touch_data(session: Session) -> None:
+    """Move the data version: what the API serves changed (without an event of its own)."""
+    session.execute(update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1))
 
 
 def emit(
@@ -56,7 +70,10 @@ def emit(
         list_id=list_id,
         change_id=change_id,
         data=data,
+        public=type.public,
     )
+    if type.public:
+        touch_data(session)
     session.add(event)
     session.flush()
     return event

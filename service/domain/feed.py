@@ -1,4 +1,8 @@
-"""The event feed: keyset pages by sequence number, so the millionth page costs what the first does."""
+"""The event feed: keyset pages by sequence number, so the millionth page costs what the first does.
+
+Only public events (data changes) are in the feed; webhook.* events are operational
+and go only to the subscriptions that ask for them.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +23,7 @@ class FeedFilter:
     until: datetime | None = None
 
     def criteria(self) -> list:
-        criteria = []
+        criteria = [Event.public.is_(True)]
         if self.country_code:
             criteria.append(Event.country_code == self.country_code)
         if self.list_id:
@@ -59,6 +63,6 @@ def latest_events(session: Session, limit: int, feed_filter: FeedFilter, after: 
 
 def get_event(session: Session, sequence: int) -> Event:
     event = session.get(Event, sequence) if 0 < sequence < 2**63 else None
-    if event is None:
+    if event is None or not event.public:
         raise NotFound(f"No event evt_{sequence}.")
     return event

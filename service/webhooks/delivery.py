@@ -5,9 +5,11 @@
 jitter, or after the receiver's Retry-After on 429/503. A 410 disables the
 subscription. After the last attempt the delivery is `failed`. A subscription
 failing without a single success for WEBHOOK_DISABLE_AFTER (5 days) is
-disabled; `webhook.failing`, `webhook.recovered` and `webhook.disabled` events
-report each turn. Every state change is conditional on the worker still
-holding the delivery's lease, so a worker that lost it changes nothing.
+disabled (failures further apart than the longest retry delay start a new
+streak, so an old failure cannot count against a fresh one); `webhook.failing`,
+`webhook.recovered` and `webhook.disabled` events report each turn. Every
+state change is conditional on the worker still holding the delivery's lease,
+so a worker that lost it changes nothing.
 """
 
 import random
@@ -15,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.domain.events import EventType, emit
+from service.domain.outbox import fan_out
 from service.models import Delivery, DeliveryAttempt, Webhook
-from service.webhooks.fanout import fan_out
 
 RESPONSE_EXCERPT = 2048
 
@@ -58,6 +60,12 @@ class RetryPolicy:
     def max_attempts(self) -> int:
         return len(self.schedule) + 1
 
+    @property
+    def streak_gap(self) -> timedelta:
+        """Failures further apart than any retry delay are not one continuous streak."""
+        longest = max(self.schedule, default=timedelta(0)) * (1 + self.jitter)
+        return max(longest, self.max_retry_after) + timedelta(hours=1)
+
     def delay(self, failed_attempts: int, retry_after: timedelta | None) -> timedelta:
         """How long to wait after the `failed_attempts`-th failure."""
         if retry_after is not None:
@@ -87,10 +95,6 @@ def _disable(session: Session, ids: list[int], reason: str, now: datetime, *crit
         _webhook_event(session, webhook_id, EventType.WEBHOOK_DISABLED, {"reason": reason})
 
 
-def disable_webhook(session: Session, webhook: Webhook, reason: str, now: datetime) -> None:
-    _disable(session, [webhook.id], reason, now)
-
-
 def _note_successes(session: Session, ids: set[int]) -> None:
     if not ids:
         return
@@ -106,15 +110,34 @@ def _note_successes(session: Session, ids: set[int]) -> None:
 
 
 def _note_failures(session: Session, ids: set[int], now: datetime, policy: RetryPolicy) -> None:
+    """Start (or restart, after a quiet gap) each subscription's failure streak; disable the
+    ones whose streak has run for WEBHOOK_DISABLE_AFTER."""
     if not ids:
         return
-    started = session.execute(
+    started = (
+        session.execute(
+            update(Webhook)
+            .where(
+                Webhook.id.in_(ids),
+                or_(
+                    Webhook.failing_since.is_(None),
+                    Webhook.last_failed_at.is_(None),
+                    Webhook.last_failed_at < now - policy.streak_gap,
+                ),
+            )
+            .values(failing_since=now, last_failed_at=now)
+            .returning(Webhook.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    session.execute(
         update(Webhook)
-        .where(Webhook.id.in_(ids), Webhook.failing_since.is_(None))
-        .values(failing_since=now)
-        .returning(Webhook.id)
+        .where(Webhook.id.in_(ids))
+        .values(last_failed_at=now)
         .execution_options(synchronize_session=False)
-    ).scalars()
+    )
     for webhook_id in sorted(started):
         _webhook_event(session, webhook_id, EventType.WEBHOOK_FAILING, {"failing_since": _iso(now)})
     days = policy.disable_after.total_seconds() / 86400

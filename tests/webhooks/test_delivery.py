@@ -127,12 +127,10 @@ def test_failures_are_retried_on_schedule_until_delivered(
     assert [a["http_status"] for a in log["attempt_log"]] == [500, 502, 200]
     assert log["attempt_log"][0]["response_body"] == "down"
     assert log["attempt_log"][0]["error"] == "HTTP 500"
-    types = [e["type"] for e in client.get("/v1/events?type=webhook.failing").get_json()["items"]]
-    assert types == ["webhook.failing"]
-    assert (
-        client.get("/v1/events?type=webhook.recovered").get_json()["items"][0]["data"]["webhook_id"]
-        == webhook_id
-    )
+    operational = [
+        (e.type, e.data["webhook_id"]) for e in session.scalars(select(Event).where(Event.public.is_(False)))
+    ]
+    assert operational == [("webhook.failing", webhook_id), ("webhook.recovered", webhook_id)]
 
 
 def test_the_retry_schedule_and_jitter(database_url, receiver, frozen_clock):
@@ -232,7 +230,7 @@ def test_five_days_of_failure_disables_and_reenabling_resumes(
     webhook = client.get(f"/v1/webhooks/{webhook_id}", headers=editor).get_json()
     assert webhook["enabled"] is False
     assert "5 days" in webhook["disabled_reason"]
-    assert client.get("/v1/events?type=webhook.disabled").get_json()["items"]
+    assert session.scalars(select(Event).where(Event.type == "webhook.disabled")).all()
 
     receiver.clear()
     receiver.expect_request("/hook").respond_with_data("ok")
@@ -623,3 +621,35 @@ def test_the_lease_outlasts_a_batch_of_sends_that_all_time_out(app):
 
     assert worker.lease > rounds * slowest
     worker.close()
+
+
+def test_an_old_failure_does_not_count_towards_disabling(
+    client, editor, receiver, worker, session, frozen_clock
+):
+    webhook_id, _ = subscribe(client, editor, receiver.url_for("/hook"))
+    receiver.expect_request("/hook").respond_with_data("no", status=500)
+    client.post(D1_VN, json=a_change(), headers=editor)
+    while worker.run_once():  # the retries run out (the test schedule has no delays)
+        pass
+    frozen_clock.advance(days=60)  # quiet for two months, then one transient failure
+    client.post(D1_VN, json=a_change(status="listed", effective_on="2026-11-21"), headers=editor)
+
+    worker.run_once()
+
+    webhook = client.get(f"/v1/webhooks/{webhook_id}", headers=editor).get_json()
+    assert webhook["enabled"] is True
+    assert webhook["failing_since"] == clock.utcnow().isoformat().replace("+00:00", "Z")
+
+
+def test_webhook_operational_events_stay_out_of_the_public_feed(client, editor, receiver, worker):
+    webhook_id, _ = subscribe(client, editor, receiver.url_for("/hook"))
+    receiver.expect_request("/hook").respond_with_data("no", status=500)
+    etag = client.get("/v1/countries/VN").headers["ETag"]
+    client.post(f"/v1/webhooks/{webhook_id}/ping", headers=editor)
+    worker.run_once()  # fails: webhook.failing
+
+    feed = client.get("/v1/events?after=500").get_json()["items"]
+    assert [e["type"] for e in feed if e["type"].startswith("webhook.")] == []
+    assert client.get("/v1/events?type=webhook.failing").status_code == 422
+    # ... and they leave the lookups' cache alone.
+    assert client.get("/v1/countries/VN", headers={"If-None-Match": etag}).status_code == 304
