@@ -1,6 +1,7 @@
 """Bearer API keys on requests: who is calling, and whether their role allows it.
 
-Reads are public unless READS_REQUIRE_KEY is set; writes need an editor key,
+Reads are public unless READS_REQUIRE_KEY is set (a key that is sent must be
+valid, though); writes need an editor key,
 list administration an admin key. Missing or bad credentials: 401 with
 WWW-Authenticate; a role too low: 403.
 """
@@ -87,11 +88,15 @@ def requires(role: Role):
 
 
 def _guard_reads():
-    if not current_app.config["READS_REQUIRE_KEY"] or request.method not in ("GET", "HEAD"):
+    """Reads need a reader key when configured; a bad key is refused even where none is needed,
+    so a mistyped key shows up on the first read, not the first write."""
+    if request.method not in ("GET", "HEAD") or request.endpoint in _PUBLIC_ENDPOINTS:
         return None
-    if request.endpoint in _PUBLIC_ENDPOINTS:
-        return None
-    return check(Role.READER)
+    if current_app.config["READS_REQUIRE_KEY"]:
+        return check(Role.READER)
+    if "Authorization" in request.headers and current_principal() is None:
+        return _unauthorized()
+    return None
 
 
 # Always public: health checks and the API's own description.
@@ -105,5 +110,4 @@ def _forget_principal(_exc: BaseException | None) -> None:
 
 def init_app(app: Flask) -> None:
     app.teardown_request(_forget_principal)
-    if app.config["READS_REQUIRE_KEY"]:
-        app.before_request(_guard_reads)
+    app.before_request(_guard_reads)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from service.domain.events import EventType
+from service.domain.events import PUBLIC_EVENT_TYPES, EventType
 from service.domain.statuses import Answer, Effect, Status
 
 # An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
@@ -436,25 +436,47 @@ ChangePage = page_schema(ChangeSchema, "ChangePage")
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
-    database = fields.String(required=True, validate=validate.OneOf(["ok", "unreachable"]))
-    event_sequence = fields.Integer(required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+    database = fields.String(required=True, validate=validate.OneOf(["ok"]))
+    event_sequence = fields.Integer(required=True, metadata={"description": "The last event's number."})
+
+
+class SuggestionSchema(Schema):
+    alpha_2 = fields.String(required=True)
+    name = fields.String(required=True)
+    href = fields.String(required=True)
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details, with the extensions this API adds where they apply."""
 
     type = fields.String(required=True, metadata={"example": "/problems/validation-error"})
     title = fields.String(required=True)
     status = fields.Integer(required=True)
     detail = fields.String()
     instance = fields.String()
-    request_id = fields.String()
+    request_id = fields.String(metadata={"description": "The X-Request-ID of the request, for the logs."})
     errors = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
-        metadata={"description": "Field (dotted path) to messages, for invalid input."},
+        metadata={"description": "Invalid input: each field (a dotted path in a body) and its messages."},
     )
+    allowed = fields.List(
+        fields.String(), metadata={"description": "illegal-transition: the statuses that may follow."}
+    )
+    current_status = fields.String(allow_none=True, metadata={"description": "illegal-transition."})
+    requested_status = fields.String(metadata={"description": "illegal-transition."})
+    current_version = fields.Integer(
+        metadata={"description": "precondition-failed: the entry's version now."}
+    )
+    suggestions = fields.List(
+        fields.Nested(SuggestionSchema), metadata={"description": "unknown-country: close matches."}
+    )
+    known_lists = fields.List(
+        fields.String(), metadata={"description": "unknown-list: the list ids there are."}
+    )
+    treated_as = fields.String(metadata={"description": "treated-as-another-country: the country to use."})
+    database = fields.String(metadata={"description": "service-unavailable (health): `unreachable`."})
 
     class Meta:
         unknown = ma.INCLUDE
@@ -598,7 +620,8 @@ class EventQuery(LimitQuery):
         metadata={"description": "Only events about this list (its id)."},
     )
     type = fields.String(
-        validate=validate.OneOf(EVENT_TYPES), metadata={"description": "Only this event type."}
+        validate=validate.OneOf(PUBLIC_EVENT_TYPES),
+        metadata={"description": "Only this event type (webhook.* events are not in the feed)."},
     )
     since = RFC3339Field(metadata={"description": "Only events that occurred at or after this moment."})
     until = RFC3339Field(metadata={"description": "Only events that occurred before this moment."})
@@ -764,3 +787,26 @@ class ReplaySchema(Schema):
 
 class ReplayResultSchema(Schema):
     queued = fields.Integer(required=True, metadata={"description": "Deliveries queued for the window."})
+
+
+# --- audit -----------------------------------------------------------------------
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    at = UTCDateTimeField(required=True)
+    actor = fields.String(required=True, allow_none=True, metadata={"description": "The API key's name."})
+    request_id = fields.String(required=True, allow_none=True)
+    action = fields.String(required=True, metadata={"example": "webhook.updated"})
+    subject = fields.String(required=True, metadata={"example": "webhook:3"})
+    details = fields.Dict(required=True)
+
+
+AuditPage = page_schema(AuditEntrySchema, "AuditPage")
+
+
+class AuditQuery(PageQuery):
+    subject = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Only entries about this subject, such as `webhook:3` or `list:us-ear-d1`."},
+    )

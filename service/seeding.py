@@ -17,16 +17,19 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.domain import lookups
+from service.domain.audit import Actor
 from service.domain.changes import ChangeRequest, record_status_change
 from service.domain.countries import registry
-from service.domain.events import EventType, emit
+from service.domain.events import touch_data
 from service.domain.jsonable import jsonable
+from service.domain.lists import create_list
 from service.domain.statuses import Status
 from service.models import ControlList, Entry, Treatment
 
 # The repository's seeds/ (an editable install); EXPORTCTL_SEEDS points elsewhere (the image).
 DEFAULT_SEEDS = Path(os.environ.get("EXPORTCTL_SEEDS") or Path(__file__).resolve().parent.parent / "seeds")
+
+SEED = Actor(name="seed")
 
 LIST_FIELDS = (
     "code",
@@ -107,22 +110,13 @@ class Seeder:
     def ensure_list(self, spec: dict, table_date: date) -> None:
         if self.session.get(ControlList, spec["id"]) is not None:
             return
-        sources = self.cite(spec.get("sources", []))
-        recorded_at = _midnight(table_date)
-        control_list = ControlList(
-            id=spec["id"],
-            **{name: spec.get(name) for name in LIST_FIELDS},
-            sources=sources,
-            recorded_at=recorded_at,
-            updated_at=recorded_at,
-        )
-        self.session.add(control_list)
-        self.session.flush()
-        emit(  # in the feed, but not pushed to subscribers
+        fields = {name: spec.get(name) for name in LIST_FIELDS}
+        create_list(  # in the feed, but not pushed to subscribers
             self.session,
-            EventType.LIST_CREATED,
-            jsonable(lookups.list_document(control_list)),
-            list_id=control_list.id,
+            {"id": spec["id"], **fields, "sources": self.cite(spec.get("sources", []))},
+            actor=SEED,
+            recorded_at=_midnight(table_date),
+            publish=False,
         )
         self.report.lists += 1
 
@@ -148,6 +142,7 @@ class Seeder:
                 )
             )
             self.report.treatments += 1
+            touch_data(self.session)  # lookups answer differently now: cached documents are stale
         self.session.flush()
 
     def _entry(self, list_id: str, country_code: str) -> Entry | None:

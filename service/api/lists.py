@@ -11,7 +11,7 @@ from service.api.paging import cache_key, page
 from service.api.rendering import cached, respond
 from service.domain import lookups
 from service.domain.changes import ChangeRequest, record_status_change
-from service.domain.errors import NotFound, VersionMismatch
+from service.domain.errors import NotFound
 from service.domain.keys import Role
 from service.domain.lists import create_list, update_list
 from service.domain.statuses import Status
@@ -115,7 +115,7 @@ class Lists(MethodView):
         """Add a control list (admin), such as the EU dual-use list or a Wassenaar participants list."""
 
         def operation(session, principal):
-            control_list = create_list(session, body, actor=principal.name, request_id=writes.request_id())
+            control_list = create_list(session, body, actor=writes.actor(principal))
             document = _list_schema.dump(lookups.list_document(control_list))
             return writes.Outcome(document, 201, {"Location": document["links"]["self"]})
 
@@ -146,7 +146,7 @@ class ListDetail(MethodView):
 
         def operation(session, principal):
             control_list = lookups.get_list(session, list_id)
-            update_list(session, control_list, body, actor=principal.name, request_id=writes.request_id())
+            update_list(session, control_list, body, actor=writes.actor(principal))
             return writes.Outcome(_list_schema.dump(lookups.list_document(control_list)), 200)
 
         return writes.perform(operation)
@@ -254,8 +254,6 @@ class EntryChanges(MethodView):
 
         def operation(session, principal):
             control_list = lookups.get_list(session, list_id)
-            if must_exist and lookups.find_entry(session, control_list, country) is None:
-                raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
             recorded = record_status_change(
                 session,
                 control_list,
@@ -265,6 +263,7 @@ class EntryChanges(MethodView):
                 actor=principal.name,
                 request_id=writes.request_id(),
                 expected_versions=versions,
+                must_exist=must_exist,
             )
             document = _created_schema.dump(
                 {

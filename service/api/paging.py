@@ -40,3 +40,20 @@ def cache_key(cursor: Any) -> Any:
     if isinstance(cursor, list):
         return tuple(cache_key(item) for item in cursor)
     return cursor
+
+
+def id_cursor(cursor: Any) -> int | None:
+    """A cursor that must hold a row id (newest-first logs page back from it)."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, int) or isinstance(cursor, bool) or not 0 < cursor < 2**31:
+        raise InvalidInput(
+            "Invalid query parameter 'cursor'.", {"cursor": ["Not a cursor for this collection."]}
+        )
+    return cursor
+
+
+def id_page(rows: list, limit: int) -> dict[str, Any]:
+    """A page of rows fetched newest first with limit + 1 (the extra row says there is more)."""
+    more = len(rows) > limit
+    return {"items": rows[:limit], "next_cursor": encode_cursor(rows[limit - 1].id) if more else None}

@@ -2,13 +2,10 @@
 
 from flask import current_app
 from flask.views import MethodView
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from service import db
 from service.api import Blueprint, writes
-from service.api.paging import page
-from service.domain.errors import InvalidInput
+from service.api.paging import id_cursor, id_page, page
 from service.domain.events import public_id
 from service.domain.keys import Role
 from service.models import Delivery
@@ -26,7 +23,6 @@ from service.schemas import (
     WebhookPatchSchema,
     WebhookSchema,
     WriteHeaders,
-    encode_cursor,
 )
 from service.webhooks import subscriptions
 
@@ -113,10 +109,17 @@ class Webhooks(MethodView):
 
         def operation(session, principal):
             webhook, secret = subscriptions.create_webhook(
-                session, body, actor=principal.name, config=current_app.config
+                session, body, actor=writes.actor(principal), config=current_app.config
             )
             document = _created.dump({**subscriptions.webhook_document(webhook), "secret": secret})
-            return writes.Outcome(document, 201, {"Location": document["links"]["self"]})
+            stored = {key: value for key, value in document.items() if key != "secret"}
+            return writes.Outcome(
+                document,
+                201,
+                {"Location": document["links"]["self"]},
+                stored_body=stored,
+                replay="webhook-secret",
+            )
 
         return writes.perform(operation, idempotency_key)
 
@@ -137,9 +140,11 @@ class WebhookDetail(MethodView):
     def patch(self, body, webhook_id):
         """Change the URL, filters or description; `enabled: true` re-enables a disabled subscription."""
 
-        def operation(session, _principal):
+        def operation(session, principal):
             webhook = subscriptions.get_webhook(session, webhook_id)
-            subscriptions.update_webhook(session, webhook, body, config=current_app.config)
+            subscriptions.update_webhook(
+                session, webhook, body, actor=writes.actor(principal), config=current_app.config
+            )
             return writes.Outcome(_webhook.dump(subscriptions.webhook_document(webhook)), 200)
 
         return writes.perform(operation)
@@ -150,8 +155,9 @@ class WebhookDetail(MethodView):
     def delete(self, webhook_id):
         """Unsubscribe; deliveries still queued are cancelled (the log is kept)."""
 
-        def operation(session, _principal):
-            subscriptions.delete_webhook(session, subscriptions.get_webhook(session, webhook_id))
+        def operation(session, principal):
+            webhook = subscriptions.get_webhook(session, webhook_id)
+            subscriptions.delete_webhook(session, webhook, actor=writes.actor(principal))
             return writes.Outcome({}, 204)
 
         response = writes.perform(operation)
@@ -163,16 +169,17 @@ class WebhookDetail(MethodView):
 @blp.route("/<int:webhook_id>/ping", parameters=[WEBHOOK_PARAMETER])
 class WebhookPing(MethodView):
     @blp.authorized(Role.EDITOR, write=True)
+    @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(202, DeliverySchema, headers=LOCATION)
     @blp.problems(404, 409)
-    def post(self, webhook_id):
+    def post(self, webhook_id, idempotency_key=None):
         """Send a `webhook.ping` event to this subscription only."""
 
-        def operation(session, _principal):
-            delivery = subscriptions.ping(session, subscriptions.get_webhook(session, webhook_id))
-            return _accepted(delivery, session)
+        def operation(session, principal):
+            webhook = subscriptions.get_webhook(session, webhook_id)
+            return _accepted(subscriptions.ping(session, webhook, actor=writes.actor(principal)), session)
 
-        return writes.perform(operation)
+        return writes.perform(operation, idempotency_key)
 
 
 @blp.route("/<int:webhook_id>/rotate-secret", parameters=[WEBHOOK_PARAMETER])
@@ -181,12 +188,19 @@ class WebhookSecret(MethodView):
     @blp.response(200, SecretSchema)
     @blp.problems(404)
     def post(self, webhook_id):
-        """A new signing secret, shown once. For 24 hours deliveries carry signatures from both secrets."""
+        """A new signing secret, shown once. For 24 hours deliveries carry signatures from both secrets.
 
-        def operation(session, _principal):
+        Retrying is safe without an Idempotency-Key: rotating again within the 24 hours
+        keeps the secret receivers had before the first rotation.
+        """
+
+        def operation(session, principal):
             webhook = subscriptions.get_webhook(session, webhook_id)
             secret = subscriptions.rotate_secret(
-                session, webhook, overlap=current_app.config["WEBHOOK_SECRET_OVERLAP"]
+                session,
+                webhook,
+                overlap=current_app.config["WEBHOOK_SECRET_OVERLAP"],
+                actor=writes.actor(principal),
             )
             document = SecretSchema().dump(
                 {"secret": secret, "previous_secret_expires_at": webhook.previous_secret_expires_at}
@@ -204,29 +218,13 @@ class WebhookDeliveries(MethodView):
     @blp.problems(404)
     def get(self, webhook_id, limit, cursor=None, state=None):
         """The delivery log, newest first: state, and every attempt with time, status, duration and error."""
+        before = id_cursor(cursor)
         session = db.session()
         webhook = subscriptions.get_webhook(session, webhook_id)
-        query = (
-            select(Delivery)
-            .where(Delivery.webhook_id == webhook.id)
-            .options(selectinload(Delivery.attempt_log), selectinload(Delivery.event))
-            .order_by(Delivery.id.desc())
-            .limit(limit + 1)
+        found = id_page(
+            subscriptions.deliveries(session, webhook, limit=limit, before=before, state=state), limit
         )
-        if state:
-            query = query.where(Delivery.state == state)
-        if cursor is not None:
-            if not isinstance(cursor, int) or isinstance(cursor, bool) or not 0 < cursor < 2**31:
-                raise InvalidInput(
-                    "Invalid query parameter 'cursor'.", {"cursor": ["Not a cursor for this collection."]}
-                )
-            query = query.where(Delivery.id < cursor)
-        rows = list(session.scalars(query))
-        more = len(rows) > limit
-        return {
-            "items": [delivery_document(d) for d in rows[:limit]],
-            "next_cursor": encode_cursor(rows[limit - 1].id) if more else None,
-        }
+        return {**found, "items": [delivery_document(d) for d in found["items"]]}
 
 
 @blp.route(
@@ -249,30 +247,35 @@ class WebhookDelivery(MethodView):
 )
 class WebhookRedeliver(MethodView):
     @blp.authorized(Role.EDITOR, write=True)
+    @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(202, DeliverySchema, headers=LOCATION)
     @blp.problems(404, 409)
-    def post(self, webhook_id, delivery_id):
+    def post(self, webhook_id, delivery_id, idempotency_key=None):
         """Send a delivery's event again as a new delivery (same webhook-id: receivers can deduplicate)."""
 
-        def operation(session, _principal):
+        def operation(session, principal):
             webhook = subscriptions.get_webhook(session, webhook_id)
-            return _accepted(subscriptions.redeliver(session, webhook, delivery_id), session)
+            delivery = subscriptions.redeliver(session, webhook, delivery_id, actor=writes.actor(principal))
+            return _accepted(delivery, session)
 
-        return writes.perform(operation)
+        return writes.perform(operation, idempotency_key)
 
 
 @blp.route("/<int:webhook_id>/replay", parameters=[WEBHOOK_PARAMETER])
 class WebhookReplay(MethodView):
     @blp.authorized(Role.EDITOR, write=True, json=True)
+    @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(ReplaySchema())
     @blp.response(202, ReplayResultSchema)
     @blp.problems(404, 409)
-    def post(self, body, webhook_id):
+    def post(self, body, webhook_id, idempotency_key=None):
         """Queue again every event in `[since, until)` that the subscription's filters match."""
 
-        def operation(session, _principal):
+        def operation(session, principal):
             webhook = subscriptions.get_webhook(session, webhook_id)
-            queued = subscriptions.replay(session, webhook, body["since"], body["until"])
+            queued = subscriptions.replay(
+                session, webhook, body["since"], body["until"], actor=writes.actor(principal)
+            )
             return writes.Outcome(ReplayResultSchema().dump({"queued": queued}), 202)
 
-        return writes.perform(operation)
+        return writes.perform(operation, idempotency_key)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from service import clock, db
 from service.auth import current_principal
+from service.domain.audit import Actor
 from service.domain.errors import ConcurrentUpdate, DomainError
 from service.domain.keys import Principal
 from service.errors import problem
@@ -39,6 +40,19 @@ class Outcome:
     body: dict[str, Any]
     status: int = 201
     headers: dict[str, str] = field(default_factory=dict)
+    # What an Idempotency-Key keeps: `body` minus what must not be stored (a webhook
+    # secret), and the name of a REPLAYS function that completes it on replay.
+    stored_body: dict[str, Any] | None = None
+    replay: str | None = None
+
+
+def _restore_webhook_secret(session: Session, body: dict) -> dict:
+    from service.webhooks.subscriptions import restore_secret
+
+    return restore_secret(session, body)
+
+
+REPLAYS: dict[str, Callable[[Session, dict], dict]] = {"webhook-secret": _restore_webhook_secret}
 
 
 def json_body(view):
@@ -95,7 +109,7 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _replay(record: IdempotencyRecord, request_hash: str):
+def _replay(session: Session, record: IdempotencyRecord, request_hash: str):
     if record.request_hash != request_hash:
         return problem(
             422,
@@ -104,9 +118,10 @@ def _replay(record: IdempotencyRecord, request_hash: str):
             detail="This Idempotency-Key was already used with a different request.",
             errors={"Idempotency-Key": ["Already used with a different method, path or body."]},
         )
-    response = current_app.response_class(
-        record.response_body, status=record.status_code, mimetype="application/json"
-    )
+    body = record.response_body
+    if record.replay:
+        body = json.dumps(REPLAYS[record.replay](session, json.loads(body)))
+    response = current_app.response_class(body, status=record.status_code, mimetype="application/json")
     for name, value in record.response_headers.items():
         response.headers[name] = value
     response.headers["Idempotent-Replayed"] = "true"
@@ -114,9 +129,13 @@ def _replay(record: IdempotencyRecord, request_hash: str):
 
 
 def _find(session: Session, principal: Principal, key: str) -> IdempotencyRecord | None:
+    """The live record for this key (one past IDEMPOTENCY_TTL is as good as purged)."""
+    cutoff = clock.utcnow() - current_app.config["IDEMPOTENCY_TTL"]
     return session.scalars(
         select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == principal.key_id, IdempotencyRecord.key == key
+            IdempotencyRecord.api_key_id == principal.key_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at >= cutoff,
         )
     ).one_or_none()
 
@@ -129,10 +148,11 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
     if idempotency_key:
         record = _find(session, principal, idempotency_key)
         if record is not None:
-            return _replay(record, request_hash)
+            return _replay(session, record, request_hash)
     for _attempt in range(ATTEMPTS):
         try:
             db.begin_write(session)
+            _purge_expired(session)  # first, so an expired record cannot block its key's reuse
             outcome = operation(session, principal)
             body = json.dumps(outcome.body)
             if idempotency_key:
@@ -144,12 +164,14 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
                         path=request.path,
                         request_hash=request_hash,
                         status_code=outcome.status,
-                        response_body=body,
+                        response_body=body
+                        if outcome.stored_body is None
+                        else json.dumps(outcome.stored_body),
                         response_headers=outcome.headers,
+                        replay=outcome.replay,
                         created_at=clock.utcnow(),
                     )
                 )
-            _purge_expired(session)
             session.commit()
         except (ConcurrentUpdate, IntegrityError):
             session.rollback()
@@ -157,7 +179,7 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
             if idempotency_key:
                 record = _find(session, principal, idempotency_key)
                 if record is not None:  # a concurrent retry of this request won the race
-                    return _replay(record, request_hash)
+                    return _replay(session, record, request_hash)
             continue
         except DomainError:
             session.rollback()
@@ -165,7 +187,7 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
                 # A concurrent request with this key may have won and changed what we saw.
                 record = _find(session, principal, idempotency_key)
                 if record is not None:
-                    return _replay(record, request_hash)
+                    return _replay(session, record, request_hash)
             raise
         except BaseException:
             session.rollback()
@@ -184,3 +206,8 @@ def _purge_expired(session: Session) -> None:
 
 def request_id() -> str | None:
     return g.get("request_id")
+
+
+def actor(principal: Principal) -> Actor:
+    """Who a write is recorded as: the key's name, and the request's id."""
+    return Actor(name=principal.name, request_id=request_id())

@@ -1,6 +1,6 @@
 """Recording status changes: the only way an entry's status moves."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -18,10 +18,10 @@ from service.domain.errors import (
 )
 from service.domain.events import EventType, emit
 from service.domain.jsonable import jsonable
+from service.domain.outbox import fan_out
 from service.domain.statuses import PENDING, Status
 from service.domain.timeline import ordered, place
 from service.models import ControlList, Entry, Event, StatusChange, Treatment
-from service.webhooks.fanout import fan_out
 
 
 @dataclass
@@ -38,7 +38,6 @@ class Recorded:
     change: StatusChange
     entry: Entry
     event: Event
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _validate(request: ChangeRequest, timeline: list, recorded_at: datetime) -> None:
@@ -103,11 +102,13 @@ def record_status_change(
     actor: str | None = None,
     request_id: str | None = None,
     expected_versions: set[int] | None = None,
+    must_exist: bool = False,
     publish: bool = True,
 ) -> Recorded:
     """Append a change to the entry (creating it on its first change) and emit its event.
 
-    Raises VersionMismatch if the entry's version is not in `expected_versions`, IllegalTransition if
+    Raises VersionMismatch if the entry's version is not in `expected_versions` (or,
+    with `must_exist`, the entry does not exist yet: `If-Match: *`), IllegalTransition if
     the status cannot follow the one in force at `effective_on`, and
     ConcurrentUpdate if another writer moved the entry first (safe to retry).
     With `publish`, the event is queued for webhook subscribers in the same
@@ -123,6 +124,8 @@ def record_status_change(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
+    if entry is None and must_exist:
+        raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
     if entry is None:
         entry = Entry(list_id=control_list.id, country_code=country_code, version=0, created_at=recorded_at)
         session.add(entry)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from service.domain.statuses import ALLOWED_NEXT, PENDING, Status
+from service.domain.statuses import ALLOWED_NEXT, PENDING, Status, allowed_next
 
 
 class ChangeLike(Protocol):
@@ -89,7 +89,7 @@ def place(timeline: Sequence[ChangeLike], status: Status, effective_on: date) ->
     after = [c for c in timeline if c.effective_on is not None and c.effective_on > effective_on]
     from_status = Status(before[-1].status) if before else None
     next_status = Status(after[0].status) if after else None
-    allowed = [s for s in Status if s in ALLOWED_NEXT[from_status]]
+    allowed = allowed_next(from_status)
     legal = status in ALLOWED_NEXT[from_status] and (
         next_status is None or next_status == status or next_status in ALLOWED_NEXT[status]
     )

@@ -5,14 +5,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service import clock
+from service.domain import audit
+from service.domain.audit import Actor
 from service.domain.countries import registry
 from service.domain.errors import Conflict, InvalidInput, NotFound
 from service.domain.events import EventType, emit
+from service.domain.outbox import enqueue, matches
 from service.models import ControlList, Delivery, Event, Webhook
-from service.webhooks.fanout import enqueue, matches
 from service.webhooks.signing import new_secret
 from service.webhooks.targets import check_target
 
@@ -79,7 +81,7 @@ def _filters(session: Session, fields: Mapping[str, Any]) -> dict[str, list[str]
 
 
 def create_webhook(
-    session: Session, fields: Mapping[str, Any], *, actor: str | None, config: Mapping
+    session: Session, fields: Mapping[str, Any], *, actor: Actor, config: Mapping
 ) -> tuple[Webhook, str]:
     _check_url(fields["url"], config)
     filters = _filters(session, {"countries": [], "lists": [], "event_types": [], **fields})
@@ -91,13 +93,18 @@ def create_webhook(
         **filters,
         enabled=True,
         secret=secret,
-        created_by=actor,
+        created_by=actor.name,
         created_at=now,
         updated_at=now,
     )
     session.add(webhook)
     session.flush()
+    audit.record(session, actor, "webhook.created", _subject(webhook), url=webhook.url, **filters)
     return webhook, secret
+
+
+def _subject(webhook: Webhook) -> str:
+    return f"webhook:{webhook.id}"
 
 
 def get_webhook(session: Session, webhook_id: int) -> Webhook:
@@ -112,7 +119,7 @@ def list_webhooks(session: Session) -> list[Webhook]:
 
 
 def update_webhook(
-    session: Session, webhook: Webhook, changes: Mapping[str, Any], *, config: Mapping
+    session: Session, webhook: Webhook, changes: Mapping[str, Any], *, actor: Actor, config: Mapping
 ) -> Webhook:
     if "url" in changes:
         _check_url(changes["url"], config)
@@ -133,10 +140,11 @@ def update_webhook(
             webhook.disabled_at = clock.utcnow()
     webhook.updated_at = clock.utcnow()
     session.flush()
+    audit.record(session, actor, "webhook.updated", _subject(webhook), **changes)
     return webhook
 
 
-def delete_webhook(session: Session, webhook: Webhook) -> None:
+def delete_webhook(session: Session, webhook: Webhook, *, actor: Actor) -> None:
     """Soft-delete (the delivery log stays) and cancel what is still queued."""
     now = clock.utcnow()
     webhook.deleted_at = now
@@ -148,6 +156,7 @@ def delete_webhook(session: Session, webhook: Webhook) -> None:
         .execution_options(synchronize_session=False)
     )
     session.flush()
+    audit.record(session, actor, "webhook.deleted", _subject(webhook))
 
 
 def _require_enabled(webhook: Webhook) -> None:
@@ -155,7 +164,7 @@ def _require_enabled(webhook: Webhook) -> None:
         raise Conflict(f"Webhook {webhook.id} is disabled ({webhook.disabled_reason}); enable it first.")
 
 
-def ping(session: Session, webhook: Webhook) -> Delivery:
+def ping(session: Session, webhook: Webhook, *, actor: Actor) -> Delivery:
     """A `webhook.ping` event, sent to this subscription only."""
     _require_enabled(webhook)
     event = emit(
@@ -163,18 +172,47 @@ def ping(session: Session, webhook: Webhook) -> Delivery:
     )
     delivery = enqueue(session, webhook.id, event, reason="ping")
     session.flush()
+    audit.record(session, actor, "webhook.pinged", _subject(webhook), delivery_id=delivery.id)
     return delivery
 
 
-def rotate_secret(session: Session, webhook: Webhook, *, overlap) -> str:
-    """A new secret; deliveries are signed with both for `overlap` (24 h by default)."""
+def rotate_secret(session: Session, webhook: Webhook, *, overlap, actor: Actor) -> str:
+    """A new secret; deliveries are signed with the old one too for `overlap` (24 h by default).
+
+    Rotating again while an overlap runs keeps the secret receivers had before the
+    first rotation (the one they most likely still use) and drops the short-lived one.
+    """
+    now = clock.utcnow()
     secret = new_secret()
-    webhook.previous_secret = webhook.secret
-    webhook.previous_secret_expires_at = clock.utcnow() + overlap
+    overlapping = webhook.previous_secret_expires_at is not None and now < webhook.previous_secret_expires_at
+    if not overlapping:
+        webhook.previous_secret = webhook.secret
+        webhook.previous_secret_expires_at = now + overlap
     webhook.secret = secret
-    webhook.updated_at = clock.utcnow()
+    webhook.updated_at = now
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "webhook.secret_rotated",
+        _subject(webhook),
+        previous_valid_until=webhook.previous_secret_expires_at,
+    )
     return secret
+
+
+def restore_secret(session: Session, document: dict) -> dict:
+    """A replayed creation response gets the subscription's secret back, if it is still the one
+    the first response carried (never rotated since); otherwise the client must rotate."""
+    webhook = session.get(Webhook, document["id"])
+    if webhook is None or webhook.deleted_at is not None:
+        raise Conflict(f"Webhook {document['id']}, created by this request, has since been deleted.")
+    if webhook.previous_secret is not None:
+        raise Conflict(
+            f"Webhook {webhook.id} was created by this request, but its secret has been rotated since: "
+            f"POST /v1/webhooks/{webhook.id}/rotate-secret for a new one."
+        )
+    return {**document, "secret": webhook.secret}
 
 
 def get_delivery(session: Session, webhook: Webhook, delivery_id: int) -> Delivery:
@@ -184,16 +222,37 @@ def get_delivery(session: Session, webhook: Webhook, delivery_id: int) -> Delive
     return delivery
 
 
-def redeliver(session: Session, webhook: Webhook, delivery_id: int) -> Delivery:
+def deliveries(
+    session: Session, webhook: Webhook, *, limit: int, before: int | None = None, state: str | None = None
+) -> list[Delivery]:
+    """The subscription's delivery log, newest first: up to limit + 1 rows (the extra says there is more)."""
+    query = (
+        select(Delivery)
+        .where(Delivery.webhook_id == webhook.id)
+        .options(selectinload(Delivery.attempt_log), selectinload(Delivery.event))
+        .order_by(Delivery.id.desc())
+        .limit(limit + 1)
+    )
+    if state:
+        query = query.where(Delivery.state == state)
+    if before is not None:
+        query = query.where(Delivery.id < before)
+    return list(session.scalars(query))
+
+
+def redeliver(session: Session, webhook: Webhook, delivery_id: int, *, actor: Actor) -> Delivery:
     """Send a delivery's event again, as a new delivery (the log keeps the old one)."""
     _require_enabled(webhook)
     original = get_delivery(session, webhook, delivery_id)
     delivery = enqueue(session, webhook.id, original.event, reason="redelivery")
     session.flush()
+    audit.record(
+        session, actor, "webhook.redelivered", _subject(webhook), of=original.id, delivery_id=delivery.id
+    )
     return delivery
 
 
-def replay(session: Session, webhook: Webhook, since: datetime, until: datetime) -> int:
+def replay(session: Session, webhook: Webhook, since: datetime, until: datetime, *, actor: Actor) -> int:
     """Queue again every event in [since, until) that the subscription's filters match."""
     _require_enabled(webhook)
     if until <= since:
@@ -215,4 +274,7 @@ def replay(session: Session, webhook: Webhook, since: datetime, until: datetime)
             enqueue(session, webhook.id, event, reason="replay")
             queued += 1
     session.flush()
+    audit.record(
+        session, actor, "webhook.replayed", _subject(webhook), since=since, until=until, queued=queued
+    )
     return queued

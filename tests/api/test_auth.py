@@ -150,3 +150,12 @@ def test_writes_are_rate_limited_per_key_with_retry_after(limited_app):
     assert limited.content_type == PROBLEM
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert other_key.status_code == 201
+
+
+def test_a_bad_key_is_refused_even_on_a_public_read(client, reader):
+    bad = client.get("/v1/countries/FR", headers={"Authorization": "Bearer exk_mistyped"})
+    good = client.get("/v1/countries/FR", headers=reader)
+
+    assert bad.status_code == 401
+    assert 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
+    assert good.status_code == 200

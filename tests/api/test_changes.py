@@ -426,3 +426,27 @@ def test_hong_kong_history_before_the_treatment_can_still_be_recorded(client, ed
     assert "HK" in [e["country"]["alpha_2"] for e in entries]
     today = client.get("/v1/lists/us-ear-d1/entries?limit=500").get_json()["items"]
     assert "HK" not in [e["country"]["alpha_2"] for e in today]  # it is CN's entry that answers now
+
+
+def test_an_idempotency_key_past_its_time_is_a_new_request(client, editor, frozen_clock):
+    headers = {**editor, "Idempotency-Key": "old"}
+    first = client.post(D1_VN, json=a_change(), headers=headers)
+    frozen_clock.advance(hours=49)  # IDEMPOTENCY_TTL is 48 h; nothing purged it yet
+
+    again = client.post(D1_VN, json=a_change(), headers=headers)
+
+    assert first.status_code == 201
+    assert again.status_code == 409  # executed anew: removed cannot follow removed
+    assert "Idempotent-Replayed" not in again.headers
+
+
+def test_an_expired_idempotency_key_can_be_used_again(client, editor, frozen_clock):
+    first = client.post(D1_VN, json=a_change(), headers={**editor, "Idempotency-Key": "reused"})
+    frozen_clock.advance(hours=49)
+
+    later = client.post(
+        D1_VN, json=a_change(status="listed", effective_on="2026-11-22"), headers={**editor, "Idempotency-Key": "reused"}
+    )
+
+    assert first.status_code == later.status_code == 201
+    assert later.get_json()["change"]["id"] != first.get_json()["change"]["id"]

@@ -171,3 +171,55 @@ def test_https_can_be_required(database_url):
     assert response.status_code == 422
     assert "https" in response.get_json()["errors"]["url"][0]
     close_app(app)
+
+
+def test_rotating_twice_keeps_the_secret_receivers_had(client, editor, receiver, session):
+    webhook_id, original = subscribe(client, editor, receiver.url_for("/hook"))
+
+    first = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=editor).get_json()
+    second = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=editor).get_json()
+
+    webhook = session.get(Webhook, webhook_id)
+    assert webhook.secret == second["secret"]
+    assert webhook.previous_secret == original  # not the short-lived first rotation
+    assert second["previous_secret_expires_at"] == first["previous_secret_expires_at"]
+
+
+def test_a_retried_creation_returns_the_secret_until_it_is_rotated(client, editor, receiver, session):
+    headers = {**editor, "Idempotency-Key": "create-hook-1"}
+    body = {"url": receiver.url_for("/hook")}
+    first = client.post("/v1/webhooks", json=body, headers=headers)
+
+    retry = client.post("/v1/webhooks", json=body, headers=headers)
+    client.post(f"/v1/webhooks/{first.get_json()['id']}/rotate-secret", headers=editor)
+    after_rotation = client.post("/v1/webhooks", json=body, headers=headers)
+
+    assert retry.status_code == 201
+    assert retry.get_json() == first.get_json()
+    from service.models import IdempotencyRecord
+
+    stored = session.scalars(select(IdempotencyRecord)).one()
+    assert first.get_json()["secret"] not in stored.response_body  # never stored twice
+    assert after_rotation.status_code == 409
+    assert "rotate" in after_rotation.get_json()["detail"]
+    assert session.scalar(select(func.count()).select_from(Webhook)) == 1
+
+
+def test_webhook_changes_are_audited_with_actor_and_request_id(client, editor, admin, receiver):
+    webhook_id, _ = subscribe(client, editor, receiver.url_for("/hook"))
+    client.patch(f"/v1/webhooks/{webhook_id}", json={"description": "x"}, headers={**editor, "X-Request-ID": "r-1"})
+    client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=editor)
+    client.delete(f"/v1/webhooks/{webhook_id}", headers=editor)
+
+    log = client.get(f"/v1/audit?subject=webhook:{webhook_id}", headers=admin).get_json()["items"]
+
+    assert [e["action"] for e in log] == [
+        "webhook.deleted",
+        "webhook.secret_rotated",
+        "webhook.updated",
+        "webhook.created",
+    ]
+    assert {e["actor"] for e in log} == {"alice"}
+    assert log[2]["request_id"] == "r-1"
+    assert log[2]["details"] == {"description": "x"}
+    assert client.get("/v1/audit", headers=editor).status_code == 403
