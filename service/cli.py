@@ -81,6 +81,8 @@ def _gunicorn_options(host: str, port: int) -> dict:
         "threads": int(os.environ.get("EXPORTCTL_WEB_THREADS", "4")),
         "accesslog": "-",
         "timeout": 60,
+        # gunicorn 27's control socket defaults to one path per user: two services would share it.
+        "control_socket_disable": True,
     }
 
 
@@ -116,7 +118,7 @@ def run_command(ctx: click.Context, host: str, port: int):
     ctx.invoke(seed_command)
     worker = _start_worker()
     try:
-        click.echo(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+        click.echo(f"starting the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         serve(host, port)
     finally:
         if worker is not None:

@@ -8,3 +8,4 @@ worker_class = "gthread"
 threads = int(os.environ.get("EXPORTCTL_WEB_THREADS", "4"))
 timeout = 60
 accesslog = "-"
+control_socket_disable = True  # one socket path per user otherwise (gunicorn 27)

@@ -14,21 +14,22 @@ from service.errors import problem
 
 
 class WriteLimiter:
-    def __init__(self, storage_uri: str, limit: str):
+    def __init__(self, storage_uri: str, limit: str, namespace: str):
         self.limit = parse(limit)
+        self.namespace = namespace  # services sharing one Redis keep apart by this
         self.strategy = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
 
     def retry_after(self, key: str) -> int | None:
         """Record one write for `key`; None if allowed, else seconds until it would be."""
-        if self.strategy.hit(self.limit, "writes", key):
+        if self.strategy.hit(self.limit, self.namespace, key):
             return None
-        reset = self.strategy.get_window_stats(self.limit, "writes", key).reset_time
+        reset = self.strategy.get_window_stats(self.limit, self.namespace, key).reset_time
         return max(1, math.ceil(reset - time.time()))
 
 
 def init_app(app: Flask) -> None:
     app.extensions["exportctl.ratelimit"] = WriteLimiter(
-        app.config["RATELIMIT_STORAGE_URI"], app.config["WRITE_RATE_LIMIT"]
+        app.config["RATELIMIT_STORAGE_URI"], app.config["WRITE_RATE_LIMIT"], app.config["RATELIMIT_NAMESPACE"]
     )
 
 

@@ -145,16 +145,20 @@ def update_webhook(
 
 
 def delete_webhook(session: Session, webhook: Webhook, *, actor: Actor) -> None:
-    """Soft-delete (the delivery log stays) and cancel what is still queued."""
+    """Soft-delete (the delivery log stays) and cancel what is still queued.
+
+    Deliveries are locked before the subscription, the order the worker takes
+    them in, so the two never deadlock on PostgreSQL.
+    """
     now = clock.utcnow()
-    webhook.deleted_at = now
-    webhook.enabled = False
     session.execute(
         update(Delivery)
         .where(Delivery.webhook_id == webhook.id, Delivery.state.in_(["pending", "delivering"]))
         .values(state="cancelled", completed_at=now, leased_by=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
+    webhook.deleted_at = now
+    webhook.enabled = False
     session.flush()
     audit.record(session, actor, "webhook.deleted", _subject(webhook))
 

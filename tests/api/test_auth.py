@@ -159,3 +159,36 @@ def test_a_bad_key_is_refused_even_on_a_public_read(client, reader):
     assert bad.status_code == 401
     assert 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
     assert good.status_code == 200
+
+
+def test_rate_limits_are_shared_between_processes_through_redis(database_url):
+    """Two apps (as two gunicorn workers) with redis storage draw on one budget per key."""
+    import uuid
+
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379 (the machine's services provide one)")
+    # A namespace of its own, so no other run's counts in the same Redis can interfere.
+    settings = {
+        "WRITE_RATE_LIMIT": "2 per minute",
+        "RATELIMIT_STORAGE_URI": url,
+        "RATELIMIT_NAMESPACE": uuid.uuid4().hex,
+    }
+    first, second = make_app(database_url, **settings), make_app(database_url, **settings)
+    key = {"Authorization": f"Bearer {create_key(first, f'shared-{uuid.uuid4().hex[:8]}', 'editor')}"}
+
+    statuses = [
+        first.test_client().post(D1_VN, json=a_change(), headers=key).status_code,
+        second.test_client()
+        .post(D1_VN, json=a_change(status="listed", effective_on="2026-11-21"), headers=key)
+        .status_code,
+        first.test_client().post(D1_VN, json=a_change(effective_on="2026-11-22"), headers=key).status_code,
+    ]
+
+    assert statuses == [201, 201, 429]
+    close_app(first)
+    close_app(second)

@@ -445,7 +445,9 @@ def test_an_expired_idempotency_key_can_be_used_again(client, editor, frozen_clo
     frozen_clock.advance(hours=49)
 
     later = client.post(
-        D1_VN, json=a_change(status="listed", effective_on="2026-11-22"), headers={**editor, "Idempotency-Key": "reused"}
+        D1_VN,
+        json=a_change(status="listed", effective_on="2026-11-22"),
+        headers={**editor, "Idempotency-Key": "reused"},
     )
 
     assert first.status_code == later.status_code == 201

@@ -207,7 +207,9 @@ def test_a_retried_creation_returns_the_secret_until_it_is_rotated(client, edito
 
 def test_webhook_changes_are_audited_with_actor_and_request_id(client, editor, admin, receiver):
     webhook_id, _ = subscribe(client, editor, receiver.url_for("/hook"))
-    client.patch(f"/v1/webhooks/{webhook_id}", json={"description": "x"}, headers={**editor, "X-Request-ID": "r-1"})
+    client.patch(
+        f"/v1/webhooks/{webhook_id}", json={"description": "x"}, headers={**editor, "X-Request-ID": "r-1"}
+    )
     client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=editor)
     client.delete(f"/v1/webhooks/{webhook_id}", headers=editor)
 
