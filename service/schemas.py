@@ -381,7 +381,15 @@ class ChangeSchema(Schema):
     id = fields.Integer(required=True)
     list = fields.Nested(ListRefSchema, required=True)
     country = fields.Nested(CountrySchema, required=True)
-    from_status = fields.String(required=True, allow_none=True, validate=validate.OneOf(STATUSES))
+    from_status = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(STATUSES),
+        metadata={
+            "description": "The status in force on effective_on when this change was recorded "
+            "(a later, backdated change does not rewrite it); null for an entry's first change."
+        },
+    )
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     restrictions_apply = fields.Boolean(required=True)
     effective_on = fields.Date(
