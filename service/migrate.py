@@ -24,6 +24,10 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
 def check(url: str) -> None:
     """Raise if the models hold anything the migrations do not (alembic check)."""
     command.check(alembic_config(url))

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -162,7 +163,7 @@ class Event(Base):
     data: Mapped[dict[str, Any]]
     # Public events (data changes) are the feed; operational ones (webhook.*) only go to
     # the subscriptions that ask for them.
-    public: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
+    public: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Treatment(Base):

@@ -168,6 +168,9 @@ def spec_config() -> dict:
                 "license": {"name": "MIT", "identifier": "MIT"},
             },
             "servers": [{"url": "http://127.0.0.1:8000", "description": "make run"}],
+            # Reads are public by default, but a key that is sent must be valid (401 if not);
+            # a deployment can require one (EXPORTCTL_READS_REQUIRE_KEY). Writes override this.
+            "security": [{}, {"bearerAuth": []}],
         },
     }
 

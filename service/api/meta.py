@@ -26,7 +26,7 @@ def healthz():
     return {"status": "ok", "database": "ok", "event_sequence": sequence}
 
 
-SPEC_KEY_ORDER = ("openapi", "info", "servers", "tags", "paths", "components")
+SPEC_KEY_ORDER = ("openapi", "info", "servers", "security", "tags", "paths", "components")
 
 
 def spec_dict() -> dict:

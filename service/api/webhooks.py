@@ -101,10 +101,13 @@ class Webhooks(MethodView):
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(WebhookCreateSchema())
     @blp.response(201, WebhookCreatedSchema, headers=LOCATION)
+    @blp.problems(409)
     def post(self, body, idempotency_key=None):
         """Subscribe a URL to events (filters: countries, lists, event_types; empty means all).
 
-        The response carries the signing secret (`whsec_…`) once; it is never shown again.
+        The response carries the signing secret (`whsec_…`) once; it is never shown again,
+        except to a retry with the same Idempotency-Key while it is still the secret (after a
+        rotation such a retry is a 409).
         """
 
         def operation(session, principal):
@@ -112,12 +115,11 @@ class Webhooks(MethodView):
                 session, body, actor=writes.actor(principal), config=current_app.config
             )
             document = _created.dump({**subscriptions.webhook_document(webhook), "secret": secret})
-            stored = {key: value for key, value in document.items() if key != "secret"}
             return writes.Outcome(
                 document,
                 201,
                 {"Location": document["links"]["self"]},
-                stored_body=stored,
+                stored_body=subscriptions.without_secret(document, webhook),
                 replay="webhook-secret",
             )
 
@@ -185,13 +187,14 @@ class WebhookPing(MethodView):
 @blp.route("/<int:webhook_id>/rotate-secret", parameters=[WEBHOOK_PARAMETER])
 class WebhookSecret(MethodView):
     @blp.authorized(Role.EDITOR, write=True)
+    @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(200, SecretSchema)
-    @blp.problems(404)
-    def post(self, webhook_id):
+    @blp.problems(404, 409)
+    def post(self, webhook_id, idempotency_key=None):
         """A new signing secret, shown once. For 24 hours deliveries carry signatures from both secrets.
 
-        Retrying is safe without an Idempotency-Key: rotating again within the 24 hours
-        keeps the secret receivers had before the first rotation.
+        Send an Idempotency-Key to retry safely: a retry returns the same new secret (a 409 if
+        it was rotated again since), where a second rotation would replace it.
         """
 
         def operation(session, principal):
@@ -205,9 +208,14 @@ class WebhookSecret(MethodView):
             document = SecretSchema().dump(
                 {"secret": secret, "previous_secret_expires_at": webhook.previous_secret_expires_at}
             )
-            return writes.Outcome(document, 200)
+            return writes.Outcome(
+                document,
+                200,
+                stored_body=subscriptions.without_secret(document, webhook),
+                replay="webhook-secret",
+            )
 
-        return writes.perform(operation)
+        return writes.perform(operation, idempotency_key)
 
 
 @blp.route("/<int:webhook_id>/deliveries", parameters=[WEBHOOK_PARAMETER])

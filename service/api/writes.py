@@ -71,7 +71,7 @@ def json_body(view):
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         # A chunked body has no Content-Length: the server cuts it at the limit, so a body
         # that fills the limit may have been cut and must not be read as if it were whole.
-        if len(request.get_data(cache=True)) >= limit:
+        if request.content_length is None and len(request.get_data(cache=True)) >= limit:
             return problem(
                 413,
                 "payload-too-large",

@@ -119,11 +119,9 @@ def _note_failures(session: Session, ids: set[int], now: datetime, policy: Retry
             update(Webhook)
             .where(
                 Webhook.id.in_(ids),
-                or_(
-                    Webhook.failing_since.is_(None),
-                    Webhook.last_failed_at.is_(None),
-                    Webhook.last_failed_at < now - policy.streak_gap,
-                ),
+                # A running streak (failing_since set) restarts only after a quiet gap; rows from
+                # before last_failed_at existed (NULL) keep theirs.
+                or_(Webhook.failing_since.is_(None), Webhook.last_failed_at < now - policy.streak_gap),
             )
             .values(failing_since=now, last_failed_at=now)
             .returning(Webhook.id)

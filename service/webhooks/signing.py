@@ -27,4 +27,6 @@ def signed_headers(
         "webhook-timestamp": str(int(timestamp.timestamp())),
         "webhook-signature": signatures,
         "Content-Type": "application/json",
+        # Only the first 2 KiB of the response are kept, and unencoded: no decompression.
+        "Accept-Encoding": "identity",
     }

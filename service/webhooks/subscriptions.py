@@ -1,5 +1,6 @@
 """Subscriptions: create, change, delete, ping, rotate the secret, redeliver, replay."""
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -181,17 +182,15 @@ def ping(session: Session, webhook: Webhook, *, actor: Actor) -> Delivery:
 
 
 def rotate_secret(session: Session, webhook: Webhook, *, overlap, actor: Actor) -> str:
-    """A new secret; deliveries are signed with the old one too for `overlap` (24 h by default).
+    """A new secret; for `overlap` (24 h by default) deliveries are signed with the old one too.
 
-    Rotating again while an overlap runs keeps the secret receivers had before the
-    first rotation (the one they most likely still use) and drops the short-lived one.
+    Retry a rotation with an Idempotency-Key: a second rotation makes the one
+    before it the 'previous' secret, and the one before that stops working.
     """
     now = clock.utcnow()
     secret = new_secret()
-    overlapping = webhook.previous_secret_expires_at is not None and now < webhook.previous_secret_expires_at
-    if not overlapping:
-        webhook.previous_secret = webhook.secret
-        webhook.previous_secret_expires_at = now + overlap
+    webhook.previous_secret = webhook.secret
+    webhook.previous_secret_expires_at = now + overlap
     webhook.secret = secret
     webhook.updated_at = now
     session.flush()
@@ -205,18 +204,27 @@ def rotate_secret(session: Session, webhook: Webhook, *, overlap, actor: Actor) 
     return secret
 
 
-def restore_secret(session: Session, document: dict) -> dict:
-    """A replayed creation response gets the subscription's secret back, if it is still the one
-    the first response carried (never rotated since); otherwise the client must rotate."""
-    webhook = session.get(Webhook, document["id"])
+def without_secret(document: dict, webhook: Webhook) -> dict:
+    """What an Idempotency-Key may keep of a response that shows a secret: everything but the
+    secret, and its SHA-256 to tell on replay whether it is still the subscription's secret."""
+    kept = {key: value for key, value in document.items() if key != "secret"}
+    digest = hashlib.sha256(webhook.secret.encode()).hexdigest()
+    return {**kept, "_replay": {"webhook_id": webhook.id, "secret_sha256": digest}}
+
+
+def restore_secret(session: Session, stored: dict) -> dict:
+    """A replayed response gets its secret back while it is still the subscription's secret;
+    after a rotation or deletion the client gets a 409 saying what to do instead."""
+    replay = stored.pop("_replay")
+    webhook = session.get(Webhook, replay["webhook_id"])
     if webhook is None or webhook.deleted_at is not None:
-        raise Conflict(f"Webhook {document['id']}, created by this request, has since been deleted.")
-    if webhook.previous_secret is not None:
+        raise Conflict(f"Webhook {replay['webhook_id']}, which this request changed, has since been deleted.")
+    if hashlib.sha256(webhook.secret.encode()).hexdigest() != replay["secret_sha256"]:
         raise Conflict(
-            f"Webhook {webhook.id} was created by this request, but its secret has been rotated since: "
+            f"The secret this request returned for webhook {webhook.id} has been rotated since: "
             f"POST /v1/webhooks/{webhook.id}/rotate-secret for a new one."
         )
-    return {**document, "secret": webhook.secret}
+    return {**stored, "secret": webhook.secret}
 
 
 def get_delivery(session: Session, webhook: Webhook, delivery_id: int) -> Delivery:

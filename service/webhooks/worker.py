@@ -34,20 +34,48 @@ from service.webhooks.signing import signed_headers
 log = logging.getLogger(__name__)
 
 
-def _due(now):
-    """Deliveries a worker may take now: pending and due, or abandoned by a worker whose lease ran out."""
+def _due(now, max_attempts: int):
+    """Deliveries a worker may take now: pending and due, or abandoned by a worker whose lease
+    ran out (while attempts remain: a send that keeps outliving its lease is not retried forever)."""
     return or_(
         and_(Delivery.state == "pending", Delivery.next_attempt_at <= now),
-        and_(Delivery.state == "delivering", Delivery.lease_expires_at < now),
+        and_(
+            Delivery.state == "delivering",
+            Delivery.lease_expires_at < now,
+            Delivery.attempts < max_attempts,
+        ),
     )
 
 
-def claim(session: Session, worker: str, *, now, lease: timedelta, limit: int) -> list[int]:
+def give_up_abandoned(session: Session, *, now, max_attempts: int) -> None:
+    """Fail deliveries whose last attempt's worker vanished: no attempt is left to retry with."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.state == "delivering",
+            Delivery.lease_expires_at < now,
+            Delivery.attempts >= max_attempts,
+        )
+        .values(
+            state="failed",
+            completed_at=now,
+            leased_by=None,
+            lease_expires_at=None,
+            last_error="no attempts left: the last attempt's worker did not finish it within its lease",
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim(
+    session: Session, worker: str, *, now, lease: timedelta, limit: int, max_attempts: int = 1_000_000
+) -> list[int]:
     """Take up to `limit` due deliveries of enabled subscriptions for `worker`; their ids."""
+    give_up_abandoned(session, now=now, max_attempts=max_attempts)
     candidates = (
         select(Delivery.id)
         .join(Webhook, Webhook.id == Delivery.webhook_id)
-        .where(_due(now), Webhook.enabled.is_(True), Webhook.deleted_at.is_(None))
+        .where(_due(now, max_attempts), Webhook.enabled.is_(True), Webhook.deleted_at.is_(None))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
@@ -75,7 +103,7 @@ def claim(session: Session, worker: str, *, now, lease: timedelta, limit: int) -
         for delivery_id in session.scalars(candidates).all():
             won = session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id, _due(now))
+                .where(Delivery.id == delivery_id, _due(now, max_attempts))
                 .values(**lease_values)
                 .execution_options(synchronize_session=False)
             )
@@ -154,7 +182,14 @@ class DeliveryWorker:
         """Claim one batch, deliver it concurrently, and return how many were attempted."""
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
-            ids = claim(session, self.name, now=now, lease=self.lease, limit=self.batch_size)
+            ids = claim(
+                session,
+                self.name,
+                now=now,
+                lease=self.lease,
+                limit=self.batch_size,
+                max_attempts=self.policy.max_attempts,
+            )
             jobs = [self._job(delivery, now) for delivery in self._load(session, ids)]
         futures = [self.executor.submit(self._send, job) for job in jobs]
         results: list[tuple[Job, datetime, AttemptResult]] = []
@@ -244,7 +279,9 @@ class DeliveryWorker:
         deadline = started + self.read_timeout
         excerpt = b""
         while len(excerpt) < RESPONSE_EXCERPT and time.monotonic() < deadline:
-            chunk = response.raw.read1(RESPONSE_EXCERPT - len(excerpt), decode_content=True)
+            # Raw bytes (identity encoding was asked for): a compressed body could make a
+            # decoding read wait for output the deadline never sees.
+            chunk = response.raw.read1(RESPONSE_EXCERPT - len(excerpt), decode_content=False)
             if not chunk:
                 break
             excerpt += chunk

@@ -653,3 +653,32 @@ def test_webhook_operational_events_stay_out_of_the_public_feed(client, editor, 
     assert client.get("/v1/events?type=webhook.failing").status_code == 422
     # ... and they leave the lookups' cache alone.
     assert client.get("/v1/countries/VN", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_a_last_attempt_whose_worker_vanished_fails_instead_of_repeating(
+    client, editor, receiver, app, frozen_clock, session
+):
+    subscribe(client, editor, receiver.url_for("/hook"))
+    receiver.expect_request("/hook").respond_with_data("ok")
+    client.post(D1_VN, json=a_change(), headers=editor)
+    max_attempts = len(app.config["WEBHOOK_RETRY_SCHEDULE"]) + 1
+    with app.app_context(), db.database().sessionmaker() as s:
+        for _ in range(max_attempts):  # every attempt's worker dies before recording it
+            assert claim(
+                s,
+                "doomed",
+                now=clock.utcnow(),
+                lease=timedelta(minutes=1),
+                limit=5,
+                max_attempts=max_attempts,
+            )
+            frozen_clock.advance(minutes=2)
+    rescuer = DeliveryWorker(app, name="rescuer")
+
+    assert rescuer.run_once() == 0
+    rescuer.close()
+
+    [delivery] = deliveries(session)
+    assert (delivery.state, delivery.attempts) == ("failed", max_attempts)
+    assert "no attempts left" in delivery.last_error
+    assert receiver.log == []

@@ -173,16 +173,33 @@ def test_https_can_be_required(database_url):
     close_app(app)
 
 
-def test_rotating_twice_keeps_the_secret_receivers_had(client, editor, receiver, session):
+def test_a_retried_rotation_returns_the_same_secret(client, editor, receiver, session):
     webhook_id, original = subscribe(client, editor, receiver.url_for("/hook"))
+    headers = {**editor, "Idempotency-Key": "rotate-1"}
 
-    first = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=editor).get_json()
+    first = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=headers)
+    retry = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=headers)
+
+    assert first.status_code == retry.status_code == 200
+    assert retry.get_json() == first.get_json()
+    webhook = session.get(Webhook, webhook_id)
+    assert (webhook.secret, webhook.previous_secret) == (first.get_json()["secret"], original)
+
+
+def test_a_second_rotation_replaces_the_first(client, editor, receiver, session):
+    webhook_id, _ = subscribe(client, editor, receiver.url_for("/hook"))
+    first = client.post(
+        f"/v1/webhooks/{webhook_id}/rotate-secret", headers={**editor, "Idempotency-Key": "r1"}
+    )
+
     second = client.post(f"/v1/webhooks/{webhook_id}/rotate-secret", headers=editor).get_json()
+    stale_retry = client.post(
+        f"/v1/webhooks/{webhook_id}/rotate-secret", headers={**editor, "Idempotency-Key": "r1"}
+    )
 
     webhook = session.get(Webhook, webhook_id)
-    assert webhook.secret == second["secret"]
-    assert webhook.previous_secret == original  # not the short-lived first rotation
-    assert second["previous_secret_expires_at"] == first["previous_secret_expires_at"]
+    assert (webhook.secret, webhook.previous_secret) == (second["secret"], first.get_json()["secret"])
+    assert stale_retry.status_code == 409  # its secret is no longer the subscription's
 
 
 def test_a_retried_creation_returns_the_secret_until_it_is_rotated(client, editor, receiver, session):
