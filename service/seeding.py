@@ -22,7 +22,7 @@ from service.domain.changes import ChangeRequest, record_status_change
 from service.domain.countries import registry
 from service.domain.events import touch_data
 from service.domain.jsonable import jsonable
-from service.domain.lists import create_list
+from service.domain.lists import DEFINING_FIELDS, DESCRIPTIVE_FIELDS, create_list
 from service.domain.statuses import Status
 from service.models import ControlList, Entry, Treatment
 
@@ -30,19 +30,6 @@ from service.models import ControlList, Entry, Treatment
 DEFAULT_SEEDS = Path(os.environ.get("EXPORTCTL_SEEDS") or Path(__file__).resolve().parent.parent / "seeds")
 
 SEED = Actor(name="seed")
-
-LIST_FIELDS = (
-    "code",
-    "name",
-    "jurisdiction",
-    "authority",
-    "legal_basis",
-    "url",
-    "effect",
-    "membership_complete",
-    "membership_complete_from",
-    "description",
-)
 
 
 class SeedError(ValueError):
@@ -110,10 +97,10 @@ class Seeder:
     def ensure_list(self, spec: dict, table_date: date) -> None:
         if self.session.get(ControlList, spec["id"]) is not None:
             return
-        fields = {name: spec.get(name) for name in LIST_FIELDS}
+        fields = {name: spec.get(name) for name in DESCRIPTIVE_FIELDS + DEFINING_FIELDS}
         create_list(  # in the feed, but not pushed to subscribers
             self.session,
-            {"id": spec["id"], **fields, "sources": self.cite(spec.get("sources", []))},
+            {**fields, "id": spec["id"], "sources": self.cite(spec.get("sources", []))},
             actor=SEED,
             recorded_at=_midnight(table_date),
             publish=False,

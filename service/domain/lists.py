@@ -13,6 +13,7 @@ from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.models import ControlList
 
+# What a list says about itself (PATCH may change these) ...
 DESCRIPTIVE_FIELDS = (
     "code",
     "name",
@@ -23,6 +24,8 @@ DESCRIPTIVE_FIELDS = (
     "description",
     "sources",
 )
+# ... and what it means, fixed at creation: whether it restricts, and what absence from it proves.
+DEFINING_FIELDS = ("effect", "membership_complete", "membership_complete_from")
 
 
 def _event_data(control_list: ControlList, actor: Actor) -> dict:
