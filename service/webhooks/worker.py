@@ -68,7 +68,7 @@ def give_up_abandoned(session: Session, *, now, max_attempts: int) -> None:
 
 
 def claim(
-    session: Session, worker: str, *, now, lease: timedelta, limit: int, max_attempts: int = 1_000_000
+    session: Session, worker: str, *, now, lease: timedelta, limit: int, max_attempts: int
 ) -> list[int]:
     """Take up to `limit` due deliveries of enabled subscriptions for `worker`; their ids."""
     give_up_abandoned(session, now=now, max_attempts=max_attempts)
@@ -170,9 +170,7 @@ class DeliveryWorker:
         self.allow_private = bool(config["WEBHOOK_ALLOW_PRIVATE_TARGETS"])
         self.require_https = bool(config["WEBHOOK_REQUIRE_HTTPS"])
         self.http = targets.http_session(config)
-        self.executor = ThreadPoolExecutor(
-            max_workers=int(config["WORKER_CONCURRENCY"]), thread_name_prefix="deliver"
-        )
+        self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -535,8 +535,12 @@ def test_two_workers_never_claim_the_same_delivery(client, editor, receiver, app
     with app.app_context():
         maker = db.database().sessionmaker
         with maker() as one, maker() as two:
-            first = claim(one, "one", now=clock.utcnow(), lease=timedelta(minutes=1), limit=6)
-            second = claim(two, "two", now=clock.utcnow(), lease=timedelta(minutes=1), limit=6)
+            first = claim(
+                one, "one", now=clock.utcnow(), lease=timedelta(minutes=1), limit=6, max_attempts=10
+            )
+            second = claim(
+                two, "two", now=clock.utcnow(), lease=timedelta(minutes=1), limit=6, max_attempts=10
+            )
 
     assert len(first) == 6
     assert len(second) == 4
@@ -548,7 +552,14 @@ def test_an_expired_lease_is_taken_over(client, editor, receiver, app, frozen_cl
     receiver.expect_request("/hook").respond_with_data("ok")
     client.post(D1_VN, json=a_change(), headers=editor)
     with app.app_context(), db.database().sessionmaker() as crashed:
-        taken = claim(crashed, "crashed-worker", now=clock.utcnow(), lease=timedelta(minutes=2), limit=10)
+        taken = claim(
+            crashed,
+            "crashed-worker",
+            now=clock.utcnow(),
+            lease=timedelta(minutes=2),
+            limit=10,
+            max_attempts=10,
+        )
     assert len(taken) == 1
     rescuer = DeliveryWorker(app, name="rescuer")
 
@@ -569,7 +580,7 @@ def test_a_worker_that_lost_its_lease_changes_nothing(client, editor, receiver, 
     subscribe(client, editor, receiver.url_for("/hook"))
     client.post(D1_VN, json=a_change(), headers=editor)
     with app.app_context(), db.database().sessionmaker() as s:
-        claim(s, "new-owner", now=clock.utcnow(), lease=timedelta(minutes=2), limit=10)
+        claim(s, "new-owner", now=clock.utcnow(), lease=timedelta(minutes=2), limit=10, max_attempts=10)
         delivery = s.scalars(select(Delivery)).one()
         moved = record_attempt(
             s,
