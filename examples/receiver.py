@@ -31,7 +31,9 @@ def describe(event: dict) -> str:
             f"effective {data.get('effective_on') or 'unrecorded'}"
             + (f", expected {pending}" if pending else "")
             + f"; restrictions apply: {data.get('restrictions_apply')}"
-            + "".join(f"\n      source: {s['title']} ({s['publisher']}) {s['url']}" for s in data.get("sources", []))
+            + "".join(
+                f"\n      source: {s['title']} ({s['publisher']}) {s['url']}" for s in data.get("sources", [])
+            )
         )
     return json.dumps(data, ensure_ascii=False)
 
@@ -58,7 +60,8 @@ def make_handler(verifier: Webhook, out=sys.stdout):
                 print(f"{message_id}: duplicate, already handled", file=out, flush=True)
             else:
                 seen.add(message_id)
-                print(f"#{event.get('sequence')} {message_id} {event['type']}: {describe(event)}", file=out, flush=True)
+                line = f"#{event.get('sequence')} {message_id} {event['type']}: {describe(event)}"
+                print(line, file=out, flush=True)
             self.send_response(204)
             self.end_headers()
 
@@ -69,7 +72,9 @@ def make_handler(verifier: Webhook, out=sys.stdout):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--secret", default=os.environ.get("WEBHOOK_SECRET"), help="or WEBHOOK_SECRET")

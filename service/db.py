@@ -71,10 +71,6 @@ class Database:
     engine: Engine
     sessionmaker: sessionmaker
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
 
 def begin_write(session: Session) -> None:
     """Start a write transaction that reads a consistent, current state.

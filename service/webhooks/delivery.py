@@ -245,18 +245,3 @@ def record_attempts(
     failed = {a.delivery.webhook_id for a in done if not a.result.succeeded and a.result.http_status != 410}
     _note_failures(session, failed - set(gone), now, policy)
     return applied
-
-
-def record_attempt(
-    session: Session,
-    delivery: Delivery,
-    result: AttemptResult,
-    *,
-    attempted_at: datetime,
-    worker: str,
-    policy: RetryPolicy,
-) -> bool:
-    """One attempt (see record_attempts). False if the worker had lost its lease."""
-    return bool(
-        record_attempts(session, [Attempt(delivery, result, attempted_at)], worker=worker, policy=policy)
-    )

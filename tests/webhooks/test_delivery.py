@@ -575,24 +575,22 @@ def test_an_expired_lease_is_taken_over(client, editor, receiver, app, frozen_cl
 
 
 def test_a_worker_that_lost_its_lease_changes_nothing(client, editor, receiver, app, session):
-    from service.webhooks.delivery import AttemptResult, RetryPolicy, record_attempt
+    from service.webhooks.delivery import Attempt, AttemptResult, RetryPolicy, record_attempts
 
     subscribe(client, editor, receiver.url_for("/hook"))
     client.post(D1_VN, json=a_change(), headers=editor)
     with app.app_context(), db.database().sessionmaker() as s:
         claim(s, "new-owner", now=clock.utcnow(), lease=timedelta(minutes=2), limit=10, max_attempts=10)
         delivery = s.scalars(select(Delivery)).one()
-        moved = record_attempt(
+        applied = record_attempts(
             s,
-            delivery,
-            AttemptResult(http_status=200, duration_ms=5),
-            attempted_at=clock.utcnow(),
+            [Attempt(delivery, AttemptResult(http_status=200, duration_ms=5), clock.utcnow())],
             worker="old-owner",
             policy=RetryPolicy.from_config(app.config),
         )
         s.commit()
 
-    assert moved is False
+    assert applied == set()
     assert deliveries(session)[0].state == "delivering"
     assert deliveries(session)[0].leased_by == "new-owner"
 
