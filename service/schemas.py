@@ -4,12 +4,13 @@ import base64
 import binascii
 import json
 import re
-from datetime import UTC
+from datetime import UTC, date
 from urllib.parse import urlsplit
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from service import clock
 from service.domain.events import PUBLIC_EVENT_TYPES, EventType
 from service.domain.statuses import Answer, Effect, Status
 
@@ -77,8 +78,12 @@ class RFC3339Field(fields.AwareDateTime):
             raise ma.ValidationError("Out of the range of representable times.") from exc
 
 
+EARLIEST_DATE = date(1900, 1, 1)
+
+
 class StrictDate(fields.Date):
-    """A calendar date written YYYY-MM-DD, nothing else."""
+    """A calendar date written YYYY-MM-DD, nothing else, from 1900-01-01 on (no export-control
+    record is older: an earlier date is a typo, and some drivers mishandle it)."""
 
     def _serialize(self, value, attr, obj, **kwargs):
         if isinstance(value, str):  # already ISO 8601, as stored in JSON columns
@@ -88,7 +93,10 @@ class StrictDate(fields.Date):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or len(value) != 10:
             raise ma.ValidationError("Not a date in the form YYYY-MM-DD.")
-        return super()._deserialize(value, attr, data, **kwargs)
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if day < EARLIEST_DATE:
+            raise ma.ValidationError(f"Must be on or after {EARLIEST_DATE.isoformat()}.")
+        return day
 
 
 class Cursor(fields.String):
@@ -100,6 +108,8 @@ class Cursor(fields.String):
         return encode_cursor(value)
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if value == "":  # `cursor=` as a form or a client library sends it: the first page
+            return None
         try:
             return decode_cursor(super()._deserialize(value, attr, data, **kwargs))
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
@@ -122,8 +132,43 @@ def decode_cursor(text: str):
     raise ValueError("bad cursor")
 
 
-def _nul_errors(value) -> dict[str, list[str]]:
-    """Fields holding a NUL character, which no text field may contain (PostgreSQL cannot store it).
+# Characters no text may hold: lone surrogates (not Unicode scalar values: they cannot be
+# encoded, signed or stored) and control characters (they break XML, logs and terminals).
+# TAB, LF and CR are allowed in free text (a note); `Line` fields refuse them too.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_LINE_BREAKS = re.compile("[\t\n\r]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, or None."""
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if "\ud800" <= char <= "\udfff":
+        return "Must not contain unpaired surrogates (text must be valid Unicode)."
+    if char == "\x00":
+        return "Must not contain NUL characters."
+    return f"Must not contain control characters (U+{ord(char):04X})."
+
+
+class Pairs(dict):
+    """A JSON object as decoded, remembering keys it held more than once."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def json_object(pairs: list[tuple[str, object]]) -> Pairs:
+    """`object_pairs_hook` that keeps every value's key count, so a duplicate is an error, not a loss."""
+    document = Pairs(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        document.duplicates = tuple(sorted({k for k, _ in pairs if k in seen or seen.add(k)}))
+    return document
+
+
+def _text_errors(value) -> dict[str, list[str]]:
+    """Fields holding text no record may hold, and keys given twice, by dotted path.
 
     Iterative, so a deeply nested body cannot exhaust the stack.
     """
@@ -132,15 +177,19 @@ def _nul_errors(value) -> dict[str, list[str]]:
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                found[path or "_schema"] = ["Must not contain NUL characters."]
+            problem = text_problem(item)
+            if problem:
+                found[path or "_schema"] = [problem]
             continue
+        for key in getattr(item, "duplicates", ()):
+            found[f"{path}.{key}" if path else key] = ["Given more than once: a value would be lost."]
         children = (
             item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
         )
         for key, child in children:
-            if isinstance(key, str) and "\x00" in key:
-                found[path or "_schema"] = ["Field names must not contain NUL characters."]
+            if isinstance(key, str) and text_problem(key):
+                found[path or "_schema"] = ["Field names must be valid text without control characters."]
+                continue
             stack.append((f"{path}.{key}" if path else str(key), child))
     return found
 
@@ -150,11 +199,21 @@ class Schema(ma.Schema):
         unknown = ma.RAISE
 
     @ma.pre_load
-    def refuse_nul_characters(self, data, **_kwargs):
-        errors = _nul_errors(data) if isinstance(data, dict | list) else {}
+    def refuse_unstorable_text(self, data, **_kwargs):
+        errors = _text_errors(data) if isinstance(data, dict | list) else {}
         if errors:
             raise ma.ValidationError(errors)
         return data
+
+
+class Line(fields.String):
+    """One line of text (a code, a name, a title): no TAB, LF or CR either."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _LINE_BREAKS.search(text):
+            raise ma.ValidationError("Must be one line: no tabs or line breaks.")
+        return text
 
 
 # --- query strings ---------------------------------------------------------------
@@ -212,16 +271,25 @@ class EntriesQuery(TimeQuery, PageQuery):
 
 
 class SourceSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    publisher = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    title = Line(required=True, validate=validate.Length(min=1, max=500))
+    publisher = Line(required=True, validate=validate.Length(min=1, max=300))
     url = HttpUrl(required=True, metadata={"description": "http(s) URL of the source."})
-    published_on = StrictDate(allow_none=True, load_default=None)
-    citation = fields.String(
+    published_on = StrictDate(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "When the source was published: not after the day it is recorded."},
+    )
+    citation = Line(
         allow_none=True,
         load_default=None,
         validate=validate.Length(max=500),
         metadata={"description": "Formal citation, such as `81 FR 76859`."},
     )
+
+    @ma.validates("published_on")
+    def published_by_now(self, value, **_kwargs):
+        if value is not None and value > clock.today():
+            raise ma.ValidationError("A source cannot be published after the day it is recorded.")
 
 
 class CountrySchema(Schema):
@@ -493,8 +561,9 @@ class ProblemSchema(Schema):
 # --- writes ----------------------------------------------------------------------
 
 LIST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
-_ENTRY_TAG = r'(W/)?"v[0-9]{1,10}(-[0-9a-f]{1,64})?"'
-IF_MATCH_PATTERN = rf"^(\*|{_ENTRY_TAG}( *, *{_ENTRY_TAG})*)$"
+# RFC 9110 entity tags: any well-formed one is accepted (one that names no version is a 412).
+_ENTITY_TAG = r'(W/)?"[\x21\x23-\x7e]{0,200}"'
+IF_MATCH_PATTERN = rf"^(\*|{_ENTITY_TAG}([ \t]*,[ \t]*{_ENTITY_TAG})*)$"
 SHORT_TEXT = validate.Length(min=1, max=200)
 
 
@@ -521,7 +590,7 @@ class ConditionalWriteHeaders(WriteHeaders):
     if_match = fields.String(
         data_key="If-Match",
         validate=validate.Regexp(
-            IF_MATCH_PATTERN, error='An entry ETag ("v3-…" or "v3"), a list of them, or *.'
+            IF_MATCH_PATTERN, error='Entity tags ("v3-…" or "v3"), comma-separated, or *.'
         ),
         metadata={
             "description": 'The entry\'s ETag from GET (`"v3-…"`, or just `"v3"`): the change is '
@@ -570,11 +639,14 @@ class ChangeCreatedSchema(Schema):
 class ListPatchSchema(Schema):
     """Descriptive fields only: what a list means (effect, completeness) is fixed at creation."""
 
-    code = fields.String(validate=validate.Length(min=1, max=32))
-    name = fields.String(validate=SHORT_TEXT)
-    jurisdiction = fields.String(validate=validate.Length(min=1, max=64))
-    authority = fields.String(validate=SHORT_TEXT)
-    legal_basis = fields.String(validate=validate.Length(min=1, max=500))
+    class Meta(Schema.Meta):
+        json_schema = {"minProperties": 1}
+
+    code = Line(validate=validate.Length(min=1, max=32))
+    name = Line(validate=SHORT_TEXT)
+    jurisdiction = Line(validate=validate.Length(min=1, max=64))
+    authority = Line(validate=SHORT_TEXT)
+    legal_basis = Line(validate=validate.Length(min=1, max=500))
     url = HttpUrl()
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
     sources = fields.List(fields.Nested(SourceSchema), validate=validate.Length(max=20))
@@ -586,16 +658,19 @@ class ListPatchSchema(Schema):
 
 
 class ListCreateSchema(ListPatchSchema):
+    class Meta(Schema.Meta):
+        json_schema: dict = {}
+
     id = fields.String(
         required=True,
         validate=validate.Regexp(LIST_ID_PATTERN, error="Lower-case letters, digits and '-', 2-64 long."),
         metadata={"example": "eu-dual-use-annex-iib"},
     )
-    code = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    name = fields.String(required=True, validate=SHORT_TEXT)
-    jurisdiction = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    authority = fields.String(required=True, validate=SHORT_TEXT)
-    legal_basis = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    code = Line(required=True, validate=validate.Length(min=1, max=32))
+    name = Line(required=True, validate=SHORT_TEXT)
+    jurisdiction = Line(required=True, validate=validate.Length(min=1, max=64))
+    authority = Line(required=True, validate=SHORT_TEXT)
+    legal_basis = Line(required=True, validate=validate.Length(min=1, max=500))
     url = HttpUrl(required=True)
     effect = fields.String(required=True, validate=validate.OneOf(EFFECTS))
     membership_complete = fields.Boolean(
@@ -693,6 +768,9 @@ class WebhookCreateSchema(WebhookFilters):
 
 
 class WebhookPatchSchema(WebhookFilters):
+    class Meta(Schema.Meta):
+        json_schema = {"minProperties": 1}
+
     url = HttpUrl()
     description = fields.String(allow_none=True, validate=validate.Length(max=500))
     enabled = fields.Boolean(metadata={"description": "true re-enables a disabled subscription."})

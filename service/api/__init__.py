@@ -1,6 +1,7 @@
 """The HTTP API: flask-smorest blueprints, one per resource, and the OpenAPI document built from them."""
 
 import http
+import json
 import os
 import re
 from copy import deepcopy
@@ -11,10 +12,12 @@ from flask import Flask, g, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
-from webargs.flaskparser import FlaskParser
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from service import errors
-from service.schemas import ProblemSchema
+from service.schemas import ProblemSchema, json_object
 
 API_VERSION = "1.0.0"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
@@ -30,8 +33,13 @@ class StrictParser(FlaskParser):
     }
 
     def _raw_load_json(self, req):
+        """The body as JSON, keeping track of keys given twice (the schema refuses them)."""
+        if not is_json_request(req):
+            return core.missing
         try:
-            return super()._raw_load_json(req)
+            return json.loads(req.get_data(cache=True).decode(), object_pairs_hook=json_object)
+        except UnicodeDecodeError as exc:
+            self._handle_invalid_json_error(exc, req)
         except RecursionError as exc:  # nesting deeper than the decoder can follow
             self._handle_invalid_json_error(exc, req)
 
@@ -109,6 +117,19 @@ class Blueprint(SmorestBlueprint):
         return decorator
 
 
+class _Converter(OpenAPIConverter):
+    """Schema-level JSON Schema keywords from a schema's `Meta.json_schema` (e.g. minProperties)."""
+
+    def schema2jsonschema(self, schema):
+        jsonschema = super().schema2jsonschema(schema)
+        jsonschema.update(getattr(getattr(schema, "Meta", None), "json_schema", {}))
+        return jsonschema
+
+
+class _MarshmallowPlugin(MarshmallowPlugin):
+    Converter = _Converter
+
+
 class Api(SmorestApi):
     """flask-smorest's Api, with RFC 9457 problems as the one error shape."""
 
@@ -167,7 +188,6 @@ def spec_config() -> dict:
                 "description": API_DESCRIPTION,
                 "license": {"name": "MIT", "identifier": "MIT"},
             },
-            "servers": [{"url": "http://127.0.0.1:8000", "description": "make run"}],
             # Reads are public by default, but a key that is sent must be valid (401 if not);
             # a deployment can require one (EXPORTCTL_READS_REQUIRE_KEY). Writes override this.
             "security": [{}, {"bearerAuth": []}],
@@ -210,7 +230,7 @@ def init_app(app: Flask) -> Api:
 
     for key, value in spec_config().items():
         app.config.setdefault(key, value)
-    api = Api(app)
+    api = Api(app, spec_kwargs={"marshmallow_plugin": _MarshmallowPlugin()})
     api.spec.components.security_scheme(
         "bearerAuth",
         {

@@ -101,7 +101,20 @@ class EventDetail(MethodView):
         )
 
 
+# Characters XML 1.0 cannot carry; stored text is shown with U+FFFD in their place, so no
+# stored value (written before input was checked, or by a tool) can break the feed.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def _title(document: dict) -> str:
+    return xml_text(_describe(document))
+
+
+def _describe(document: dict) -> str:
     data = document["data"]
     if document["type"] == "entry.status_changed":
         change = f"{data.get('from_status') or 'new'} → {data['status']}"
@@ -131,8 +144,8 @@ def atom_feed(documents: list[dict], self_url: str, base_url: str) -> bytes:
         entry_link = document["data"].get("links", {}).get("entry")
         if entry_link:
             entry.link(href=base_url + entry_link.lstrip("/"), rel="related", type="application/json")
-        entry.category(term=document["type"])
-        entry.content(json.dumps(document, indent=2), type="text")
+        entry.category(term=xml_text(document["type"]))
+        entry.content(json.dumps(document, indent=2), type="text")  # ASCII: JSON escapes the rest
     return generator.atom_str(pretty=True)
 
 

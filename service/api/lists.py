@@ -67,7 +67,7 @@ _change_schema = ChangeSchema()
 
 # --- writes ----------------------------------------------------------------------
 
-ENTRY_TAG_VERSION = re.compile(r'(W/)?"v(\d+)')
+ENTRY_TAG_VERSION = re.compile(r'(W/)?"v(\d+)(?:-[0-9a-f]+)?"')
 
 
 def expected_versions(if_match: str | None) -> tuple[set[int] | None, bool]:
