@@ -8,11 +8,11 @@ from copy import deepcopy
 from functools import wraps
 
 import marshmallow as ma
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask import Flask, g, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
-from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
