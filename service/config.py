@@ -67,8 +67,9 @@ SETTINGS = {
     "WEBHOOK_REQUIRE_HTTPS": ("EXPORTCTL_WEBHOOK_REQUIRE_HTTPS", False, _bool),
     "WEBHOOK_CONNECT_TIMEOUT": ("EXPORTCTL_WEBHOOK_CONNECT_TIMEOUT", "5s", parse_duration),
     "WEBHOOK_READ_TIMEOUT": ("EXPORTCTL_WEBHOOK_READ_TIMEOUT", "30s", parse_duration),
-    # The minimum lease; the worker lengthens it to cover a whole batch of slow sends.
-    "WORKER_LEASE": ("EXPORTCTL_WORKER_LEASE", "1m", parse_duration),
+    # How long a claimed delivery stays the worker's without a heartbeat: a live worker renews
+    # it every third of it, so a killed worker's deliveries are taken over within this.
+    "WORKER_LEASE": ("EXPORTCTL_WORKER_LEASE", "15s", parse_duration),
     "WORKER_CONCURRENCY": ("EXPORTCTL_WORKER_CONCURRENCY", 16, int),
     "WORKER_BATCH_SIZE": ("EXPORTCTL_WORKER_BATCH_SIZE", 64, int),
     "WORKER_POLL_INTERVAL": ("EXPORTCTL_WORKER_POLL_INTERVAL", "200ms", parse_duration),

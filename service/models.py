@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -251,6 +252,9 @@ class Webhook(Base):
     countries: Mapped[list[Any]] = mapped_column(default=list)
     lists: Mapped[list[Any]] = mapped_column(default=list)
     event_types: Mapped[list[Any]] = mapped_column(default=list)
+    # Set by an admin key naming webhook.* event types: this subscription receives those events
+    # about every subscription (operations tooling); others receive only those about themselves.
+    operations: Mapped[bool] = mapped_column(default=False, server_default=false())
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     disabled_at: Mapped[datetime | None]

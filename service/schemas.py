@@ -758,7 +758,10 @@ class WebhookFilters(Schema):
     event_types = fields.List(
         fields.String(validate=validate.OneOf(EVENT_TYPES)),
         validate=validate.Length(max=len(EVENT_TYPES)),
-        metadata={"description": "Event types; empty: every type."},
+        metadata={
+            "description": "Event types; empty: every data event. webhook.* (operational) events come "
+            "only when named: about this subscription, or about every one for an admin key."
+        },
     )
 
 
@@ -793,6 +796,13 @@ class WebhookSchema(Schema):
     countries = fields.List(fields.String(), required=True)
     lists = fields.List(fields.String(), required=True)
     event_types = fields.List(fields.String(), required=True)
+    operations = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Receives the webhook.* events of every subscription (set when an admin key "
+            "names them in event_types); otherwise only those about this subscription, if named."
+        },
+    )
     enabled = fields.Boolean(required=True)
     disabled_reason = fields.String(required=True, allow_none=True)
     disabled_at = UTCDateTimeField(required=True, allow_none=True)

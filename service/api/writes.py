@@ -210,4 +210,4 @@ def request_id() -> str | None:
 
 def actor(principal: Principal) -> Actor:
     """Who a write is recorded as: the key's name, and the request's id."""
-    return Actor(name=principal.name, request_id=request_id())
+    return Actor(name=principal.name, request_id=request_id(), role=principal.role)

@@ -12,13 +12,17 @@ from sqlalchemy.orm import Session
 
 from service import clock
 from service.domain.jsonable import jsonable
+from service.domain.keys import Role
 from service.models import AuditEntry
 
 
 @dataclass(frozen=True)
 class Actor:
+    """Who does something: the API key's name and role, and the request's id (None for the system)."""
+
     name: str | None
     request_id: str | None = None
+    role: Role | None = None
 
 
 SYSTEM = Actor(name=None)

@@ -12,9 +12,20 @@ from service.models import Delivery, Event, Webhook
 
 
 def matches(webhook: Webhook, event: Event) -> bool:
-    """A subscription's filters; an empty filter matches everything."""
+    """Whether `webhook` receives `event`.
+
+    Data events: a subscription's filters; empty event_types means every data event.
+    Operational events (webhook.*) tell of one subscriber's URL and failures, so they go only
+    to subscriptions that name their type: the subscription they concern, and operations
+    subscriptions (`operations`, which only an admin key can make) for every subscription.
+    """
+    if not event.public:
+        if event.type not in webhook.event_types:
+            return False
+        concerned = isinstance(event.data, dict) and event.data.get("webhook_id") == webhook.id
+        return concerned or webhook.operations
     return (
-        (not webhook.event_types or event.type in webhook.event_types)
+        (not webhook.event_types or event.public and event.type in webhook.event_types)
         and (not webhook.countries or event.country_code in webhook.countries)
         and (not webhook.lists or event.list_id in webhook.lists)
     )
@@ -41,12 +52,10 @@ def enqueue(session: Session, webhook_id: int, event: Event, reason: str = "even
     return delivery
 
 
-def fan_out(session: Session, event: Event, *, exclude_webhook_id: int | None = None) -> list[Delivery]:
-    """Queue `event` for every enabled subscription whose filters match it."""
+def fan_out(session: Session, event: Event) -> list[Delivery]:
+    """Queue `event` for every enabled subscription that receives it (see `matches`)."""
     deliveries = [
-        enqueue(session, webhook.id, event)
-        for webhook in active_webhooks(session)
-        if webhook.id != exclude_webhook_id and matches(webhook, event)
+        enqueue(session, webhook.id, event) for webhook in active_webhooks(session) if matches(webhook, event)
     ]
     session.flush()
     return deliveries

@@ -75,9 +75,9 @@ class RetryPolicy:
 
 
 def _webhook_event(session: Session, webhook_id: int, type_: EventType, data: dict) -> None:
-    """An operational event about a subscription, sent to the others (never to itself)."""
+    """An operational event about a subscription: to it, and to operations subscriptions (see matches)."""
     event = emit(session, type_, {"webhook_id": webhook_id, **data})
-    fan_out(session, event, exclude_webhook_id=webhook_id)
+    fan_out(session, event)
 
 
 def _disable(session: Session, ids: list[int], reason: str, now: datetime, *criteria) -> None:

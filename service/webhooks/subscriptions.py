@@ -14,6 +14,7 @@ from service.domain.audit import Actor
 from service.domain.countries import registry
 from service.domain.errors import Conflict, InvalidInput, NotFound
 from service.domain.events import EventType, emit
+from service.domain.keys import Role
 from service.domain.outbox import enqueue, matches
 from service.models import ControlList, Delivery, Event, Webhook
 from service.webhooks.signing import new_secret
@@ -31,6 +32,7 @@ def webhook_document(webhook: Webhook) -> dict[str, Any]:
         "countries": webhook.countries,
         "lists": webhook.lists,
         "event_types": webhook.event_types,
+        "operations": webhook.operations,
         "enabled": webhook.enabled,
         "disabled_reason": webhook.disabled_reason,
         "disabled_at": webhook.disabled_at,
@@ -81,6 +83,13 @@ def _filters(session: Session, fields: Mapping[str, Any]) -> dict[str, list[str]
     return resolved
 
 
+def _operations(event_types: list[str], actor: Actor) -> bool:
+    """Whether a subscription naming `event_types` receives every subscription's webhook.* events:
+    when an admin key names them (operations tooling). Anyone else who names them gets only
+    those about their own subscription."""
+    return actor.role is Role.ADMIN and any(not EventType(name).public for name in event_types)
+
+
 def create_webhook(
     session: Session, fields: Mapping[str, Any], *, actor: Actor, config: Mapping
 ) -> tuple[Webhook, str]:
@@ -92,6 +101,7 @@ def create_webhook(
         url=fields["url"],
         description=fields.get("description"),
         **filters,
+        operations=_operations(filters["event_types"], actor),
         enabled=True,
         secret=secret,
         created_by=actor.name,
@@ -127,7 +137,10 @@ def update_webhook(
         webhook.url = changes["url"]
     if "description" in changes:
         webhook.description = changes["description"]
-    for name, value in _filters(session, changes).items():
+    filters = _filters(session, changes)
+    if "event_types" in filters:
+        webhook.operations = _operations(filters["event_types"], actor)
+    for name, value in filters.items():
         setattr(webhook, name, value)
     if "enabled" in changes:
         if changes["enabled"] and not webhook.enabled:

@@ -3,8 +3,11 @@
 Claiming is safe with several workers: on PostgreSQL one `UPDATE … WHERE id IN
 (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`; on SQLite, which has no row
 locks, a conditional UPDATE per row whose row count says who won. A claim is a
-lease: if a worker dies mid-batch its deliveries become claimable again when
-the lease expires, so every committed event is delivered at least once.
+short lease that a heartbeat renews while the worker is alive and sending: if
+the worker dies (kill -9), its deliveries become claimable again within one
+lease (15 s by default), so every committed event is delivered at least once.
+A fault of one delivery (its event cannot be serialised, its secret cannot sign,
+its receiver fails) is that delivery's failed attempt, never the batch's.
 `run_once()` does one batch synchronously (the tests drive it); `run()` loops.
 """
 
@@ -133,13 +136,49 @@ def _error_text(exc: Exception) -> str:
 
 @dataclass(frozen=True)
 class Job:
-    """What one send needs, read from the database before any HTTP starts."""
+    """What one send needs, read from the database before any HTTP starts.
+
+    `error`: why the delivery could not even be prepared (its attempt fails with it).
+    """
 
     delivery_id: int
     url: str
-    body: str
-    message_id: str
-    secrets: tuple[str, ...]
+    body: bytes = b""
+    message_id: str = ""
+    secrets: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class Heartbeat:
+    """Renews the leases of a claimed batch while it is being sent, from a thread of its own.
+
+    The lease can then be short (a dead worker's deliveries are free again soon) while a
+    live worker keeps them for as long as its sends take.
+    """
+
+    def __init__(self, worker: "DeliveryWorker", ids: list[int]):
+        self.worker = worker
+        self.ids = ids
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        if self.ids:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _beat(self) -> None:
+        interval = self.worker.lease.total_seconds() / 3
+        while not self.stop.wait(interval):
+            try:
+                self.worker.renew(self.ids)
+            except Exception:  # noqa: BLE001 - a missed beat only shortens the lease; try again
+                log.warning("could not renew the leases of %d deliveries", len(self.ids), exc_info=True)
 
 
 class DeliveryWorker:
@@ -159,13 +198,9 @@ class DeliveryWorker:
         self.policy = RetryPolicy.from_config(config)
         self.batch_size = int(config["WORKER_BATCH_SIZE"])
         concurrency = int(config["WORKER_CONCURRENCY"])
-        # A claimed batch must be done before its lease runs out, even if every send
-        # takes the full timeouts: ceil(batch / concurrency) rounds of them, plus one for slack.
         self.read_timeout = config["WEBHOOK_READ_TIMEOUT"].total_seconds()
-        # Connect, the response head, then the excerpt (cut off at one more read timeout).
-        slowest_send = config["WEBHOOK_CONNECT_TIMEOUT"] + 2 * config["WEBHOOK_READ_TIMEOUT"]
-        rounds = -(-self.batch_size // concurrency) + 1
-        self.lease = max(config["WORKER_LEASE"], rounds * slowest_send)
+        # Short: a heartbeat renews it every third of it while the batch is being sent.
+        self.lease = config["WORKER_LEASE"]
         self.poll_interval = config["WORKER_POLL_INTERVAL"].total_seconds()
         self.allow_private = bool(config["WEBHOOK_ALLOW_PRIVATE_TARGETS"])
         self.require_https = bool(config["WEBHOOK_REQUIRE_HTTPS"])
@@ -189,16 +224,29 @@ class DeliveryWorker:
                 max_attempts=self.policy.max_attempts,
             )
             jobs = [self._job(delivery, now) for delivery in self._load(session, ids)]
-        futures = [self.executor.submit(self._send, job) for job in jobs]
-        results: list[tuple[Job, datetime, AttemptResult]] = []
-        for future in as_completed(futures):
-            results.append(future.result())
-            if len(results) >= self.RECORD_CHUNK:
+        with Heartbeat(self, ids):
+            futures = [self.executor.submit(self._send, job) for job in jobs]
+            results: list[tuple[Job, datetime, AttemptResult]] = []
+            for future in as_completed(futures):
+                results.append(future.result())
+                if len(results) >= self.RECORD_CHUNK:
+                    self._record(results)
+                    results = []
+            if results:
                 self._record(results)
-                results = []
-        if results:
-            self._record(results)
         return len(ids)
+
+    def renew(self, ids: list[int]) -> None:
+        """Extend this worker's leases on `ids` (those it still holds) by one lease from now."""
+        with self.app.app_context(), db.database().sessionmaker() as session:
+            db.begin_write(session)
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.state == "delivering", Delivery.leased_by == self.name)
+                .values(lease_expires_at=clock.utcnow() + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
 
     def run(self, stop: threading.Event) -> None:
         log.info("webhook worker %s started", self.name)
@@ -226,8 +274,14 @@ class DeliveryWorker:
         )
 
     def _job(self, delivery: Delivery, now: datetime) -> Job:
+        """What the send needs; a delivery whose event cannot be serialised fails alone."""
         webhook = delivery.webhook
-        document = event_document(delivery.event)
+        try:
+            document = event_document(delivery.event)
+            body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        except Exception as exc:  # noqa: BLE001 - stored data that cannot be sent is this delivery's fault
+            log.warning("delivery %s: its event cannot be serialised", delivery.id, exc_info=True)
+            return Job(delivery.id, webhook.url, error=f"event cannot be serialised: {_error_text(exc)}")
         secrets = [webhook.secret]
         if (
             webhook.previous_secret
@@ -238,7 +292,7 @@ class DeliveryWorker:
         return Job(
             delivery_id=delivery.id,
             url=webhook.url,
-            body=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
+            body=body,
             message_id=document["id"],
             secrets=tuple(secrets),
         )
@@ -247,11 +301,17 @@ class DeliveryWorker:
         """One HTTP attempt (runs on the pool). Never raises: failures are results."""
         attempted_at = clock.utcnow()
         started = time.monotonic()
-        headers = signed_headers(list(job.secrets), job.message_id, attempted_at, job.body)
+        if job.error:
+            return job, attempted_at, AttemptResult(http_status=None, duration_ms=0, error=job.error)
+        try:
+            headers = signed_headers(list(job.secrets), job.message_id, attempted_at, job.body.decode())
+        except Exception as exc:  # noqa: BLE001 - a secret that cannot sign fails this delivery only
+            log.warning("delivery %s: cannot be signed", job.delivery_id, exc_info=True)
+            return job, attempted_at, AttemptResult(None, 0, error=f"cannot sign: {_error_text(exc)}")
         try:
             targets.check_target(job.url, allow_private=self.allow_private, require_https=self.require_https)
             with self.http.post(
-                job.url, data=job.body.encode(), headers=headers, stream=True, allow_redirects=False
+                job.url, data=job.body, headers=headers, stream=True, allow_redirects=False
             ) as response:
                 excerpt = self._excerpt(response, started)
                 result = AttemptResult(
@@ -286,7 +346,21 @@ class DeliveryWorker:
         return excerpt
 
     def _record(self, results: list[tuple[Job, datetime, AttemptResult]]) -> None:
-        """Record a chunk of attempts in one transaction."""
+        """Record a chunk of attempts in one transaction; if that fails, each on its own, so
+        one delivery's failure to be recorded leaves the others' results standing."""
+        try:
+            self._record_chunk(results)
+        except Exception:  # noqa: BLE001
+            if len(results) == 1:
+                log.exception("delivery %s: could not record its attempt", results[0][0].delivery_id)
+                return
+            log.warning(
+                "recording %d attempts failed; recording them one by one", len(results), exc_info=True
+            )
+            for result in results:
+                self._record([result])
+
+    def _record_chunk(self, results: list[tuple[Job, datetime, AttemptResult]]) -> None:
         with self.app.app_context(), db.database().sessionmaker() as session:
             db.begin_write(session)
             deliveries = {d.id: d for d in self._load(session, [job.delivery_id for job, _, _ in results])}

@@ -191,9 +191,9 @@ def test_retry_after_is_honoured(client, editor, receiver, worker, session, stat
     assert delivery.next_attempt_at - clock.utcnow() == timedelta(seconds=seconds)
 
 
-def test_410_gone_disables_the_subscription(client, editor, receiver, worker, session):
+def test_410_gone_disables_the_subscription(client, editor, admin, receiver, worker, session):
     webhook_id, _ = subscribe(client, editor, receiver.url_for("/gone"))
-    subscribe(client, editor, receiver.url_for("/ops"), event_types=["webhook.disabled"])
+    subscribe(client, admin, receiver.url_for("/ops"), event_types=["webhook.disabled"])
     receiver.expect_request("/gone").respond_with_data("gone", status=410)
     receiver.expect_request("/ops").respond_with_data("ok")
     client.post(D1_VN, json=a_change(), headers=editor)
@@ -622,14 +622,34 @@ def test_disabled_webhooks_are_neither_pinged_nor_claimed(client, editor, receiv
     assert session.get(Webhook, webhook_id).enabled is False
 
 
-def test_the_lease_outlasts_a_batch_of_sends_that_all_time_out(app):
-    config = app.config
-    worker = DeliveryWorker(app, name="w")
-    slowest = config["WEBHOOK_CONNECT_TIMEOUT"] + config["WEBHOOK_READ_TIMEOUT"]
-    rounds = -(-config["WORKER_BATCH_SIZE"] // config["WORKER_CONCURRENCY"])
+def test_a_heartbeat_keeps_the_lease_of_a_send_that_outlasts_it(
+    database_url, client, editor, receiver, session, frozen_clock
+):
+    """A live worker keeps what it is sending however long the receiver takes; only a dead one loses it."""
+    app = make_app(database_url, WORKER_LEASE="0.3s")
+    worker = DeliveryWorker(app, name="slow-but-alive")
+    subscribe(client, editor, receiver.url_for("/slow"))
+    client.post(D1_VN, json=a_change(), headers=editor)
+    leases = []
 
-    assert worker.lease > rounds * slowest
-    worker.close()
+    def slow(_request):
+        for _ in range(4):  # four times the lease, with the service's clock moving on
+            time.sleep(0.3)
+            frozen_clock.advance(seconds=0.3)
+            session.expire_all()
+            leases.append((frozen_clock.now, deliveries(session)[0].lease_expires_at))
+        return Response("finally")
+
+    receiver.expect_request("/slow").respond_with_handler(slow)
+    try:
+        assert worker.run_once() == 1
+    finally:
+        worker.close()
+        close_app(app)
+
+    assert all(lease is not None and lease >= now for now, lease in leases)  # never expired
+    assert len({lease for _, lease in leases}) > 1  # renewed, not one long lease
+    assert deliveries(session)[0].state == "succeeded"
 
 
 def test_an_old_failure_does_not_count_towards_disabling(
