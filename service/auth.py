@@ -12,7 +12,7 @@ from flask import Flask, current_app, g, request
 
 from service import db
 from service.domain.keys import Principal, Role, authenticate
-from service.errors import problem
+from service.errors import Forbidden, Unauthorized
 
 REALM = 'Bearer realm="exportctl"'
 
@@ -33,20 +33,14 @@ def current_principal() -> Principal | None:
     return g.principal
 
 
-def _unauthorized():
+def _unauthorized() -> Unauthorized:
     if g.get("bad_credentials"):
-        return problem(
-            401,
-            "unauthorized",
-            title="Unauthorized",
-            detail="The API key is not valid (unknown, revoked or malformed).",
+        return Unauthorized(
+            "The API key is not valid (unknown, revoked or malformed).",
             headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
         )
-    return problem(
-        401,
-        "unauthorized",
-        title="Unauthorized",
-        detail="This operation needs an API key: send `Authorization: Bearer <key>`.",
+    return Unauthorized(
+        "This operation needs an API key: send `Authorization: Bearer <key>`.",
         headers={"WWW-Authenticate": REALM},
     )
 
@@ -55,20 +49,17 @@ def _article(word: str) -> str:
     return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
-def check(role: Role):
-    """None if the request may proceed with `role`, else the 401/403 problem response."""
+def check(role: Role) -> Principal:
+    """The principal, if the request may proceed with `role`; raises Unauthorized or Forbidden."""
     principal = current_principal()
     if principal is None:
-        return _unauthorized()
+        raise _unauthorized()
     if not principal.may(role):
-        return problem(
-            403,
-            "forbidden",
-            title="Forbidden",
-            detail=f"This operation needs {_article(role.label)} key; "
-            f"{principal.name!r} is {_article(principal.role.label)} key.",
+        raise Forbidden(
+            f"This operation needs {_article(role.label)} key; "
+            f"{principal.name!r} is {_article(principal.role.label)} key."
         )
-    return None
+    return principal
 
 
 def requires(role: Role):
@@ -77,9 +68,7 @@ def requires(role: Role):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            refusal = check(role)
-            if refusal is not None:
-                return refusal
+            check(role)
             return view(*args, **kwargs)
 
         return wrapper
@@ -91,12 +80,11 @@ def _guard_reads():
     """Reads need a reader key when configured; a bad key is refused even where none is needed,
     so a mistyped key shows up on the first read, not the first write."""
     if request.method not in ("GET", "HEAD") or request.endpoint in _PUBLIC_ENDPOINTS:
-        return None
+        return
     if current_app.config["READS_REQUIRE_KEY"]:
-        return check(Role.READER)
-    if "Authorization" in request.headers and current_principal() is None:
-        return _unauthorized()
-    return None
+        check(Role.READER)
+    elif "Authorization" in request.headers and current_principal() is None:
+        raise _unauthorized()
 
 
 # Always public: health checks and the API's own description.

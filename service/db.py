@@ -1,5 +1,7 @@
 """Engine and per-request session, wired into Flask with `init_app`."""
 
+import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -8,6 +10,8 @@ from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 
 class UTCDateTime(TypeDecorator):
@@ -105,6 +109,14 @@ def session() -> Session:
 
 
 def _close_session(_exc: BaseException | None) -> None:
+    """Close the request's session. The response is already made: a connection that dies as it
+    is given back (the database dropped under it) is discarded and logged, never a failed request."""
     db_session = g.pop("db_session", None)
-    if db_session is not None:
+    if db_session is None:
+        return
+    try:
         db_session.close()
+    except Exception:  # noqa: BLE001
+        log.warning("closing the request's session failed; discarding its connection", exc_info=True)
+        with contextlib.suppress(Exception):
+            db_session.invalidate()

@@ -4,15 +4,31 @@ Validation errors are 422 everywhere and carry `errors`: a map from the
 offending field (a dotted path for nested body fields) to its messages.
 """
 
+import json as stdlib_json
 import logging
+import sys
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app, g, json, request
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from service.domain.errors import DomainError
+from service.domain.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    DomainError,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    TreatedAsAnother,
+    UnknownCountry,
+    UnknownList,
+    VersionMismatch,
+)
+from service.webhooks.targets import TargetRejected
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +164,141 @@ def http_exception_problem(error: HTTPException):
     return problem(status, data.get("slug"), detail=detail, headers=headers, **extensions)
 
 
-def domain_problem(error: DomainError):
-    return problem(error.status, error.slug, title=error.title, detail=error.detail, **error.extensions)
+# --- errors raised at the HTTP edge (the domain knows nothing of these) -----------------
 
 
-def unavailable_problem(error: OperationalError):
-    log.warning("database unavailable: %s", error.__class__.__name__, exc_info=error)
+class EdgeError(Exception):
+    """A refusal decided at the HTTP edge: credentials, limits, media type, size, availability."""
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+class Unauthorized(EdgeError):
+    """No credentials, or credentials that are not valid (401 with WWW-Authenticate)."""
+
+
+class Forbidden(EdgeError):
+    """Valid credentials whose role does not allow the operation."""
+
+
+class RateLimited(EdgeError):
+    """The key's budget of writes is spent; Retry-After says for how long."""
+
+
+class UnsupportedMediaType(EdgeError):
+    pass
+
+
+class PayloadTooLarge(EdgeError):
+    pass
+
+
+class IdempotencyKeyReused(EdgeError):
+    pass
+
+
+class ServiceUnavailable(EdgeError):
+    """The database cannot be reached; retry later."""
+
+
+@dataclass(frozen=True)
+class ProblemKind:
+    status: int
+    slug: str
+    title: str
+
+
+# The one table from an error's class to its problem: the nearest class in the MRO decides.
+PROBLEM_KINDS: dict[type[Exception], ProblemKind] = {
+    DomainError: ProblemKind(400, "http-error", "Bad request"),
+    NotFound: ProblemKind(404, "not-found", "Not found"),
+    UnknownCountry: ProblemKind(404, "unknown-country", "Unknown country"),
+    UnknownList: ProblemKind(404, "unknown-list", "Unknown list"),
+    InvalidInput: ProblemKind(422, "validation-error", "Invalid request"),
+    IllegalTransition: ProblemKind(409, "illegal-transition", "Illegal status transition"),
+    TreatedAsAnother: ProblemKind(
+        409, "treated-as-another-country", "Country treated as another on this list"
+    ),
+    Conflict: ProblemKind(409, "conflict", "Conflict"),
+    ConcurrentUpdate: ProblemKind(409, "concurrent-update", "Concurrent update"),
+    VersionMismatch: ProblemKind(412, "precondition-failed", "Precondition failed"),
+    Unauthorized: ProblemKind(401, "unauthorized", "Unauthorized"),
+    Forbidden: ProblemKind(403, "forbidden", "Forbidden"),
+    RateLimited: ProblemKind(429, "rate-limited", "Too many requests"),
+    UnsupportedMediaType: ProblemKind(415, "unsupported-media-type", "Unsupported media type"),
+    PayloadTooLarge: ProblemKind(413, "payload-too-large", "Payload too large"),
+    IdempotencyKeyReused: ProblemKind(422, "idempotency-key-reused", "Idempotency-Key reused"),
+    ServiceUnavailable: ProblemKind(503, "service-unavailable", "Service unavailable"),
+    TargetRejected: ProblemKind(422, "webhook-url-rejected", "Webhook URL rejected"),
+}
+
+
+def problem_kind(error: Exception) -> ProblemKind:
+    for cls in type(error).__mro__:
+        if cls in PROBLEM_KINDS:
+            return PROBLEM_KINDS[cls]
+    raise LookupError(f"no problem kind for {type(error).__name__}")
+
+
+def known_problem(error: DomainError | EdgeError):
+    kind = problem_kind(error)
+    headers = getattr(error, "headers", None)
+    return problem(
+        kind.status, kind.slug, title=kind.title, detail=error.detail, headers=headers, **error.extensions
+    )
+
+
+RETRY_AFTER_UNAVAILABLE = "5"
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached (as opposed to a bug or bad data).
+
+    Drivers raise their own classes, sometimes unwrapped (from a connect hook, say), and
+    SQLAlchemy wraps others; a connection lost mid-statement is an InterfaceError in psycopg.
+    """
+    if isinstance(error, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    dbapi_classes = tuple(
+        getattr(module, name)
+        for module in _DBAPI_MODULES
+        for name in ("OperationalError", "InterfaceError")
+        if hasattr(module, name)
+    )
+    return isinstance(error, dbapi_classes)
+
+
+def _dbapi_modules() -> list:
+    import sqlite3
+
+    modules: list = [sqlite3]
+    try:
+        import psycopg
+
+        modules.append(psycopg)
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    return modules
+
+
+_DBAPI_MODULES = _dbapi_modules()
+
+
+def unavailable_problem(error: BaseException):
+    log.warning("database unavailable: %s: %s", error.__class__.__name__, error)
     return problem(
         503,
         "service-unavailable",
+        title="Service unavailable",
         detail="The database is unreachable; retry later.",
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
+        database="unreachable",
     )
 
 
@@ -173,6 +313,8 @@ def data_problem(error: DataError):
 def unexpected_problem(error: Exception):
     if isinstance(error, HTTPException):
         return http_exception_problem(error)
+    if database_unavailable(error):
+        return unavailable_problem(error)
     log.error(
         "unhandled error on %s %s (request %s)",
         request.method,
@@ -183,10 +325,67 @@ def unexpected_problem(error: Exception):
     return problem(500, "internal-error", detail=InternalServerError.description)
 
 
+class ProblemGuard:
+    """WSGI middleware: whatever escapes the app (a teardown hook, a broken after-request hook)
+    becomes a problem+json 500, never the server's HTML page."""
+
+    BODY = stdlib_json.dumps(
+        {
+            "type": "/problems/internal-error",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": InternalServerError.description,
+        }
+    ).encode()
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        started = []
+
+        def tracking_start_response(status, headers, exc_info=None):
+            started.append(status)
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.wsgi_app(environ, tracking_start_response)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            log.error(
+                "error escaped the app on %s %s",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+                exc_info=exc,
+            )
+            if started:  # too late to change the status line: let the server cut the connection
+                raise
+            unavailable = database_unavailable(exc)
+            status = "503 Service Unavailable" if unavailable else "500 Internal Server Error"
+            body = self.BODY
+            headers = [("Content-Type", PROBLEM_MIMETYPE), ("Content-Length", str(len(body)))]
+            if unavailable:
+                body = stdlib_json.dumps(
+                    {
+                        "type": "/problems/service-unavailable",
+                        "title": "Service unavailable",
+                        "status": 503,
+                        "detail": "The database is unreachable; retry later.",
+                    }
+                ).encode()
+                headers = [
+                    ("Content-Type", PROBLEM_MIMETYPE),
+                    ("Content-Length", str(len(body))),
+                    ("Retry-After", RETRY_AFTER_UNAVAILABLE),
+                ]
+            start_response(status, headers, sys.exc_info())
+            return [body]
+
+
 def init_app(app: Flask) -> None:
-    app.register_error_handler(DomainError, domain_problem)
-    app.register_error_handler(OperationalError, unavailable_problem)
+    app.register_error_handler(DomainError, known_problem)
+    app.register_error_handler(EdgeError, known_problem)
     app.register_error_handler(DataError, data_problem)
     app.register_error_handler(Exception, unexpected_problem)
+    app.wsgi_app = ProblemGuard(app.wsgi_app)  # type: ignore[method-assign]
     # HTTPException is registered by the Api (service.api), which calls
     # http_exception_problem, so flask-smorest documents the same shape.

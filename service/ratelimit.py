@@ -10,7 +10,7 @@ import time
 from flask import Flask, current_app
 from limits import parse, storage, strategies
 
-from service.errors import problem
+from service.errors import RateLimited
 
 
 class WriteLimiter:
@@ -33,16 +33,12 @@ def init_app(app: Flask) -> None:
     )
 
 
-def check_write_limit(key: str):
-    """None if this write may proceed, else a 429 problem with Retry-After."""
+def check_write_limit(key: str) -> None:
+    """Count one write for `key`; raises RateLimited (with Retry-After) when its budget is spent."""
     limiter: WriteLimiter = current_app.extensions["exportctl.ratelimit"]
     retry_after = limiter.retry_after(key)
-    if retry_after is None:
-        return None
-    return problem(
-        429,
-        "rate-limited",
-        title="Too many requests",
-        detail=f"This key may make {limiter.limit} writes; retry in {retry_after} s.",
-        headers={"Retry-After": str(retry_after)},
-    )
+    if retry_after is not None:
+        raise RateLimited(
+            f"This key may make {limiter.limit} writes; retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )

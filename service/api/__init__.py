@@ -17,6 +17,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from service import errors
+from service.domain.errors import InvalidInput, NotFound
 from service.schemas import ProblemSchema, json_object
 
 API_VERSION = "1.0.0"
@@ -200,22 +201,18 @@ def _assign_request_id() -> None:
     g.request_id = incoming if incoming and REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
-def _refuse_nul_characters():
+def _refuse_nul_characters() -> None:
     """No identifier or parameter of this API contains NUL; refuse it before it reaches a database."""
     if "\x00" in request.path:
-        return errors.problem(404, detail="No resource has a NUL character in its URL.")
+        raise NotFound("No resource has a NUL character in its URL.")
     if b"%00" not in request.query_string and b"\x00" not in request.query_string:
-        return None
+        return
     bad = sorted({name for name, value in request.args.items(multi=True) if "\x00" in name + value})
     if bad:
-        return errors.problem(
-            422,
-            "validation-error",
-            title="Invalid request",
-            detail="Invalid query parameter " + ", ".join(f"'{name}'" for name in bad) + ".",
-            errors={name.replace("\x00", "\\0"): ["Must not contain NUL characters."] for name in bad},
+        raise InvalidInput(
+            "Invalid query parameter " + ", ".join(f"'{name}'" for name in bad) + ".",
+            {name.replace("\x00", "\\0"): ["Must not contain NUL characters."] for name in bad},
         )
-    return None
 
 
 def _echo_request_id(response):

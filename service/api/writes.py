@@ -26,7 +26,7 @@ from service.auth import current_principal
 from service.domain.audit import Actor
 from service.domain.errors import ConcurrentUpdate, DomainError
 from service.domain.keys import Principal
-from service.errors import problem
+from service.errors import IdempotencyKeyReused, PayloadTooLarge, UnsupportedMediaType
 from service.models import IdempotencyRecord
 from service.ratelimit import check_write_limit
 
@@ -62,22 +62,14 @@ def json_body(view):
     def wrapper(*args, **kwargs):
         mimetype = request.mimetype or ""
         if mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
-            return problem(
-                415,
-                "unsupported-media-type",
-                title="Unsupported media type",
-                detail=f"Send the body as application/json (got {mimetype or 'no Content-Type'}).",
+            raise UnsupportedMediaType(
+                f"Send the body as application/json (got {mimetype or 'no Content-Type'})."
             )
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         # A chunked body has no Content-Length: the server cuts it at the limit, so a body
         # that fills the limit may have been cut and must not be read as if it were whole.
         if request.content_length is None and len(request.get_data(cache=True)) >= limit:
-            return problem(
-                413,
-                "payload-too-large",
-                title="Payload too large",
-                detail=f"Bodies are limited to {limit // 1024} KiB.",
-            )
+            raise PayloadTooLarge(f"Bodies are limited to {limit // 1024} KiB.")
         return view(*args, **kwargs)
 
     return wrapper
@@ -88,9 +80,7 @@ def rate_limited(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        refusal = check_write_limit(f"key:{current_principal().key_id}")
-        if refusal is not None:
-            return refusal
+        check_write_limit(f"key:{current_principal().key_id}")
         return view(*args, **kwargs)
 
     return wrapper
@@ -111,11 +101,8 @@ def fingerprint() -> str:
 
 def _replay(session: Session, record: IdempotencyRecord, request_hash: str):
     if record.request_hash != request_hash:
-        return problem(
-            422,
-            "idempotency-key-reused",
-            title="Idempotency-Key reused",
-            detail="This Idempotency-Key was already used with a different request.",
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request.",
             errors={"Idempotency-Key": ["Already used with a different method, path or body."]},
         )
     body = record.response_body

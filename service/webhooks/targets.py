@@ -28,9 +28,7 @@ USER_AGENT = "exportctl-webhooks/1.0 (+https://www.standardwebhooks.com/)"
 
 
 class TargetRejected(DomainError):
-    status = 422
-    slug = "webhook-url-rejected"
-    title = "Webhook URL rejected"
+    """A webhook URL the service will not send to (scheme, or a private address)."""
 
     def __init__(self, reason: str):
         super().__init__(f"Webhook URL rejected: {reason}", errors={"url": [reason]})
