@@ -3,7 +3,8 @@ FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    EXPORTCTL_SEEDS=/app/seeds
+    EXPORTCTL_SEEDS=/app/seeds \
+    HOST=0.0.0.0
 
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./

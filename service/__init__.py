@@ -1,6 +1,5 @@
 """exportctl: export-control status service."""
 
-import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -17,11 +16,11 @@ def create_app(config: Mapping | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(load_config())
     app.config.update(normalise(config or {}))
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is no limit
+        app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     if app.config["IDEMPOTENCY_TTL"] < timedelta(hours=24):
         raise ValueError("IDEMPOTENCY_TTL must keep Idempotency-Keys for at least 24 hours")
     app.json.sort_keys = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
     errors.init_app(app)

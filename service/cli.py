@@ -1,19 +1,53 @@
 """The `exportctl` command (a Flask CLI group): database, seeds, server, worker, keys, spec."""
 
-import os
 import signal
 import subprocess
 import sys
 import threading
+from functools import wraps
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from service import db, migrate, seeding
+from service.config import gunicorn_options, load_config
 from service.domain import keys
 from service.domain.errors import DomainError
+from service.errors import database_unavailable
+
+
+def _database_name() -> str:
+    return make_url(current_app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+
+
+def needs_schema(command):
+    """Database errors as advice: an unmigrated database or an unreachable one is a message
+    saying what to do, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (OperationalError, ProgrammingError) as exc:
+            text = str(exc.orig).lower()
+            if "no such table" in text or "does not exist" in text and "relation" in text:
+                raise click.ClickException(
+                    f"The database {_database_name()} has no exportctl schema yet: run "
+                    "`exportctl db upgrade` first, with the same DATABASE_URL as the server "
+                    "(a key made in another database is not one the server knows)."
+                ) from exc
+            if database_unavailable(exc):
+                raise click.ClickException(
+                    f"Cannot reach the database {_database_name()}: {exc.orig}. "
+                    "Check DATABASE_URL (it must be the server's)."
+                ) from exc
+            raise
+
+    return wrapper
 
 
 def init_app(app: Flask) -> None:
@@ -63,27 +97,16 @@ def _ensure_sqlite_directory(url: str) -> None:
     "--seeds",
     "directory",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=seeding.DEFAULT_SEEDS,
-    show_default=True,
+    default=None,
+    help="The seeds folder (default: EXPORTCTL_SEEDS, else the project's seeds/).",
 )
 @with_appcontext
-def seed_command(directory: Path):
+@needs_schema
+def seed_command(directory: Path | None):
+    directory = directory or current_app.config["SEEDS_PATH"]
     with db.database().sessionmaker() as session:
         report = seeding.load_seeds(session, directory)
     click.echo(f"seeds loaded: {report}")
-
-
-def _gunicorn_options(host: str, port: int) -> dict:
-    return {
-        "bind": f"{host}:{port}",
-        "workers": int(os.environ.get("EXPORTCTL_WEB_WORKERS", "2")),
-        "worker_class": "gthread",
-        "threads": int(os.environ.get("EXPORTCTL_WEB_THREADS", "4")),
-        "accesslog": "-",
-        "timeout": 60,
-        # gunicorn 27's control socket defaults to one path per user: two services would share it.
-        "control_socket_disable": True,
-    }
 
 
 def serve(host: str, port: int) -> None:
@@ -93,7 +116,7 @@ def serve(host: str, port: int) -> None:
 
     class Server(BaseApplication):
         def load_config(self):
-            for key, value in _gunicorn_options(host, port).items():
+            for key, value in gunicorn_options(load_config(), host=host, port=port).items():
                 self.cfg.set(key, value)
 
         def load(self):
@@ -103,15 +126,15 @@ def serve(host: str, port: int) -> None:
 
 
 @click.command("serve", help="Serve the API under gunicorn.")
-@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
-@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000")
+@click.option("--host", default=lambda: load_config()["HOST"], show_default="HOST, else 127.0.0.1")
+@click.option("--port", type=int, default=lambda: load_config()["PORT"], show_default="PORT, else 8000")
 def serve_command(host: str, port: int):
     serve(host, port)
 
 
 @click.command("run", help="Migrate, seed, start a webhook worker, and serve the API (what `make run` does).")
-@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
-@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000")
+@click.option("--host", default=lambda: load_config()["HOST"], show_default="HOST, else 127.0.0.1")
+@click.option("--port", type=int, default=lambda: load_config()["PORT"], show_default="PORT, else 8000")
 @click.pass_context
 def run_command(ctx: click.Context, host: str, port: int):
     ctx.invoke(db_upgrade)
@@ -174,6 +197,7 @@ def keys_group():
 @click.option("--name", required=True, help="Who or what uses the key; recorded as the actor of its writes.")
 @click.option("--role", type=click.Choice(["reader", "editor", "admin"]), required=True)
 @with_appcontext
+@needs_schema
 def keys_create(name: str, role: str):
     with db.database().sessionmaker() as session:
         try:
@@ -189,6 +213,7 @@ def keys_create(name: str, role: str):
 
 @keys_group.command("list", help="List keys, without secrets.")
 @with_appcontext
+@needs_schema
 def keys_list():
     with db.database().sessionmaker() as session:
         rows = keys.list_keys(session)
@@ -203,6 +228,7 @@ def keys_list():
 @keys_group.command("revoke", help="Revoke a key by name or id; it stops working at once.")
 @click.argument("name_or_id")
 @with_appcontext
+@needs_schema
 def keys_revoke(name_or_id: str):
     with db.database().sessionmaker() as session:
         try:
@@ -214,8 +240,9 @@ def keys_revoke(name_or_id: str):
 
 
 def main() -> None:
-    from service import create_app
+    from service import create_app, logs
 
+    logs.configure()
     cli = FlaskGroup(
         name="exportctl",
         create_app=lambda: create_app(),

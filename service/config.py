@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_SQLITE_PATH = Path("var") / "exportctl.sqlite3"
+DEFAULT_SEEDS_PATH = Path(__file__).resolve().parent.parent / "seeds"
 
 # Standard Webhooks' recommended retry schedule: delays before attempts 2..10.
 DEFAULT_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
@@ -48,6 +49,12 @@ def default_database_url() -> str:
 # name -> (environment variable, default, parser)
 SETTINGS = {
     "DATABASE_URL": ("DATABASE_URL", None, str),
+    # Serving (`exportctl run|serve`, and gunicorn through service/gunicorn_conf.py).
+    "HOST": ("HOST", "127.0.0.1", str),
+    "PORT": ("PORT", 8000, int),
+    "WEB_WORKERS": ("EXPORTCTL_WEB_WORKERS", 2, int),
+    "WEB_THREADS": ("EXPORTCTL_WEB_THREADS", 4, int),
+    "SEEDS_PATH": ("EXPORTCTL_SEEDS", DEFAULT_SEEDS_PATH, Path),
     "READS_REQUIRE_KEY": ("EXPORTCTL_READS_REQUIRE_KEY", False, _bool),
     "WRITE_RATE_LIMIT": ("EXPORTCTL_WRITE_RATE_LIMIT", "120 per minute", str),
     "RATELIMIT_STORAGE_URI": ("EXPORTCTL_RATELIMIT_STORAGE_URI", "memory://", str),
@@ -98,3 +105,17 @@ def normalise(config: Mapping) -> dict:
         if name in out and isinstance(out[name], str) and parse is not str:
             out[name] = parse(out[name])
     return out
+
+
+def gunicorn_options(config: Mapping, *, host: str | None = None, port: int | None = None) -> dict:
+    """gunicorn's settings from ours (`exportctl serve` and service/gunicorn_conf.py)."""
+    return {
+        "bind": f"{host or config['HOST']}:{port or config['PORT']}",
+        "workers": config["WEB_WORKERS"],
+        "worker_class": "gthread",
+        "threads": config["WEB_THREADS"],
+        "accesslog": "-",
+        "timeout": 60,
+        # gunicorn 27's control socket defaults to one path per user: two services would share it.
+        "control_socket_disable": True,
+    }

@@ -1,11 +1,10 @@
-"""gunicorn settings for production (docker-compose): `gunicorn -c python:service.gunicorn_conf`."""
+"""gunicorn settings for production (docker-compose): `gunicorn -c python:service.gunicorn_conf`.
 
-import os
+Every value comes from service/config.py (HOST, PORT, EXPORTCTL_WEB_WORKERS, EXPORTCTL_WEB_THREADS).
+"""
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104 - in a container
-workers = int(os.environ.get("EXPORTCTL_WEB_WORKERS", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("EXPORTCTL_WEB_THREADS", "4"))
-timeout = 60
-accesslog = "-"
-control_socket_disable = True  # one socket path per user otherwise (gunicorn 27)
+from service import logs
+from service.config import gunicorn_options, load_config
+
+logs.configure()
+globals().update(gunicorn_options(load_config()))

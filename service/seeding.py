@@ -7,7 +7,6 @@ webhook deliveries: nobody is flooded with facts that are years old.
 """
 
 import csv
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.config import DEFAULT_SEEDS_PATH
 from service.domain.audit import Actor
 from service.domain.changes import ChangeRequest, record_status_change
 from service.domain.countries import registry
@@ -26,8 +26,8 @@ from service.domain.lists import DEFINING_FIELDS, DESCRIPTIVE_FIELDS, create_lis
 from service.domain.statuses import Status
 from service.models import ControlList, Entry, Treatment
 
-# The repository's seeds/ (an editable install); EXPORTCTL_SEEDS points elsewhere (the image).
-DEFAULT_SEEDS = Path(os.environ.get("EXPORTCTL_SEEDS") or Path(__file__).resolve().parent.parent / "seeds")
+# The repository's seeds/; EXPORTCTL_SEEDS (config SEEDS_PATH) points the CLI elsewhere (the image).
+DEFAULT_SEEDS = DEFAULT_SEEDS_PATH
 
 SEED = Actor(name="seed")
 
