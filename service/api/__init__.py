@@ -4,8 +4,10 @@ import http
 import json
 import os
 import re
+from collections.abc import Callable, Hashable
 from copy import deepcopy
 from functools import wraps
+from typing import Any
 
 import marshmallow as ma
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
@@ -16,7 +18,8 @@ from flask_smorest.utils import prepare_response
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from service import errors
+from service import clock, errors
+from service.api.rendering import cached, respond
 from service.domain.errors import InvalidInput, NotFound
 from service.schemas import ProblemSchema, json_object
 
@@ -78,12 +81,70 @@ class Blueprint(SmorestBlueprint):
 
         return fast_decorator
 
+    def response(self, status_code, schema=None, **kwargs):
+        """flask-smorest's response; the schema instance it documents is also the one that
+        renders a write's outcome (`writes.perform`), so no schema is declared twice."""
+        instance = schema() if isinstance(schema, type) else schema
+        decorator = super().response(status_code, instance, **kwargs)
+
+        def outer(func):
+            @wraps(func)
+            def with_schema(*args, **view_kwargs):
+                g.response_schema = instance
+                return func(*args, **view_kwargs)
+
+            return decorator(with_schema)
+
+        return outer
+
     @staticmethod
     def conditional(func):
-        """Document ETag / If-None-Match / 304 (the view sets them itself, from its cache)."""
+        """Document ETag / If-None-Match / 304."""
         func._apidoc = deepcopy(getattr(func, "_apidoc", {}))
         func._apidoc["etag"] = True
         return func
+
+    def cached_response(
+        self,
+        schema: type[ma.Schema] | ma.Schema | None,
+        *,
+        etag_prefix: Callable[[Any], str] | None = None,
+        serialize: Callable[[Any], bytes] | None = None,
+        mimetype: str = "application/json",
+        vary: Callable[[], Hashable] | None = None,
+    ):
+        """A 200 documented with `schema` (and ETag / 304), rendered from the versioned cache.
+
+        The view returns data, as for `response`; it runs only when the cache has no
+        document for its arguments at the current data version and date (the date
+        because answers default to today). `serialize` renders other media (Atom);
+        `vary` adds what else the document depends on (such as the host it links to).
+        """
+        instance = schema() if isinstance(schema, type) else schema
+
+        def decorator(func):
+            @wraps(func)
+            def render(*args, **kwargs):
+                key = (
+                    request.endpoint,
+                    frozen(args[1:]),  # args[0] is the MethodView
+                    frozen(kwargs),
+                    clock.today(),
+                    vary() if vary else None,
+                )
+                built = cached(
+                    key,
+                    lambda: func(*args, **kwargs),
+                    instance,
+                    serialize=serialize,
+                    etag_prefix=etag_prefix,
+                )
+                return respond(built, mimetype)
+
+            documented = self.response(200, instance)(render) if instance is not None else render
+            return self.conditional(documented)
+
+        return decorator
 
     def authorized(self, role, *, write: bool = False, json: bool = False):
         """The caller needs a key of `role` (documented as bearerAuth, 401/403).
@@ -129,6 +190,15 @@ class _Converter(OpenAPIConverter):
 
 class _MarshmallowPlugin(MarshmallowPlugin):
     Converter = _Converter
+
+
+def frozen(value: Any) -> Hashable:
+    """`value` (view arguments: dicts, lists, dates, cursors) in a hashable form for cache keys."""
+    if isinstance(value, dict):
+        return tuple(sorted(((key, frozen(item)) for key, item in value.items()), key=lambda pair: pair[0]))
+    if isinstance(value, list | tuple):
+        return tuple(frozen(item) for item in value)
+    return value
 
 
 class Api(SmorestApi):

@@ -4,8 +4,7 @@ from flask.views import MethodView
 
 from service import clock, db
 from service.api import Blueprint
-from service.api.paging import cache_key, page
-from service.api.rendering import cached, respond
+from service.api.paging import page
 from service.domain import lookups
 from service.domain.countries import Country, registry
 from service.domain.errors import UnknownCountry
@@ -35,10 +34,6 @@ REF_PARAMETER = {
     "examples": {"alpha-2": {"value": "VN"}, "name": {"value": "Viet Nam"}, "numeric": {"value": "704"}},
 }
 
-_country_overview_schema = CountryOverviewPage()
-_country_status_schema = CountryStatusSchema()
-_change_page_schema = ChangePage()
-
 
 def resolve_country(ref: str) -> Country:
     country = registry().resolve(ref)
@@ -56,61 +51,38 @@ def resolve_country(ref: str) -> Country:
 
 @blp.route("")
 class Countries(MethodView):
-    @blp.conditional
     @blp.arguments(CountriesQuery(), location="query", as_kwargs=True)
-    @blp.response(200, CountryOverviewPage)
+    @blp.cached_response(CountryOverviewPage)
     def get(self, limit, cursor=None, as_of=None, known_at=None, restricted=None, pending=None):
         """Every country, with a summary: restricted anywhere? anything pending?"""
-        as_of = as_of or clock.today()
-
-        def build():
-            overview = lookups.countries_overview(db.session(), as_of, known_at)
-            if restricted is not None:
-                overview = [c for c in overview if bool(c["restrictions_apply"]) == restricted]
-            if pending is not None:
-                overview = [c for c in overview if bool(c["pending"]) == pending]
-            return page(overview, lambda c: c["country"]["alpha_2"], limit, cursor)
-
-        key = ("countries", as_of, known_at, restricted, pending, limit, cache_key(cursor))
-        return respond(cached(key, build, _country_overview_schema))
+        overview = lookups.countries_overview(db.session(), as_of or clock.today(), known_at)
+        if restricted is not None:
+            overview = [c for c in overview if bool(c["restrictions_apply"]) == restricted]
+        if pending is not None:
+            overview = [c for c in overview if bool(c["pending"]) == pending]
+        return page(overview, lambda c: c["country"]["alpha_2"], limit, cursor)
 
 
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
 class CountryStatus(MethodView):
-    @blp.conditional
     @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
-    @blp.response(200, CountryStatusSchema)
+    @blp.cached_response(CountryStatusSchema)
     @blp.problems(404)
     def get(self, ref, as_of=None, known_at=None):
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
-        as_of = as_of or clock.today()
-        key = ("country", country.alpha_2, as_of, known_at)
-        return respond(
-            cached(
-                key,
-                lambda: lookups.country_status(db.session(), country, as_of, known_at),
-                _country_status_schema,
-            )
-        )
+        return lookups.country_status(db.session(), country, as_of or clock.today(), known_at)
 
 
 @blp.route("/<ref>/history", parameters=[REF_PARAMETER])
 class CountryHistory(MethodView):
-    @blp.conditional
     @blp.arguments(HistoryQuery(), location="query", as_kwargs=True)
-    @blp.response(200, ChangePage)
+    @blp.cached_response(ChangePage)
     @blp.problems(404)
     def get(self, ref, limit, cursor=None, known_at=None):
         """Every change across lists, newest first (by effective date, then by recording), with sources."""
-        country = resolve_country(ref)
-
-        def build():
-            history = lookups.country_history(db.session(), country, known_at)
-            return page(history, _change_key, limit, cursor, descending=True)
-
-        key = ("history", country.alpha_2, known_at, limit, cache_key(cursor))
-        return respond(cached(key, build, _change_page_schema))
+        history = lookups.country_history(db.session(), resolve_country(ref), known_at)
+        return page(history, _change_key, limit, cursor, descending=True)
 
 
 def _change_key(change: dict) -> list:

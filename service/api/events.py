@@ -9,7 +9,6 @@ from flask.views import MethodView
 from service import db
 from service.api import Blueprint
 from service.api.countries import resolve_country
-from service.api.rendering import cached, respond
 from service.domain import feed, lookups
 from service.domain.errors import InvalidInput, NotFound, UnknownCountry, UnknownList
 from service.domain.events import event_document
@@ -30,9 +29,6 @@ EVENT_PARAMETER = {
     "description": "The event's id (`evt_512`) or sequence number (`512`).",
     "schema": {"type": "string", "pattern": EVENT_ID.pattern},
 }
-
-_page_schema = EventPageSchema()
-_event_schema = EventSchema()
 
 
 def feed_filter(args: dict) -> feed.FeedFilter:
@@ -63,42 +59,28 @@ def _key(args: dict) -> tuple:
 
 @blp.route("/events")
 class Events(MethodView):
-    @blp.conditional
     @blp.arguments(EventQuery(), location="query")
-    @blp.response(200, EventPageSchema)
+    @blp.cached_response(EventPageSchema)
     def get(self, args):
         """Events after a sequence number, oldest first. Poll with `after=<next_after>` to follow the feed."""
-        filters = feed_filter(args)
-
-        def build():
-            events, has_more = feed.events_after(db.session(), args["after"], args["limit"], filters)
-            return {
-                "items": [event_document(e) for e in events],
-                "next_after": events[-1].id if events else args["after"],
-                "has_more": has_more,
-            }
-
-        return respond(cached(("events",) + _key(args), build, _page_schema))
+        events, has_more = feed.events_after(db.session(), args["after"], args["limit"], feed_filter(args))
+        return {
+            "items": [event_document(e) for e in events],
+            "next_after": events[-1].id if events else args["after"],
+            "has_more": has_more,
+        }
 
 
 @blp.route("/events/<event_id>", parameters=[EVENT_PARAMETER])
 class EventDetail(MethodView):
-    @blp.conditional
-    @blp.response(200, EventSchema)
+    @blp.cached_response(EventSchema)
     @blp.problems(404)
     def get(self, event_id):
         """One event."""
         match = EVENT_ID.match(event_id)
         if match is None:
             raise NotFound(f"No event {event_id!r}: ids look like evt_512.")
-        sequence = int(match.group(1))
-        return respond(
-            cached(
-                ("event", sequence),
-                lambda: event_document(feed.get_event(db.session(), sequence)),
-                _event_schema,
-            )
-        )
+        return event_document(feed.get_event(db.session(), int(match.group(1))))
 
 
 # Characters XML 1.0 cannot carry; stored text is shown with U+FFFD in their place, so no
@@ -151,8 +133,10 @@ def atom_feed(documents: list[dict], self_url: str, base_url: str) -> bytes:
 
 @blp.route("/events.atom")
 class EventsAtom(MethodView):
-    @blp.conditional
     @blp.arguments(EventQuery(), location="query")
+    @blp.cached_response(
+        None, serialize=bytes, mimetype="application/atom+xml", vary=lambda: (request.url, request.host_url)
+    )
     @blp.doc(
         responses={
             "200": {
@@ -163,12 +147,5 @@ class EventsAtom(MethodView):
     )
     def get(self, args):
         """The same feed as Atom, newest first, with the same filters (for feed readers)."""
-        filters = feed_filter(args)
-        self_url, base_url = request.url, request.host_url
-
-        def build():
-            events = feed.latest_events(db.session(), args["limit"], filters, args["after"])
-            return atom_feed([event_document(e) for e in events], self_url, base_url)
-
-        rendered = cached(("atom", base_url) + _key(args), build, serialize=bytes)
-        return respond(rendered, mimetype="application/atom+xml")
+        events = feed.latest_events(db.session(), args["limit"], feed_filter(args), args["after"])
+        return atom_feed([event_document(e) for e in events], request.url, request.host_url)

@@ -7,8 +7,7 @@ from flask.views import MethodView
 from service import clock, db
 from service.api import Blueprint, writes
 from service.api.countries import REF_PARAMETER, resolve_country
-from service.api.paging import cache_key, page
-from service.api.rendering import cached, respond
+from service.api.paging import page
 from service.domain import lookups
 from service.domain.changes import ChangeRequest, record_status_change
 from service.domain.errors import NotFound
@@ -58,12 +57,6 @@ CHANGE_PARAMETER = {
     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
 }
 
-_list_page_schema = ListPage()
-_list_schema = ListSchema()
-_entries_page_schema = ListedEntryPage()
-_entry_schema = EntrySchema()
-_change_schema = ChangeSchema()
-
 
 # --- writes ----------------------------------------------------------------------
 
@@ -80,9 +73,6 @@ def expected_versions(if_match: str | None) -> tuple[set[int] | None, bool]:
     return {int(version) for weak, version in ENTRY_TAG_VERSION.findall(if_match) if not weak}, False
 
 
-_created_schema = ChangeCreatedSchema()
-
-
 def entry_etag_prefix(document: dict) -> str:
     """Entry ETags start with the entry's version, which If-Match on writes compares."""
     return f"v{document['version']}"
@@ -90,17 +80,12 @@ def entry_etag_prefix(document: dict) -> str:
 
 @blp.route("")
 class Lists(MethodView):
-    @blp.conditional
     @blp.arguments(PageQuery(), location="query", as_kwargs=True)
-    @blp.response(200, ListPage)
+    @blp.cached_response(ListPage)
     def get(self, limit, cursor=None):
         """Every control list the service holds."""
-
-        def build():
-            documents = [lookups.list_document(cl) for cl in lookups.all_lists(db.session())]
-            return page(documents, lambda d: d["id"], limit, cursor)
-
-        return respond(cached(("lists", limit, cache_key(cursor)), build, _list_page_schema))
+        documents = [lookups.list_document(cl) for cl in lookups.all_lists(db.session())]
+        return page(documents, lambda d: d["id"], limit, cursor)
 
     @blp.authorized(Role.ADMIN, write=True, json=True)
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
@@ -116,7 +101,7 @@ class Lists(MethodView):
 
         def operation(session, principal):
             control_list = create_list(session, body, actor=writes.actor(principal))
-            document = _list_schema.dump(lookups.list_document(control_list))
+            document = lookups.list_document(control_list)
             return writes.Outcome(document, 201, {"Location": document["links"]["self"]})
 
         return writes.perform(operation, idempotency_key)
@@ -124,18 +109,11 @@ class Lists(MethodView):
 
 @blp.route("/<list_id>", parameters=[LIST_PARAMETER])
 class ListDetail(MethodView):
-    @blp.conditional
-    @blp.response(200, ListSchema)
+    @blp.cached_response(ListSchema)
     @blp.problems(404)
     def get(self, list_id):
         """One control list: code, authority, legal basis, and whether its membership is complete."""
-        return respond(
-            cached(
-                ("list", list_id),
-                lambda: lookups.list_document(lookups.get_list(db.session(), list_id)),
-                _list_schema,
-            )
-        )
+        return lookups.list_document(lookups.get_list(db.session(), list_id))
 
     @blp.authorized(Role.ADMIN, write=True, json=True)
     @blp.arguments(ListPatchSchema())
@@ -147,37 +125,30 @@ class ListDetail(MethodView):
         def operation(session, principal):
             control_list = lookups.get_list(session, list_id)
             update_list(session, control_list, body, actor=writes.actor(principal))
-            return writes.Outcome(_list_schema.dump(lookups.list_document(control_list)), 200)
+            return writes.Outcome(lookups.list_document(control_list), 200)
 
         return writes.perform(operation)
 
 
 @blp.route("/<list_id>/entries", parameters=[LIST_PARAMETER])
 class ListEntries(MethodView):
-    @blp.conditional
     @blp.arguments(EntriesQuery(), location="query", as_kwargs=True)
-    @blp.response(200, ListedEntryPage)
+    @blp.cached_response(ListedEntryPage)
     @blp.problems(404)
     def get(self, list_id, limit, cursor=None, as_of=None, known_at=None, status=None):
         """Countries with a recorded status on the list on `as_of`, by country code."""
-        as_of = as_of or clock.today()
-
-        def build():
-            session = db.session()
-            entries = lookups.list_entries(session, lookups.get_list(session, list_id), as_of, known_at)
-            if status is not None:
-                entries = [e for e in entries if e["status"] == status]
-            return page(entries, lambda e: e["country"]["alpha_2"], limit, cursor)
-
-        key = ("entries", list_id, as_of, known_at, status, limit, cache_key(cursor))
-        return respond(cached(key, build, _entries_page_schema))
+        session = db.session()
+        control_list = lookups.get_list(session, list_id)
+        entries = lookups.list_entries(session, control_list, as_of or clock.today(), known_at)
+        if status is not None:
+            entries = [e for e in entries if e["status"] == status]
+        return page(entries, lambda e: e["country"]["alpha_2"], limit, cursor)
 
 
 @blp.route("/<list_id>/entries/<ref>", parameters=[LIST_PARAMETER, REF_PARAMETER])
 class EntryDetail(MethodView):
-    @blp.conditional
     @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
-    @blp.response(200, EntrySchema)
+    @blp.cached_response(EntrySchema, etag_prefix=entry_etag_prefix)
     @blp.problems(404)
     def get(self, list_id, ref, as_of=None, known_at=None):
         """A country's status on one list and its whole history, newest first.
@@ -186,15 +157,9 @@ class EntryDetail(MethodView):
         `If-Match` when recording a change to fail fast if someone else wrote first.
         """
         country = resolve_country(ref)
-        as_of = as_of or clock.today()
-
-        def build():
-            session = db.session()
-            control_list = lookups.get_list(session, list_id)
-            return lookups.entry_detail(session, control_list, country, as_of, known_at)
-
-        key = ("entry", list_id, country.alpha_2, as_of, known_at)
-        return respond(cached(key, build, _entry_schema, etag_prefix=entry_etag_prefix))
+        session = db.session()
+        control_list = lookups.get_list(session, list_id)
+        return lookups.entry_detail(session, control_list, country, as_of or clock.today(), known_at)
 
 
 @blp.route(
@@ -202,26 +167,21 @@ class EntryDetail(MethodView):
     parameters=[LIST_PARAMETER, REF_PARAMETER, CHANGE_PARAMETER],
 )
 class ChangeDetail(MethodView):
-    @blp.conditional
-    @blp.response(200, ChangeSchema)
+    @blp.cached_response(ChangeSchema)
     @blp.problems(404)
     def get(self, list_id, ref, change_id):
         """One recorded change, with its sources, actor and request id."""
         country = resolve_country(ref)
-
-        def build():
-            session = db.session()
-            control_list = lookups.get_list(session, list_id)
-            change = session.get(StatusChange, change_id) if change_id <= MAX_ID else None
-            if (
-                change is None
-                or change.entry.list_id != control_list.id
-                or change.entry.country_code != country.alpha_2
-            ):
-                raise NotFound(f"No change {change_id} on {list_id} for {country.alpha_2}.")
-            return lookups.change_document(change, control_list, country.alpha_2)
-
-        return respond(cached(("change", list_id, country.alpha_2, change_id), build, _change_schema))
+        session = db.session()
+        control_list = lookups.get_list(session, list_id)
+        change = session.get(StatusChange, change_id) if change_id <= MAX_ID else None
+        if (
+            change is None
+            or change.entry.list_id != control_list.id
+            or change.entry.country_code != country.alpha_2
+        ):
+            raise NotFound(f"No change {change_id} on {list_id} for {country.alpha_2}.")
+        return lookups.change_document(change, control_list, country.alpha_2)
 
 
 @blp.route("/<list_id>/entries/<ref>/changes", parameters=[LIST_PARAMETER, REF_PARAMETER])
@@ -265,13 +225,10 @@ class EntryChanges(MethodView):
                 expected_versions=versions,
                 must_exist=must_exist,
             )
-            document = _created_schema.dump(
-                {
-                    "change": lookups.change_document(recorded.change, control_list, country.alpha_2),
-                    "entry": lookups.entry_state(session, control_list, country, clock.today()),
-                }
+            change = lookups.change_document(recorded.change, control_list, country.alpha_2)
+            entry = lookups.entry_state(session, control_list, country, clock.today())
+            return writes.Outcome(
+                {"change": change, "entry": entry}, 201, {"Location": change["links"]["self"]}
             )
-            location = document["change"]["links"]["self"]
-            return writes.Outcome(document, 201, {"Location": location})
 
         return writes.perform(operation, idempotency_key)

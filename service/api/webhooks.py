@@ -47,10 +47,6 @@ DELIVERY_PARAMETER = {
 }
 LOCATION = {"Location": {"description": "URL of the created resource.", "schema": {"type": "string"}}}
 
-_webhook = WebhookSchema()
-_created = WebhookCreatedSchema()
-_delivery = DeliverySchema()
-
 
 def delivery_document(delivery: Delivery) -> dict:
     return {
@@ -82,7 +78,7 @@ def delivery_document(delivery: Delivery) -> dict:
 
 def _accepted(delivery: Delivery, session) -> writes.Outcome:
     session.refresh(delivery)
-    document = _delivery.dump(delivery_document(delivery))
+    document = delivery_document(delivery)
     location = f"/v1/webhooks/{delivery.webhook_id}/deliveries/{delivery.id}"
     return writes.Outcome(document, 202, {"Location": location})
 
@@ -114,12 +110,12 @@ class Webhooks(MethodView):
             webhook, secret = subscriptions.create_webhook(
                 session, body, actor=writes.actor(principal), config=current_app.config
             )
-            document = _created.dump({**subscriptions.webhook_document(webhook), "secret": secret})
+            document = {**subscriptions.webhook_document(webhook), "secret": secret}
             return writes.Outcome(
                 document,
                 201,
                 {"Location": document["links"]["self"]},
-                stored_body=subscriptions.without_secret(document, webhook),
+                store=lambda rendered: subscriptions.without_secret(rendered, webhook),
                 replay="webhook-secret",
             )
 
@@ -147,7 +143,7 @@ class WebhookDetail(MethodView):
             subscriptions.update_webhook(
                 session, webhook, body, actor=writes.actor(principal), config=current_app.config
             )
-            return writes.Outcome(_webhook.dump(subscriptions.webhook_document(webhook)), 200)
+            return writes.Outcome(subscriptions.webhook_document(webhook), 200)
 
         return writes.perform(operation)
 
@@ -160,12 +156,9 @@ class WebhookDetail(MethodView):
         def operation(session, principal):
             webhook = subscriptions.get_webhook(session, webhook_id)
             subscriptions.delete_webhook(session, webhook, actor=writes.actor(principal))
-            return writes.Outcome({}, 204)
+            return writes.Outcome(None, 204)
 
-        response = writes.perform(operation)
-        response.set_data(b"")
-        response.headers.pop("Content-Type", None)
-        return response
+        return writes.perform(operation)
 
 
 @blp.route("/<int:webhook_id>/ping", parameters=[WEBHOOK_PARAMETER])
@@ -205,13 +198,10 @@ class WebhookSecret(MethodView):
                 overlap=current_app.config["WEBHOOK_SECRET_OVERLAP"],
                 actor=writes.actor(principal),
             )
-            document = SecretSchema().dump(
-                {"secret": secret, "previous_secret_expires_at": webhook.previous_secret_expires_at}
-            )
             return writes.Outcome(
-                document,
+                {"secret": secret, "previous_secret_expires_at": webhook.previous_secret_expires_at},
                 200,
-                stored_body=subscriptions.without_secret(document, webhook),
+                store=lambda rendered: subscriptions.without_secret(rendered, webhook),
                 replay="webhook-secret",
             )
 
@@ -284,6 +274,6 @@ class WebhookReplay(MethodView):
             queued = subscriptions.replay(
                 session, webhook, body["since"], body["until"], actor=writes.actor(principal)
             )
-            return writes.Outcome(ReplayResultSchema().dump({"queued": queued}), 202)
+            return writes.Outcome({"queued": queued}, 202)
 
         return writes.perform(operation, idempotency_key)

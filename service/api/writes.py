@@ -37,13 +37,20 @@ JSON_MIMETYPES = ("application/json",)
 
 @dataclass
 class Outcome:
-    body: dict[str, Any]
+    """What a write returns: its data (rendered by the operation's documented response schema),
+    status and headers."""
+
+    data: Any
     status: int = 201
     headers: dict[str, str] = field(default_factory=dict)
-    # What an Idempotency-Key keeps: `body` minus what must not be stored (a webhook
-    # secret), and the name of a REPLAYS function that completes it on replay.
-    stored_body: dict[str, Any] | None = None
+    # What an Idempotency-Key keeps: the rendered body minus what must not be stored (a
+    # webhook secret), and the name of a REPLAYS function that completes it on replay.
+    store: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     replay: str | None = None
+
+    def render(self) -> Any:
+        schema = g.get("response_schema")
+        return schema.dump(self.data) if schema is not None and self.data is not None else self.data
 
 
 def _restore_webhook_secret(session: Session, body: dict) -> dict:
@@ -141,7 +148,8 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
             db.begin_write(session)
             _purge_expired(session)  # first, so an expired record cannot block its key's reuse
             outcome = operation(session, principal)
-            body = json.dumps(outcome.body)
+            document = outcome.render()
+            body = json.dumps(document) if document is not None else ""
             if idempotency_key:
                 session.add(
                     IdempotencyRecord(
@@ -151,9 +159,7 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
                         path=request.path,
                         request_hash=request_hash,
                         status_code=outcome.status,
-                        response_body=body
-                        if outcome.stored_body is None
-                        else json.dumps(outcome.stored_body),
+                        response_body=body if outcome.store is None else json.dumps(outcome.store(document)),
                         response_headers=outcome.headers,
                         replay=outcome.replay,
                         created_at=clock.utcnow(),
@@ -179,7 +185,8 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
         except BaseException:
             session.rollback()
             raise
-        response = current_app.response_class(body, status=outcome.status, mimetype="application/json")
+        mimetype = "application/json" if document is not None else None
+        response = current_app.response_class(body, status=outcome.status, mimetype=mimetype)
         for name, value in outcome.headers.items():
             response.headers[name] = value
         return response
