@@ -8,11 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.domain.events import OPT_IN_EVENT_TYPES
 from service.models import Delivery, Event, Webhook
 
 
 def matches(webhook: Webhook, event: Event) -> bool:
-    """A subscription's filters; an empty filter matches everything."""
+    """A subscription's filters; an empty filter matches everything but opt-in types (proposal.*)."""
+    if event.type in OPT_IN_EVENT_TYPES and event.type not in webhook.event_types:
+        return False
     return (
         (not webhook.event_types or event.type in webhook.event_types)
         and (not webhook.countries or event.country_code in webhook.countries)
