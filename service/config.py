@@ -76,7 +76,11 @@ SETTINGS = {
     "IMPORT_WATCH": ("EXPORTCTL_IMPORT_WATCH", False, _bool),
     "IMPORT_WATCH_INTERVAL": ("EXPORTCTL_IMPORT_WATCH_INTERVAL", "6h", parse_duration),
     "ECFR_BASE_URL": ("EXPORTCTL_ECFR_BASE_URL", "https://www.ecfr.gov", str),
-    "FEDERAL_REGISTER_BASE_URL": ("EXPORTCTL_FEDERAL_REGISTER_BASE_URL", "https://www.federalregister.gov", str),
+    "FEDERAL_REGISTER_BASE_URL": (
+        "EXPORTCTL_FEDERAL_REGISTER_BASE_URL",
+        "https://www.federalregister.gov",
+        str,
+    ),
     "IMPORT_LOOKBACK": ("EXPORTCTL_IMPORT_LOOKBACK", "30d", parse_duration),
     "IMPORT_USER_AGENT": (
         "EXPORTCTL_IMPORT_USER_AGENT",

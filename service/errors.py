@@ -43,6 +43,9 @@ PROBLEM_TYPES = {
     "internal-error": "The service failed unexpectedly. The request id identifies it in the logs.",
     "webhook-url-rejected": "The webhook URL is not an allowed target (scheme, or a private address).",
     "http-error": "An HTTP error without a more specific type.",
+    "proposal-stale": "The proposal was overtaken by a change recorded since it was made; it is now stale "
+    "and nothing was recorded.",
+    "unrecognised-document": "An importer met a document shape it does not recognise and refused it whole.",
 }
 
 _SLUG_BY_STATUS = {

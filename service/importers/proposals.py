@@ -471,6 +471,8 @@ def approve(session: Session, proposal_id: int, *, actor: Actor, recorded_at: da
             proposal,
             "stale",
             actor,
+            # Frees the document's key: importing it again may propose afresh.
+            dedupe_key=f"{proposal.dedupe_key}|stale:{proposal.id}",
             reason=f"Overtaken: the entry is at version {exc.extensions['current_version']}, "
             f"not {proposal.base_version} as when proposed; import the document again to re-propose.",
         )

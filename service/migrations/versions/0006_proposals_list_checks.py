@@ -12,7 +12,6 @@ from alembic import op
 
 import service.db
 
-
 revision: str = "0006"
 down_revision: str | None = "0004"  # re-chained onto 0005 at merge
 branch_labels: str | Sequence[str] | None = None
