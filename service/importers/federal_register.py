@@ -242,7 +242,11 @@ def parse_amendments(data: bytes | str) -> Amendments:
                 result.unmapped.append(f"Not mapped (more than one kind of amendment): {text!r}")
                 continue
             for name in names:
-                code = country_code(name, f"Amendment {text!r}")
+                try:
+                    code = country_code(name, f"Amendment {text!r}")
+                except UnrecognisedFormat as exc:
+                    result.unmapped.append(exc.detail)
+                    continue
                 for group, number in columns:
                     targets = [f"{group}:{number}"] if number else (["B"] if group == "B" else TABLES[group])
                     if removing:
