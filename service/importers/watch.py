@@ -64,6 +64,15 @@ def _run(sessions: sessionmaker, work) -> ImportReport:
     return report
 
 
+def _results(page, url: str) -> list:
+    """A page's `results` (the API leaves them out when `count` is 0); any other shape is refused."""
+    if isinstance(page, dict) and isinstance(page.get("results"), list):
+        return page["results"]
+    if isinstance(page, dict) and "results" not in page and page.get("count") == 0:
+        return []
+    raise UnrecognisedFormat(f"{url}: not a page of documents (no `results`).")
+
+
 def _same_site(url: str, base: str) -> bool:
     """Only follow links (next pages, full texts) to the configured API's own host."""
     return urlsplit(url).netloc == urlsplit(base).netloc
@@ -93,7 +102,7 @@ class Watcher:
         try:
             title = next(t for t in titles["titles"] if t.get("number") == 15)
             issue_date = date.fromisoformat(title["latest_issue_date"])
-        except (KeyError, TypeError, StopIteration, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, StopIteration, ValueError) as exc:
             raise UnrecognisedFormat(
                 "The eCFR titles index has no title 15 with a latest_issue_date."
             ) from exc
@@ -120,9 +129,7 @@ class Watcher:
         url, documents = f"{self.fr}/api/v1/documents.json", []
         for _page in range(MAX_PAGES):
             page = self.fetcher.json(url, params=params)
-            if not isinstance(page, dict) or not isinstance(page.get("results", []), list):
-                raise UnrecognisedFormat(f"{url}: not a page of documents.")
-            documents.extend(page.get("results", []))
+            documents.extend(_results(page, url))
             url, params = page.get("next_page_url"), None
             if not url or not _same_site(url, self.fr):
                 break
@@ -155,9 +162,7 @@ class Watcher:
         """BIS filings about country groups: announced, not yet law (their text is a PDF, so a
         person reads them: each becomes a review proposal)."""
         page = self.fetcher.json(f"{self.fr}/api/v1/public-inspection-documents/current.json")
-        if not isinstance(page, dict) or not isinstance(page.get("results", []), list):
-            raise UnrecognisedFormat("public-inspection-documents/current.json: not a page of documents.")
-        for raw in page.get("results", []):
+        for raw in _results(page, "public-inspection-documents/current.json"):
             if not isinstance(raw, dict):
                 continue
             agencies = raw.get("agencies") if isinstance(raw.get("agencies"), list) else []

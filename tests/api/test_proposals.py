@@ -75,7 +75,11 @@ def test_a_proposal_beside_the_entrys_current_state(client, editor, proposed):
 
     assert response.status_code == 200
     proposal = response.get_json()
-    assert (proposal["status"], proposal["effective_on"], proposal["state"]) == ("removed", "2026-12-01", "pending")
+    assert (proposal["status"], proposal["effective_on"], proposal["state"]) == (
+        "removed",
+        "2026-12-01",
+        "pending",
+    )
     assert proposal["list"]["id"] == "us-ear-d1" and proposal["country"]["alpha_2"] == "VN"
     assert proposal["current"]["status"] == "pending_removal"
     assert proposal["current"]["version"] == proposal["base_version"]
@@ -175,7 +179,9 @@ def test_rejecting_needs_a_reason_and_records_nothing(client, editor, admin, pro
     assert audit[0]["action"] == "proposal.rejected" and audit[0]["details"]["reason"].startswith("The rule")
 
 
-def test_proposal_created_reaches_only_subscriptions_that_ask_for_it(app, client, editor, httpserver, session):
+def test_proposal_created_reaches_only_subscriptions_that_ask_for_it(
+    app, client, editor, httpserver, session
+):
     catch_all, _ = subscribe(client, editor, httpserver.url_for("/all"))
     asking, _ = subscribe(client, editor, httpserver.url_for("/editors"), event_types=["proposal.created"])
     feed_before = client.get("/v1/events?after=0&limit=500").get_json()
@@ -196,7 +202,9 @@ def test_proposal_created_reaches_only_subscriptions_that_ask_for_it(app, client
 def test_importing_is_audited_with_the_document(app, admin, client, session):
     assert import_fr(app, FILED_JSON, RULE_XML).exit_code == 0
 
-    [audited] = session.scalars(select(AuditEntry).where(AuditEntry.action == "import.federal-register")).all()
+    [audited] = session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "import.federal-register")
+    ).all()
     assert audited.actor == "importer-bot"
     assert audited.subject == "document:fr-pi:2026-23871"
     assert audited.details["document"]["document_number"] == "2026-23871"

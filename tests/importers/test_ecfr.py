@@ -27,7 +27,9 @@ def test_the_fixture_of_2026_07_23_is_exactly_the_seeded_table():
 def test_the_later_fixture_differs_only_by_vietnams_x_under_d1():
     july, december = parse_part_740(JULY.read_bytes()), parse_part_740(DECEMBER.read_bytes())
 
-    differences = {c: july.members[c] ^ december.members[c] for c in COLUMNS if july.members[c] != december.members[c]}
+    differences = {
+        c: july.members[c] ^ december.members[c] for c in COLUMNS if july.members[c] != december.members[c]
+    }
     assert differences == {"D:1": {"VN"}}
     assert "VN" in december.members["D:3"]
 
@@ -59,11 +61,14 @@ def _mutate(old: str, new: str, count: int = 1) -> bytes:
             _mutate('N="Supplement No. 1 to Part 740"', 'N="Supplement No. 9 to Part 740"'),
             "DIV9",
         ),  # the phrase still occurs in the sections' cross-references
-        (_mutate("<CAPTION><P>Country Group D</P></CAPTION>", "<CAPTION><P>Table 2</P></CAPTION>"), "Group D"),
-        (_mutate("[D:1] National Security", "[D:2] National Security"), "columns"),
-        (_mutate("<TD align=\"left\" class=\"gpovtop\">Vietnam</TD>", "<TD>Atlantis</TD>"), "Atlantis"),
         (
-            _mutate("<TD align=\"left\" class=\"gpovtop\">Vietnam</TD>", "<TD>Vietnam</TD><TD/>"),
+            _mutate("<CAPTION><P>Country Group D</P></CAPTION>", "<CAPTION><P>Table 2</P></CAPTION>"),
+            "Group D",
+        ),
+        (_mutate("[D:1] National Security", "[D:2] National Security"), "columns"),
+        (_mutate('<TD align="left" class="gpovtop">Vietnam</TD>', "<TD>Atlantis</TD>"), "Atlantis"),
+        (
+            _mutate('<TD align="left" class="gpovtop">Vietnam</TD>', "<TD>Vietnam</TD><TD/>"),
             "cells",
         ),  # an extra cell would shift every column after it
         (_mutate('<TD align="center" class="gpovtop">X</TD>', "<TD>Y</TD>"), "neither X nor empty"),

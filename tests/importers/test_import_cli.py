@@ -111,7 +111,9 @@ def test_a_document_the_parser_does_not_know_changes_nothing(app, session, tmp_p
     assert counts(session) == before  # not even the lists that parsed are "checked"
 
 
-def test_a_federal_register_rule_proposes_its_entries_with_its_citation(app, client, editor, session, frozen_clock):
+def test_a_federal_register_rule_proposes_its_entries_with_its_citation(
+    app, client, editor, session, frozen_clock
+):
     frozen_clock.advance(days=5)  # the rule is published (2026-11-27)
 
     result = import_fr(app, RULE_JSON, RULE_XML)
@@ -158,7 +160,9 @@ def test_a_document_whose_text_was_not_read_is_carried_for_a_person_to_read(app,
 
 def test_a_federal_register_document_out_of_scope_is_refused(app, session, tmp_path):
     other = tmp_path / "doc.json"
-    other.write_text(RULE_JSON.read_text(encoding="utf-8").replace("industry-and-security-bureau", "census-bureau"))
+    other.write_text(
+        RULE_JSON.read_text(encoding="utf-8").replace("industry-and-security-bureau", "census-bureau")
+    )
     before = counts(session)
 
     result = import_fr(app, other)
