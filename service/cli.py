@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from service import db, migrate, seeding
 from service.domain import keys
@@ -119,13 +119,20 @@ def run_command(ctx: click.Context, host: str, port: int):
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_command)
     worker = _start_worker()
+    # The importers' schedule, only when configured (EXPORTCTL_IMPORT_WATCH): off by default.
+    watcher = (
+        subprocess.Popen([sys.executable, "-m", "service.cli", "watch"])
+        if ctx.ensure_object(ScriptInfo).load_app().config["IMPORT_WATCH"]
+        else None
+    )
     try:
         click.echo(f"starting the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         serve(host, port)
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
+        for process in (worker, watcher):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
 
 
 def _start_worker():

@@ -172,3 +172,31 @@ def test_timeouts_and_user_agent_come_from_the_configuration(app):
     assert fetcher.timeout == (5.0, 60.0)
     assert fetcher.session.headers["User-Agent"].startswith("exportctl-importer/")
     fetcher.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_make_run_starts_the_watcher_only_when_configured(database_url, monkeypatch, enabled):
+    from service import cli
+
+    started = []
+
+    class Process:
+        def __init__(self, args):
+            started.append(args[-1])
+
+        def send_signal(self, _signum):
+            pass
+
+        def wait(self, timeout):
+            pass
+
+    monkeypatch.setattr(cli, "serve", lambda host, port: None)
+    monkeypatch.setattr(cli.subprocess, "Popen", Process)
+    app = make_app(database_url, IMPORT_WATCH=enabled)
+    try:
+        result = app.test_cli_runner().invoke(args=["run"])
+    finally:
+        close_app(app)
+
+    assert result.exit_code == 0, result.output
+    assert started == (["worker", "watch"] if enabled else ["worker"])
