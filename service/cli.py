@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -62,6 +62,8 @@ def init_app(app: Flask) -> None:
         openapi_group,
         keys_group,
         worker_command,
+        import_group,
+        watch_command,
     ):
         app.cli.add_command(command)
 
@@ -140,13 +142,20 @@ def run_command(ctx: click.Context, host: str, port: int):
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_command)
     worker = _start_worker()
+    # The importers' schedule, only when configured (EXPORTCTL_IMPORT_WATCH): off by default.
+    watcher = (
+        subprocess.Popen([sys.executable, "-m", "service.cli", "watch"])
+        if ctx.ensure_object(ScriptInfo).load_app().config["IMPORT_WATCH"]
+        else None
+    )
     try:
         click.echo(f"starting the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         serve(host, port)
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
+        for process in (worker, watcher):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
 
 
 def _start_worker():
@@ -237,6 +246,121 @@ def keys_revoke(name_or_id: str):
         except DomainError as exc:
             raise click.ClickException(exc.detail) from exc
     click.echo(f"Key {record.id} {record.name!r} revoked.")
+
+
+@click.group("import", help="Import the regulator's publications as proposals for an editor to approve.")
+def import_group():
+    pass
+
+
+def _cli_actor(name: str | None):
+    import getpass
+
+    from service.domain.audit import Actor
+
+    return Actor(name=name or f"cli:{getpass.getuser()}")
+
+
+def _run_import(work) -> None:
+    """One transaction: the whole import or nothing; a document not understood changes nothing."""
+    with db.database().sessionmaker() as session:
+        try:
+            db.begin_write(session)
+            report = work(session)
+            session.commit()
+        except DomainError as exc:
+            session.rollback()
+            raise click.ClickException(exc.detail) from exc
+    click.echo(report.summary())
+    for proposal in report.proposals:
+        if proposal.kind == "change":
+            click.echo(
+                f"  proposal {proposal.id}: {proposal.country_code} on {proposal.list_id} "
+                f"-> {proposal.status} from {proposal.effective_on.isoformat()} "
+                f"(was {proposal.observed_status})"
+            )
+        else:
+            click.echo(f"  proposal {proposal.id}: review {proposal.document_key}: {proposal.note}")
+    if report.checked_lists:
+        click.echo(f"  checked, as published: {', '.join(report.checked_lists)}")
+
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@import_group.command(
+    "ecfr", help="Compare 15 CFR 740 Supp. No. 1 (eCFR XML) on its issue date with the service."
+)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--date", "issue_date", type=_DATE, required=True, help="The eCFR issue date (YYYY-MM-DD).")
+@click.option("--actor", help="Who is importing (the audit log's actor); default cli:<user>.")
+@with_appcontext
+def import_ecfr_command(path: Path, issue_date, actor: str | None):
+    from service import clock
+    from service.importers.runs import import_ecfr
+
+    issue_date = issue_date.date()
+    if issue_date > clock.today():
+        raise click.BadParameter("an eCFR issue date cannot be in the future", param_hint="--date")
+    data = path.read_bytes()
+    _run_import(lambda session: import_ecfr(session, data, issue_date, actor=_cli_actor(actor)))
+
+
+@import_group.command(
+    "federal-register", help="Propose what a Federal Register document (API JSON) from BIS changes."
+)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--full-text",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The document's full-text XML (full_text_xml_url); without it a person is asked to read it.",
+)
+@click.option("--actor", help="Who is importing (the audit log's actor); default cli:<user>.")
+@with_appcontext
+def import_federal_register_command(path: Path, full_text: Path | None, actor: str | None):
+    from service.importers.federal_register import parse_documents
+    from service.importers.runs import import_fr_document
+
+    try:
+        documents = parse_documents(path.read_bytes())
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    if full_text is not None and len(documents) != 1:
+        raise click.BadParameter("give one document with --full-text", param_hint="--full-text")
+    text = full_text.read_bytes() if full_text else None
+    for document in documents:
+        _run_import(lambda session, d=document: import_fr_document(session, d, text, actor=_cli_actor(actor)))
+
+
+@click.command("watch", help="Read the eCFR and the Federal Register on a schedule (EXPORTCTL_IMPORT_WATCH).")
+@click.option("--once", is_flag=True, help="One pass now, then exit (status 1 if anything failed).")
+@with_appcontext
+def watch_command(once: bool):
+    from service.importers.watch import Watcher
+
+    config = current_app.config
+    if not once and not config["IMPORT_WATCH"]:
+        raise click.ClickException("watching is off: set EXPORTCTL_IMPORT_WATCH=true (or run --once)")
+    watcher = Watcher(config, db.database().sessionmaker)
+    stop = threading.Event()
+    try:
+        while True:
+            result = watcher.run_once()
+            for report in result.reports:
+                click.echo(report.summary())
+            for failure in result.failures:
+                click.echo(f"failed: {failure}", err=True)
+            if once:
+                if result.failures:
+                    raise click.exceptions.Exit(1)
+                return
+            if not stop.is_set():
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(signum, lambda *_: stop.set())
+            if stop.wait(config["IMPORT_WATCH_INTERVAL"].total_seconds()):
+                return
+    finally:
+        watcher.close()
 
 
 def main() -> None:

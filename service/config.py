@@ -80,6 +80,25 @@ SETTINGS = {
     "WORKER_CONCURRENCY": ("EXPORTCTL_WORKER_CONCURRENCY", 16, int),
     "WORKER_BATCH_SIZE": ("EXPORTCTL_WORKER_BATCH_SIZE", 64, int),
     "WORKER_POLL_INTERVAL": ("EXPORTCTL_WORKER_POLL_INTERVAL", "200ms", parse_duration),
+    # Importers (exportctl watch): where the regulator's APIs are, and how politely to read them.
+    "IMPORT_WATCH": ("EXPORTCTL_IMPORT_WATCH", False, _bool),
+    "IMPORT_WATCH_INTERVAL": ("EXPORTCTL_IMPORT_WATCH_INTERVAL", "6h", parse_duration),
+    "ECFR_BASE_URL": ("EXPORTCTL_ECFR_BASE_URL", "https://www.ecfr.gov", str),
+    "FEDERAL_REGISTER_BASE_URL": (
+        "EXPORTCTL_FEDERAL_REGISTER_BASE_URL",
+        "https://www.federalregister.gov",
+        str,
+    ),
+    "IMPORT_LOOKBACK": ("EXPORTCTL_IMPORT_LOOKBACK", "30d", parse_duration),
+    "IMPORT_USER_AGENT": (
+        "EXPORTCTL_IMPORT_USER_AGENT",
+        "exportctl-importer/0.1 (export-control list service; reads 15 CFR 740 once per run)",
+        str,
+    ),
+    "IMPORT_CONNECT_TIMEOUT": ("EXPORTCTL_IMPORT_CONNECT_TIMEOUT", "5s", parse_duration),
+    "IMPORT_READ_TIMEOUT": ("EXPORTCTL_IMPORT_READ_TIMEOUT", "60s", parse_duration),
+    "IMPORT_RETRIES": ("EXPORTCTL_IMPORT_RETRIES", 4, int),
+    "IMPORT_BACKOFF": ("EXPORTCTL_IMPORT_BACKOFF", "2s", parse_duration),
 }
 
 

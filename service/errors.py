@@ -23,11 +23,13 @@ from service.domain.errors import (
     IllegalTransition,
     InvalidInput,
     NotFound,
+    ProposalStale,
     TreatedAsAnother,
     UnknownCountry,
     UnknownList,
     VersionMismatch,
 )
+from service.importers.errors import UnrecognisedFormat
 from service.webhooks.targets import TargetRejected
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ PROBLEM_TYPES = {
     "internal-error": "The service failed unexpectedly. The request id identifies it in the logs.",
     "webhook-url-rejected": "The webhook URL is not an allowed target (scheme, or a private address).",
     "http-error": "An HTTP error without a more specific type.",
+    "proposal-stale": "The proposal was overtaken by a change recorded since it was made; it is now stale "
+    "and nothing was recorded.",
+    "unrecognised-document": "An importer met a document shape it does not recognise and refused it whole.",
 }
 
 _SLUG_BY_STATUS = {
@@ -234,6 +239,8 @@ PROBLEM_KINDS: dict[type[Exception], ProblemKind] = {
     IdempotencyKeyReused: ProblemKind(422, "idempotency-key-reused", "Idempotency-Key reused"),
     ServiceUnavailable: ProblemKind(503, "service-unavailable", "Service unavailable"),
     TargetRejected: ProblemKind(422, "webhook-url-rejected", "Webhook URL rejected"),
+    UnrecognisedFormat: ProblemKind(422, "unrecognised-document", "Unrecognised document"),
+    ProposalStale: ProblemKind(409, "proposal-stale", "Proposal overtaken"),
 }
 
 

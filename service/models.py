@@ -331,3 +331,76 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+PROPOSAL_STATES = ["pending", "approved", "rejected", "stale"]
+PROPOSAL_KINDS = ["change", "review"]
+PROPOSAL_ORIGINS = ["ecfr", "federal-register"]
+
+
+class Proposal(Base):
+    """A change an importer read in the regulator's publications, waiting for a person's decision.
+
+    `change` proposals name an entry and a status; `review` proposals carry a document
+    the importer could not map to entries with confidence, for a person to read.
+    """
+
+    __tablename__ = "proposals"
+    __table_args__ = (
+        CheckConstraint(_in("state", PROPOSAL_STATES), name="state"),
+        CheckConstraint(_in("kind", PROPOSAL_KINDS), name="kind"),
+        CheckConstraint(_in("origin", PROPOSAL_ORIGINS), name="origin"),
+        CheckConstraint("status IS NULL OR " + _in("status", STATUSES), name="status"),
+        CheckConstraint(
+            "kind = 'review' OR (list_id IS NOT NULL AND country_code IS NOT NULL AND status IS NOT NULL)",
+            name="change_names_entry",
+        ),
+        Index(None, "state", "id"),
+        Index(None, "list_id", "country_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    origin: Mapped[str] = mapped_column(String(32))
+    # The document it came from ("ecfr:15-740:2026-12-01", "fr:2026-21345") and what the
+    # importer kept of it; the same document imported twice proposes nothing new.
+    document_key: Mapped[str] = mapped_column(String(200))
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
+    list_id: Mapped[str | None] = mapped_column(ForeignKey("control_lists.id"))
+    country_code: Mapped[str | None] = mapped_column(String(2))
+    status: Mapped[str | None] = mapped_column(String(32))
+    effective_on: Mapped[date | None]
+    expected_effective_on: Mapped[date | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    # What the service answered when the proposal was made, and the entry's version then:
+    # a change recorded since makes the proposal stale instead of being overwritten.
+    observed_status: Mapped[str | None] = mapped_column(String(32))
+    base_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("status_changes.id"))
+
+    control_list: Mapped[ControlList | None] = relationship()
+
+
+class ListCheck(Base):
+    """A list's membership compared with the regulator's text and found to agree (freshness)."""
+
+    __tablename__ = "list_checks"
+    __table_args__ = (Index(None, "list_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[str] = mapped_column(ForeignKey("control_lists.id"))
+    # The date the document speaks for (the eCFR issue date), and when the check ran.
+    as_of: Mapped[date]
+    checked_at: Mapped[datetime]
+    origin: Mapped[str] = mapped_column(String(32))
+    document_key: Mapped[str] = mapped_column(String(200))
+    source: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str | None] = mapped_column(String(200))

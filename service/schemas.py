@@ -906,3 +906,113 @@ class AuditQuery(PageQuery):
         validate=validate.Length(min=1, max=100),
         metadata={"description": "Only entries about this subject, such as `webhook:3` or `list:us-ear-d1`."},
     )
+
+
+# --- proposals -------------------------------------------------------------------
+
+PROPOSAL_STATES = ["pending", "approved", "rejected", "stale"]
+PROPOSAL_ORIGINS = ["ecfr", "federal-register"]
+
+
+class ProposalsQuery(PageQuery):
+    status = fields.String(
+        validate=validate.OneOf(PROPOSAL_STATES),
+        metadata={"description": "Only proposals in this state (`pending` is the editor's queue)."},
+    )
+    list = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only proposals about this list (id)."},
+    )
+    country = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Only proposals about this country (any reference: `VN`, `Vietnam`)."},
+    )
+    source = fields.String(
+        validate=validate.OneOf(PROPOSAL_ORIGINS),
+        metadata={"description": "Only proposals read from this publication: `ecfr` or `federal-register`."},
+    )
+
+
+class ProposalLinksSchema(Schema):
+    self = fields.String(required=True)
+    entry = fields.String(metadata={"description": "The entry the proposal would change."})
+    change = fields.String(metadata={"description": "The change recorded by approving it."})
+
+
+class ProposalSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf(["change", "review"]),
+        metadata={
+            "description": "`change`: a status for an entry, to approve or reject; `review`: a document "
+            "the importer could not map to entries with confidence, for a person to read."
+        },
+    )
+    state = fields.String(required=True, validate=validate.OneOf(PROPOSAL_STATES))
+    origin = fields.String(required=True, validate=validate.OneOf(PROPOSAL_ORIGINS))
+    list = fields.Nested(ListRefSchema, required=True, allow_none=True)
+    country = fields.Nested(CountrySchema, required=True, allow_none=True)
+    status = fields.String(required=True, allow_none=True, validate=validate.OneOf(STATUSES))
+    effective_on = fields.Date(required=True, allow_none=True)
+    expected_effective_on = fields.Date(required=True, allow_none=True)
+    observed_status = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "What the service answered for that date when the proposal was made."},
+    )
+    base_version = fields.Integer(
+        required=True,
+        metadata={
+            "description": "The entry's version then: a change recorded since makes the proposal stale."
+        },
+    )
+    note = fields.String(required=True, allow_none=True)
+    sources = fields.List(fields.Nested(SourceSchema), required=True)
+    document = fields.Dict(
+        required=True,
+        metadata={"description": "The publication it was read from: `key`, title, dates, citation, url."},
+    )
+    created_at = UTCDateTimeField(required=True)
+    created_by = fields.String(required=True, allow_none=True, metadata={"description": "Who imported it."})
+    decided_at = UTCDateTimeField(required=True, allow_none=True)
+    decided_by = fields.String(required=True, allow_none=True)
+    reason = fields.String(
+        required=True, allow_none=True, metadata={"description": "Why it was rejected, or how it went stale."}
+    )
+    change_id = fields.Integer(required=True, allow_none=True)
+    links = fields.Nested(ProposalLinksSchema, required=True)
+
+
+ProposalPage = page_schema(ProposalSchema, "ProposalPage")
+
+
+class ProposalDetailSchema(ProposalSchema):
+    current = fields.Nested(
+        EntryStateSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The entry's state today, beside the proposed change (null for a review)."},
+    )
+    overtaken = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "The entry changed since the proposal was made: approving it marks it stale."
+        },
+    )
+
+
+class ProposalDecisionSchema(Schema):
+    proposal = fields.Nested(ProposalSchema, required=True)
+    change = fields.Nested(ChangeSchema, required=True, allow_none=True)
+    entry = fields.Nested(
+        EntryStateSchema, required=True, allow_none=True, metadata={"description": "The entry's state today."}
+    )
+
+
+class RejectSchema(Schema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=5000),
+        metadata={"description": "Why: kept with the proposal and in the audit log."},
+    )

@@ -47,6 +47,8 @@ class Outcome:
     # webhook secret), and the name of a REPLAYS function that completes it on replay.
     store: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     replay: str | None = None
+    # A refusal whose record must stand (a proposal marked stale): committed, then raised.
+    error: DomainError | None = None
 
     def render(self) -> Any:
         schema = g.get("response_schema")
@@ -150,7 +152,7 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
             outcome = operation(session, principal)
             document = outcome.render()
             body = json.dumps(document) if document is not None else ""
-            if idempotency_key:
+            if idempotency_key and outcome.error is None:
                 session.add(
                     IdempotencyRecord(
                         api_key_id=principal.key_id,
@@ -185,6 +187,8 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
         except BaseException:
             session.rollback()
             raise
+        if outcome.error is not None:
+            raise outcome.error
         mimetype = "application/json" if document is not None else None
         response = current_app.response_class(body, status=outcome.status, mimetype=mimetype)
         for name, value in outcome.headers.items():

@@ -46,5 +46,9 @@ class ConcurrentUpdate(DomainError):
     """Another writer changed the entry between our read and our write."""
 
 
+class ProposalStale(Conflict):
+    """A proposal overtaken by a change recorded since it was made (it is kept, marked stale)."""
+
+
 class VersionMismatch(DomainError):
     """The entry is no longer at the version the writer expected (If-Match)."""

@@ -25,14 +25,21 @@ class EventType(StrEnum):
     WEBHOOK_FAILING = "webhook.failing"
     WEBHOOK_RECOVERED = "webhook.recovered"
     WEBHOOK_DISABLED = "webhook.disabled"
+    PROPOSAL_CREATED = "proposal.created"
 
     @property
     def public(self) -> bool:
-        """Data changes are public (the feed); webhook.* events are operational."""
-        return not self.value.startswith("webhook.")
+        """Data changes are public (the feed); webhook.* and proposal.* events are not."""
+        return not self.value.startswith(("webhook.", "proposal."))
+
+    @property
+    def opt_in(self) -> bool:
+        """Sent only to subscriptions that name the type (editors' tooling), never to catch-alls."""
+        return self.value.startswith("proposal.")
 
 
 PUBLIC_EVENT_TYPES = [t.value for t in EventType if t.public]
+OPT_IN_EVENT_TYPES = frozenset(t.value for t in EventType if t.opt_in)
 
 
 def next_sequence(session: Session) -> int:

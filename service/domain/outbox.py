@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import clock
+from service.domain.events import OPT_IN_EVENT_TYPES
 from service.models import Delivery, Event, Webhook
 
 
@@ -15,17 +16,19 @@ def matches(webhook: Webhook, event: Event) -> bool:
     """Whether `webhook` receives `event`.
 
     Data events: a subscription's filters; empty event_types means every data event.
-    Operational events (webhook.*) tell of one subscriber's URL and failures, so they go only
-    to subscriptions that name their type: the subscription they concern, and operations
-    subscriptions (`operations`, which only an admin key can make) for every subscription.
+    Events outside the public feed go only to subscriptions that name their type:
+    proposal.* (editors' tooling) with the country and list filters; webhook.* tell of one
+    subscriber's URL and failures, so only to the subscription they concern, or to
+    operations subscriptions (`operations`, which only an admin key can make).
     """
     if not event.public:
         if event.type not in webhook.event_types:
             return False
-        concerned = isinstance(event.data, dict) and event.data.get("webhook_id") == webhook.id
-        return concerned or webhook.operations
+        if event.type not in OPT_IN_EVENT_TYPES:  # webhook.*: about one subscription
+            concerned = isinstance(event.data, dict) and event.data.get("webhook_id") == webhook.id
+            return concerned or webhook.operations
     return (
-        (not webhook.event_types or event.public and event.type in webhook.event_types)
+        (not webhook.event_types or event.type in webhook.event_types)
         and (not webhook.countries or event.country_code in webhook.countries)
         and (not webhook.lists or event.list_id in webhook.lists)
     )

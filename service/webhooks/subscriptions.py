@@ -87,7 +87,8 @@ def _operations(event_types: list[str], actor: Actor) -> bool:
     """Whether a subscription naming `event_types` receives every subscription's webhook.* events:
     when an admin key names them (operations tooling). Anyone else who names them gets only
     those about their own subscription."""
-    return actor.role is Role.ADMIN and any(not EventType(name).public for name in event_types)
+    operational = (EventType(name) for name in event_types)
+    return actor.role is Role.ADMIN and any(not t.public and not t.opt_in for t in operational)
 
 
 def create_webhook(

@@ -128,3 +128,27 @@ def test_a_version_read_before_another_writer_committed_no_longer_matches(app):
                 bump_version(second, second_entry)
             second.rollback()
             assert lookups.find_entry(second, lookups.get_list(second, "us-ear-d1"), country).version == 3
+
+
+def test_of_concurrent_approvals_of_one_proposal_exactly_one_records(
+    app, live_url, editor, session, frozen_clock
+):
+    from service.models import Proposal
+    from tests.importers.helpers import ECFR_DECEMBER, import_ecfr
+
+    frozen_clock.advance(days=9)
+    assert import_ecfr(app, ECFR_DECEMBER, "2026-12-01").exit_code == 0
+    proposal_id = session.scalar(select(Proposal.id))
+    before = changes_on(session, "us-ear-d1", "VN")
+
+    responses = race(
+        WRITERS,
+        lambda _i: requests.post(
+            f"{live_url}/v1/proposals/{proposal_id}/approve", headers=editor, timeout=30
+        ),
+    )
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [409] * (WRITERS - 1), [r.text for r in responses]
+    assert all(r.json()["state"] == "approved" for r in responses if r.status_code == 409)
+    assert changes_on(session, "us-ear-d1", "VN") == before + 1
