@@ -15,10 +15,11 @@ from service.domain import lookups
 from service.domain.countries import Country, registry
 from service.domain.statuses import Answer
 
-# Lane geometry, in SVG user units (the SVG scales; labels stay in the left column).
-LABEL_WIDTH = 150
-PLOT_WIDTH = 820
-RIGHT_MARGIN = 20
+# Geometry in CSS pixels: the SVG is drawn at its own size (lanes line up with the HTML labels
+# beside it) and scrolls sideways on a narrow screen.
+PLOT_LEFT = 8
+PLOT_WIDTH = 860
+RIGHT_MARGIN = 16
 AXIS_HEIGHT = 28
 LANE_HEIGHT = 22
 LANE_GAP = 10
@@ -45,6 +46,15 @@ class Run:
     @property
     def label(self) -> str:
         return LEGEND_NAMES[Answer(self.status)]
+
+    @property
+    def label_x(self) -> float:
+        return round(self.x + (16 if self.open_start else 6), 1)
+
+    @property
+    def label_fits(self) -> bool:
+        """Whether the status's name fits inside the run (about 7 units a character at 11.5px)."""
+        return self.width >= (self.label_x - self.x) + len(self.label) * 7 + 6
 
 
 @dataclass(frozen=True)
@@ -82,9 +92,9 @@ class Timeline:
     lanes: list[Lane]
     ticks: list[Tick]
     markers: list[Marker] = field(default_factory=list)
-    width: int = LABEL_WIDTH + PLOT_WIDTH + RIGHT_MARGIN
-    label_width: int = LABEL_WIDTH
+    width: int = PLOT_LEFT + PLOT_WIDTH + RIGHT_MARGIN
     lane_height: int = LANE_HEIGHT
+    lane_pitch: int = LANE_HEIGHT + LANE_GAP
     axis_height: int = AXIS_HEIGHT
 
     @property
@@ -93,7 +103,7 @@ class Timeline:
 
 
 def _x(day: date, start: date, end: date) -> float:
-    return round(LABEL_WIDTH + (day - start).days / (end - start).days * PLOT_WIDTH, 1)
+    return round(PLOT_LEFT + (day - start).days / (end - start).days * PLOT_WIDTH, 1)
 
 
 def country_timeline(

@@ -344,9 +344,26 @@ def _verdict(status: dict) -> dict:
     }
 
 
+def _pending_groups(entries: list[dict]) -> list[list[dict]]:
+    """Pending entries announced together (same status, dates and sources) share one banner."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in entries:
+        if e["status"] in PENDING:
+            key = (
+                e["status"],
+                e["pending"]["announced_on"],
+                e["pending"]["expected_effective_on"],
+                tuple(s["url"] for s in e["sources"]),
+            )
+            groups.setdefault(key, []).append(e)
+    return list(groups.values())
+
+
 def _by_jurisdiction(entries: list[dict]) -> list[tuple[str, str, list[dict]]]:
     groups = []
-    for code, items in groupby(sorted(entries, key=lambda e: e["list"]["jurisdiction"]), key=lambda e: e["list"]["jurisdiction"]):
+    """Lists by jurisdiction; in each, those with a recorded status first (the timeline's order)."""
+    ordered = sorted(entries, key=lambda e: (e["list"]["jurisdiction"], e["basis"] != "recorded_change", e["list"]["id"]))
+    for code, items in groupby(ordered, key=lambda e: e["list"]["jurisdiction"]):
         place = registry().get(code)
         groups.append((code, place.display_name if place else code, list(items)))
     return groups
@@ -371,6 +388,7 @@ def country(ref):
             "country": status["country"],
             "status": status,
             "verdict": _verdict(status),
+            "pending_groups": _pending_groups(status["entries"]),
             "groups": _by_jurisdiction(status["entries"]),
             "history": history,
             "timeline": timeline.country_timeline(session_, found, as_of, known_at, today),
