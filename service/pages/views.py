@@ -151,6 +151,15 @@ def _require_sign_in():
     return None
 
 
+@bp.teardown_request
+def _forget_request_state(_exc: BaseException | None) -> None:
+    """Per-request values in `g` (as service.auth does): where an app context outlives a request
+    (pytest-flask pushes one per test), a CSRF token cached for a session that has since changed
+    must not be reused."""
+    g.pop("page_principal", None)
+    g.pop("csrf_token", None)
+
+
 @bp.app_context_processor
 def _page_globals():
     return {
