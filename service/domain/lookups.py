@@ -364,5 +364,5 @@ def entry_detail(
 
 
 def country_changes(session: Session, country: Country) -> Changes:
-    """A country's changes on every list (and those of countries it is treated as), to answer for many dates."""
+    """A country's changes on every list (and those of countries it is treated as), for many dates."""
     return _changes_for(session, [country.alpha_2])

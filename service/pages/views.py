@@ -347,7 +347,9 @@ def _verdict(status: dict) -> dict:
         "restrictions_apply": status["restrictions_apply"],
         "restricting": [e for e in entries if e["restrictions_apply"]],
         "unknown_restrictive": [
-            e for e in entries if e["restrictions_apply"] is None and e["list"]["effect"] == Effect.RESTRICTIVE
+            e
+            for e in entries
+            if e["restrictions_apply"] is None and e["list"]["effect"] == Effect.RESTRICTIVE
         ],
         "pending": [e for e in entries if e["status"] in PENDING],
     }
@@ -369,9 +371,11 @@ def _pending_groups(entries: list[dict]) -> list[list[dict]]:
 
 
 def _by_jurisdiction(entries: list[dict]) -> list[tuple[str, str, list[dict]]]:
-    groups = []
     """Lists by jurisdiction; in each, those with a recorded status first (the timeline's order)."""
-    ordered = sorted(entries, key=lambda e: (e["list"]["jurisdiction"], e["basis"] != "recorded_change", e["list"]["id"]))
+    groups = []
+    ordered = sorted(
+        entries, key=lambda e: (e["list"]["jurisdiction"], e["basis"] != "recorded_change", e["list"]["id"])
+    )
     for code, items in groupby(ordered, key=lambda e: e["list"]["jurisdiction"]):
         place = registry().get(code)
         groups.append((code, place.display_name if place else code, list(items)))
@@ -659,7 +663,8 @@ def sign_out():
     form = SignOutForm()
     if form.validate_on_submit():
         session.clear()
-        return redirect(url_for("pages.sign_in" if current_app.config["READS_REQUIRE_KEY"] else "pages.home"), 303)
+        after = "pages.sign_in" if current_app.config["READS_REQUIRE_KEY"] else "pages.home"
+        return redirect(url_for(after), 303)
     status = 400 if request.method == "POST" else 200
     principal = g.get("page_principal")
     body = render_template(

@@ -41,7 +41,9 @@ def test_search_viet_reaches_vietnam_with_d1_and_d3_pending_removal(browser, liv
     assert "Pending removal from D:1 (National Security) and D:3 (Chemical & Biological)" in banner.text
     assert "Announced 2026-02-20" in banner.text
     assert "VTC News" in banner.text
-    assert all(a.get_attribute("href").startswith("http") for a in banner.find_elements("css selector", ".sources a"))
+    assert all(
+        a.get_attribute("href").startswith("http") for a in banner.find_elements("css selector", ".sources a")
+    )
     # The evidence: each pending entry's sources are links, with their citations.
     d1 = by_css(browser, "#entry-us-ear-d1")
     assert "pending removal" in d1.text
@@ -72,7 +74,10 @@ def test_d1_list_page_has_vietnam_among_its_members(browser, live_server):
     wait_for(browser, lambda d: d.current_url.endswith("/lists/us-ear-d1"))
 
     assert "D:1" in by_css(browser, "h1").text
-    members = {row.find_element("css selector", "th a").text: row.text for row in all_css(browser, "table.members tbody tr")}
+    members = {
+        row.find_element("css selector", "th a").text: row.text
+        for row in all_css(browser, "table.members tbody tr")
+    }
     assert "Vietnam" in members
     assert "pending removal" in members["Vietnam"]
 
@@ -123,6 +128,9 @@ def test_every_page_type_passes_axe_and_is_screenshotted(browser, live_server, a
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         violations = [v for v in json.loads(result) if v.get("impact") in ("serious", "critical")]
         assert not violations, json.dumps(
-            [{"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v.get("nodes", [])][:5]} for v in violations],
+            [
+                {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v.get("nodes", [])][:5]}
+                for v in violations
+            ],
             indent=1,
         )
