@@ -20,6 +20,7 @@ from service.domain.statuses import Answer
 PLOT_LEFT = 8
 PLOT_WIDTH = 860
 RIGHT_MARGIN = 16
+# service/static/pages.css repeats these three for the lane labels beside the SVG (a test checks).
 AXIS_HEIGHT = 28
 LANE_HEIGHT = 22
 LANE_GAP = 10

@@ -171,6 +171,21 @@ def _page_globals():
 # --- rendering ------------------------------------------------------------------------------
 
 
+# Pages load nothing from elsewhere and run no script: say so to the browser.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@bp.after_request
+def _page_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
 def _page_response(rendered, mimetype: str, filename: str | None = None):
     response = respond(rendered, mimetype=mimetype)
     response.vary.add("Cookie")
@@ -414,7 +429,8 @@ def country(ref):
             "csv_url": _link("pages.country_csv", params, ref=found.alpha_2),
         }
 
-    return render_page(("country", found.alpha_2, as_of, known_at), "pages/country.html", context)
+    key = ("country", found.alpha_2, as_of, known_at, args.get("as_of"))
+    return render_page(key, "pages/country.html", context)
 
 
 @bp.get("/countries/<ref>/statuses.csv")
@@ -515,7 +531,8 @@ def control_list(list_id):
             "member_query": _query_string({"as_of": args.get("as_of"), "known_at": known_at}),
         }
 
-    return render_page(("list", list_id, as_of, known_at, status), "pages/list.html", context)
+    key = ("list", list_id, as_of, known_at, status, args.get("as_of"))
+    return render_page(key, "pages/list.html", context)
 
 
 @bp.get("/lists/<list_id>/members.csv")

@@ -93,6 +93,29 @@ def test_status_filter_on_the_list_page(browser, live_server):
     assert [r.find_element("css selector", "th a").text for r in rows] == ["Vietnam"]
 
 
+def run_axe(driver, axe_source: str) -> list[dict]:
+    """axe-core's violations on the current page (an error in axe counts as a critical one)."""
+    driver.execute_script(axe_source)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(JSON.stringify(r.violations)))"
+        ".catch(e => done(JSON.stringify([{id: 'axe-error', impact: 'critical', help: String(e)}])));"
+    )
+    return json.loads(result)
+
+
+def test_the_accessibility_check_can_fail(browser, live_server, axe_source):
+    """The check itself works: a page with an unlabelled control and an image without text fails it."""
+    browser.get(live_server + "/")
+    browser.execute_script(
+        "const main = document.querySelector('main');"
+        "main.insertAdjacentHTML('beforeend', '<img src=\"/static/pages.css\"><input type=\"text\">');"
+        "document.querySelector('label[for=q]').remove();"
+    )
+    found = {v["id"] for v in run_axe(browser, axe_source) if v.get("impact") in ("serious", "critical")}
+    assert {"image-alt", "label"} <= found
+
+
 PAGES = {
     "home": "/",
     "search": "/search?q=united",
@@ -119,14 +142,8 @@ def test_every_page_type_passes_axe_and_is_screenshotted(browser, live_server, a
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{name} scrolls sideways at {width}px"
-        browser.execute_script(axe_source)
-        result = browser.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "axe.run(document, {resultTypes: ['violations']}).then(r => done(JSON.stringify(r.violations)))"
-            ".catch(e => done(JSON.stringify([{id: 'axe-error', impact: 'critical', help: String(e)}])));"
-        )
+        violations = [v for v in run_axe(browser, axe_source) if v.get("impact") in ("serious", "critical")]
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-        violations = [v for v in json.loads(result) if v.get("impact") in ("serious", "critical")]
         assert not violations, json.dumps(
             [
                 {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v.get("nodes", [])][:5]}

@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +114,23 @@ def test_country_page_draws_a_timeline_lane_per_list(client):
     assert "D:5: removed from 2016-11-04" in svg
     assert "D:1: pending removal from 2026-02-20" in svg
     assert 'fill="url(#p-pending-removal)"' in svg  # a pattern, not colour alone
+
+
+def test_the_stylesheet_lines_lane_labels_up_with_the_svg_lanes():
+    from service.pages import timeline
+
+    css = (Path(__file__).parents[2] / "service" / "static" / "pages.css").read_text()
+    assert f".lane-labels {{ padding-top: {timeline.AXIS_HEIGHT}px; }}" in css
+    pitch, height = timeline.LANE_HEIGHT + timeline.LANE_GAP, timeline.LANE_HEIGHT
+    assert f".lane-labels li {{ height: {pitch}px; line-height: {height}px;" in css
+
+
+def test_pages_forbid_scripts_and_foreign_content(client):
+    response = client.get("/countries/VN")
+
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_country_named_otherwise_redirects_to_its_code_keeping_the_date(client):
