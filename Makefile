@@ -32,6 +32,8 @@ run: $(VENV)/.installed
 	PORT=$(PORT) $(BIN)/exportctl run
 
 test: $(VENV)/.installed-test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		echo "NOTE: chromium/chromedriver not found: the pages' browser tests will be SKIPPED (apt-get install chromium chromium-driver)"
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

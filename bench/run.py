@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fanout
+import pages
 from harness import (
     HERE,
     VENV_BIN,
@@ -205,8 +206,14 @@ def bench_fanout(ctx: Context) -> Result:
     return fanout.bench_fanout(ctx, prepare_database, Result)
 
 
+def bench_pages(ctx: Context) -> Result:
+    """The country page vs. the JSON lookup behind it: the page may cost at most twice as much."""
+    return pages.bench_pages(ctx, prepare_database, Result, ratio)
+
+
 BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "lookup": bench_lookup,
+    "pages": bench_pages,
     "fanout": bench_fanout,
 }
 

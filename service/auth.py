@@ -81,6 +81,8 @@ def _guard_reads():
     so a mistyped key shows up on the first read, not the first write."""
     if request.method not in ("GET", "HEAD") or request.endpoint in _PUBLIC_ENDPOINTS:
         return
+    if request.blueprint in _SELF_GUARDED_BLUEPRINTS:
+        return
     if current_app.config["READS_REQUIRE_KEY"]:
         check(Role.READER)
     elif "Authorization" in request.headers and current_principal() is None:
@@ -88,7 +90,9 @@ def _guard_reads():
 
 
 # Always public: health checks and the API's own description.
-_PUBLIC_ENDPOINTS = {"meta.healthz", "meta.openapi_yaml", "meta.docs", "meta.problem_type"}
+_PUBLIC_ENDPOINTS = {"meta.healthz", "meta.openapi_yaml", "meta.docs", "meta.problem_type", "static"}
+# The analysts' pages check a sign-in session themselves (service.pages); Swagger UI is public like /docs.
+_SELF_GUARDED_BLUEPRINTS = {"pages", "swagger_ui"}
 
 
 def _forget_principal(_exc: BaseException | None) -> None:

@@ -56,6 +56,9 @@ SETTINGS = {
     "WEB_THREADS": ("EXPORTCTL_WEB_THREADS", 4, int),
     "SEEDS_PATH": ("EXPORTCTL_SEEDS", DEFAULT_SEEDS_PATH, Path),
     "READS_REQUIRE_KEY": ("EXPORTCTL_READS_REQUIRE_KEY", False, _bool),
+    # Signs the pages' session cookie (sign-in) and CSRF tokens; random per process when unset.
+    "SECRET_KEY": ("EXPORTCTL_SECRET_KEY", None, str),
+    "SESSION_COOKIE_SECURE": ("EXPORTCTL_SESSION_COOKIE_SECURE", False, _bool),
     "WRITE_RATE_LIMIT": ("EXPORTCTL_WRITE_RATE_LIMIT", "120 per minute", str),
     "RATELIMIT_STORAGE_URI": ("EXPORTCTL_RATELIMIT_STORAGE_URI", "memory://", str),
     "RATELIMIT_NAMESPACE": ("EXPORTCTL_RATELIMIT_NAMESPACE", "exportctl-writes", str),

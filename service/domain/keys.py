@@ -96,3 +96,13 @@ def authenticate(session: Session, secret: str) -> Principal | None:
     if record is None:
         return None
     return Principal(key_id=record.id, name=record.name, role=Role.named(record.role))
+
+
+def active_principal(session: Session, key_id: int) -> Principal | None:
+    """The principal of a key that is still active (a signed-in page session holds only its id)."""
+    record = session.scalars(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    ).one_or_none()
+    if record is None:
+        return None
+    return Principal(key_id=record.id, name=record.name, role=Role.named(record.role))

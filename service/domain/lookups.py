@@ -361,3 +361,8 @@ def entry_detail(
         "version": entry.version if entry else 0,
         "history": [change_document(c, control_list, country.alpha_2) for c in history],
     }
+
+
+def country_changes(session: Session, country: Country) -> Changes:
+    """A country's changes on every list (and those of countries it is treated as), for many dates."""
+    return _changes_for(session, [country.alpha_2])
