@@ -102,7 +102,7 @@ class CountryHistory(MethodView):
     @blp.response(200, ChangePage)
     @blp.problems(404)
     def get(self, ref, limit, cursor=None, known_at=None):
-        """Every change across lists, newest first (by effective date, then by recording), with sources."""
+        """Every change and observation across lists, newest first (by date, then recording), cited."""
         country = resolve_country(ref)
 
         def build():
@@ -114,10 +114,11 @@ class CountryHistory(MethodView):
 
 
 def _change_key(change: dict) -> list:
-    """The domain's timeline order (see timeline.timeline_key), as JSON for a cursor."""
+    """The domain's history order (see lookups.history_key), as JSON for a cursor."""
     effective_on = change["effective_on"]
     return [
         effective_on is not None,
         effective_on.isoformat() if effective_on else "",
+        0 if change["kind"] == "observation" else 1,
         change["id"],
     ]
