@@ -62,7 +62,10 @@ def test_a_status_is_known_from_its_earliest_observation_on():
 
 
 def test_observations_that_disagree_leave_the_dates_between_unknown():
-    observations = [Observation(1, "listed", date(2020, 1, 1)), Observation(2, "not_listed", date(2022, 1, 1))]
+    observations = [
+        Observation(1, "listed", date(2020, 1, 1)),
+        Observation(2, "not_listed", date(2022, 1, 1)),
+    ]
 
     assert standing([], date(2021, 1, 1), observations).reason == "unrecorded_change"
     assert standing([], date(2023, 1, 1), observations).status == "not_listed"
