@@ -74,7 +74,9 @@ def test_every_row_of_the_other_lists_is_seeded_cell_for_cell(session):
         found = [
             f
             for f in candidates
-            if f.status == row["status"] and f.sources == [expected_source] and f.confidence == row["confidence"]
+            if f.status == row["status"]
+            and f.sources == [expected_source]
+            and f.confidence == row["confidence"]
         ]
         assert len(found) == 1, row
         matched.add((row["row_kind"], found[0].id))
