@@ -128,13 +128,10 @@ def test_the_new_seeds_load_over_a_database_holding_the_old_ones(templates):
                 d1 = lookups.get_list(session, "us-ear-d1")
                 nicaragua = registry().get("NI")
 
-                def status(day):
-                    return lookups.country_status(session, nicaragua, day, None)["entries"]
-
-                answers = {
-                    day: {e["list"]["id"]: e["status"] for e in status(day)}["us-ear-d1"]
-                    for day in (date(2020, 1, 1), date(2024, 3, 15), date(2026, 10, 2))
-                }
+                answers = {}
+                for day in (date(2020, 1, 1), date(2024, 3, 15), date(2026, 10, 2)):
+                    entries = lookups.country_status(session, nicaragua, day, None)["entries"]
+                    answers[day] = {e["list"]["id"]: e["status"] for e in entries}["us-ear-d1"]
             engine.dispose()
             assert first.changes > 0 and first.observations > 0, backend
             assert (second.lists, second.changes, second.observations) == (0, 0, 0), backend
