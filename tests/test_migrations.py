@@ -97,25 +97,33 @@ def test_the_new_seeds_load_over_a_database_holding_the_old_ones(templates):
                 )
                 connection.execute(
                     text(
-                        "INSERT INTO entries (id, list_id, country_code, version, created_at) VALUES "
-                        "(1, 'us-ear-d1', 'NI', 2, :at)"
+                        "INSERT INTO entries (list_id, country_code, version, created_at) VALUES "
+                        "('us-ear-d1', 'NI', 2, :at)"
                     ),
                     {"at": table_day},
                 )
+                entry_id = connection.execute(text("SELECT id FROM entries")).scalar_one()
                 source = '[{"title": "t", "publisher": "p", "url": "https://www.ecfr.gov/x"}]'
-                connection.execute(
-                    text(
-                        "INSERT INTO status_changes (id, entry_id, from_status, status, effective_on, recorded_at, "
-                        "sources, actor) VALUES (1, 1, NULL, 'listed', NULL, :at, :src, 'seed'), "
-                        "(2, 1, 'listed', 'removed', :removed_on, :later, :src, 'alice')"
-                    ),
-                    {
-                        "at": table_day,
-                        "later": datetime(2026, 11, 1),
-                        "removed_on": date(2026, 10, 1),
-                        "src": source,
-                    },
-                )
+                for from_status, status, effective_on, recorded_at, actor in (
+                    (None, "listed", None, table_day, "seed"),  # the old seeds' undated membership
+                    ("listed", "removed", date(2026, 10, 1), datetime(2026, 11, 1), "alice"),  # via the API
+                ):
+                    connection.execute(
+                        text(
+                            "INSERT INTO status_changes (entry_id, from_status, status, effective_on, "
+                            "recorded_at, sources, actor) VALUES (:entry, :from_status, :status, :effective_on, "
+                            ":recorded_at, :src, :actor)"
+                        ),
+                        {
+                            "entry": entry_id,
+                            "from_status": from_status,
+                            "status": status,
+                            "effective_on": effective_on,
+                            "recorded_at": recorded_at,
+                            "src": source,
+                            "actor": actor,
+                        },
+                    )
             engine.dispose()
 
             migrate.upgrade(url)
@@ -135,7 +143,9 @@ def test_the_new_seeds_load_over_a_database_holding_the_old_ones(templates):
             engine.dispose()
             assert first.changes > 0 and first.observations > 0, backend
             assert (second.lists, second.changes, second.observations) == (0, 0, 0), backend
-            assert [(c.id, c.actor) for c in changes[:2]] == [(1, "seed"), (2, "alice")], backend
+            assert [(c.actor, c.status) for c in changes[:2]] == [("seed", "listed"), ("alice", "removed")], (
+                backend
+            )
             assert d1.recorded_at == datetime(2026, 7, 23, tzinfo=UTC)
             assert answers == {
                 date(2020, 1, 1): "unknown",
