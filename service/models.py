@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from service.db import UTCDateTime
-from service.domain.statuses import Effect, Status
+from service.domain.statuses import OBSERVABLE, Effect, Status
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,6 +38,7 @@ def _in(column: str, values) -> str:
 
 STATUSES = [s.value for s in Status]
 PENDING_STATUSES = [Status.PENDING_REMOVAL.value, Status.PENDING_ADDITION.value]
+CONFIDENCES = ["high", "medium", "low"]
 
 
 class Base(DeclarativeBase):
@@ -98,6 +99,9 @@ class Entry(Base):
 
     control_list: Mapped[ControlList] = relationship(back_populates="entries")
     changes: Mapped[list["StatusChange"]] = relationship(back_populates="entry", order_by="StatusChange.id")
+    observations: Mapped[list["Observation"]] = relationship(
+        back_populates="entry", order_by="Observation.id"
+    )
 
 
 class StatusChange(Base):
@@ -127,8 +131,38 @@ class StatusChange(Base):
     sources: Mapped[list[Any]]
     actor: Mapped[str | None] = mapped_column(String(200))
     request_id: Mapped[str | None] = mapped_column(String(200))
+    # How sure the record is (high, medium, low), where its source graded it.
+    confidence: Mapped[str | None] = mapped_column(String(16))
 
     entry: Mapped[Entry] = relationship(back_populates="changes")
+
+
+class Observation(Base):
+    """Dated evidence that an entry had a status on a date, without a change. Never updated, never deleted.
+
+    Observations make a status known from their date on where no change records when it
+    began (an eCFR table shows memberships on its issue date, not since when).
+    """
+
+    __tablename__ = "observations"
+    __table_args__ = (
+        CheckConstraint(_in("status", OBSERVABLE), name="status"),
+        CheckConstraint("confidence IS NULL OR " + _in("confidence", CONFIDENCES), name="confidence"),
+        Index(None, "entry_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    observed_on: Mapped[date]
+    recorded_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list[Any]]
+    confidence: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(200))
+
+    entry: Mapped[Entry] = relationship(back_populates="observations")
 
 
 class Counter(Base):

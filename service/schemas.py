@@ -12,7 +12,8 @@ from marshmallow import fields, validate
 
 from service import clock
 from service.domain.events import PUBLIC_EVENT_TYPES, EventType
-from service.domain.statuses import Answer, Effect, Status
+from service.domain.sources import with_kind
+from service.domain.statuses import OBSERVABLE, Answer, Effect, EvidenceKind, Status
 
 # An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
 _URI_CHARS = r"-A-Za-z0-9._~!$&'()*+,;="
@@ -45,6 +46,8 @@ class HttpUrl(fields.String):
 STATUSES = [s.value for s in Status]
 ANSWERS = [a.value for a in Answer]
 EFFECTS = [e.value for e in Effect]
+EVIDENCE_KINDS = [k.value for k in EvidenceKind]
+CONFIDENCES = ["high", "medium", "low"]
 
 MAX_PAGE = 500
 MAX_SEQUENCE = 2**63 - 1  # event numbers are 64-bit
@@ -265,6 +268,13 @@ class EntriesQuery(TimeQuery, PageQuery):
         validate=validate.OneOf(STATUSES),
         metadata={"description": "Only entries whose status in force is this one."},
     )
+    min_evidence = fields.String(
+        validate=validate.OneOf(EVIDENCE_KINDS),
+        metadata={
+            "description": "Only entries whose current status rests on at least this kind of source "
+            "(strongest first: " + ", ".join(EVIDENCE_KINDS) + ")."
+        },
+    )
 
 
 # --- documents -------------------------------------------------------------------
@@ -285,6 +295,21 @@ class SourceSchema(Schema):
         validate=validate.Length(max=500),
         metadata={"description": "Formal citation, such as `81 FR 76859`."},
     )
+    kind = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(EVIDENCE_KINDS),
+        metadata={
+            "description": "What the source is: regulation (Federal Register, eCFR, Official Journal, a "
+            "cabinet order), official_statement (a government readout or notice), press, secondary "
+            "(law-firm or trade summaries), dataset (a machine-parsed copy). Optional: when absent it is "
+            "`regulation` for federalregister.gov, ecfr.gov and govinfo.gov, else `secondary`."
+        },
+    )
+
+    @ma.pre_dump
+    def fill_kind(self, data, **_kwargs):
+        return with_kind(data) if isinstance(data, dict) else data
 
     @ma.validates("published_on")
     def published_by_now(self, value, **_kwargs):
@@ -365,6 +390,15 @@ class EntryLinksSchema(Schema):
     entry = fields.String(required=True)
 
 
+UNKNOWN_REASONS = [
+    "before_first_observation",
+    "unrecorded_change",
+    "membership_not_complete",
+    "before_membership_complete",
+    "not_yet_known",
+]
+
+
 class StandingSchema(Schema):
     """A country's status on one list."""
 
@@ -388,13 +422,48 @@ class StandingSchema(Schema):
     )
     basis = fields.String(
         required=True,
-        validate=validate.OneOf(["recorded_change", "absent_from_complete_list", "no_data"]),
-        metadata={"description": "Why the service gives this status."},
+        validate=validate.OneOf(["recorded_change", "observation", "absent_from_complete_list", "no_data"]),
+        metadata={
+            "description": "Why the service gives this status: a dated change in force, evidence of the "
+            "status with no change recorded (`observation`), absence from a complete list, or nothing."
+        },
+    )
+    reason = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(UNKNOWN_REASONS),
+        metadata={
+            "description": "Why the status is unknown: before_first_observation (the earliest evidence is "
+            "`observed_since`; when the status began is not recorded), unrecorded_change (evidence "
+            "disagrees around this date), membership_not_complete, before_membership_complete, "
+            "not_yet_known (as known at known_at). Null unless unknown."
+        },
     )
     since = fields.Date(
         required=True,
         allow_none=True,
         metadata={"description": "When this status took effect; null if in force since an unrecorded date."},
+    )
+    observed_since = fields.Date(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Where `since` is not recorded: the earliest evidence of this status, before "
+            "which the status is unknown (for `unknown` with reason before_first_observation: the date "
+            "from which it is known)."
+        },
+    )
+    evidence = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(EVIDENCE_KINDS),
+        metadata={"description": "The strongest kind of source behind this status; null when unknown."},
+    )
+    confidence = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(CONFIDENCES),
+        metadata={"description": "How sure the record is, where its source graded it (high, medium, low)."},
     )
     pending = fields.Nested(PendingSchema, required=True, allow_none=True)
     effective_on = fields.Date(required=True, allow_none=True)
@@ -413,13 +482,28 @@ class CountryStatusSchema(Schema):
         required=True,
         allow_none=True,
         metadata={
-            "description": "Restrictions apply on at least one list; null if none do but some are unknown."
+            "description": "Restrictions apply on at least one restrictive list; null if none do but "
+            "some restrictive lists cannot tell (`unknown_restrictive_lists`)."
         },
+    )
+    restricting_lists = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "The restrictive lists whose status applies restrictions."},
+    )
+    unknown_restrictive_lists = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "The restrictive lists whose status is unknown on this date."},
     )
     pending = fields.Boolean(
         required=True, metadata={"description": "A change is pending on at least one list."}
     )
-    entries = fields.List(fields.Nested(StandingSchema), required=True)
+    entries = fields.List(
+        fields.Nested(StandingSchema),
+        required=True,
+        metadata={"description": "One per list, ordered by the list's jurisdiction, then its id."},
+    )
 
 
 class PendingItemSchema(PendingSchema):
@@ -446,7 +530,17 @@ class ChangeLinksSchema(Schema):
 
 
 class ChangeSchema(Schema):
+    """A recorded change or, in histories, an observation (`kind` tells which)."""
+
     id = fields.Integer(required=True)
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf(["change", "observation"]),
+        metadata={
+            "description": "`change`: the status moved on effective_on. `observation`: a source showed "
+            "the status on observed_on (also given as effective_on), without a change."
+        },
+    )
     list = fields.Nested(ListRefSchema, required=True)
     country = fields.Nested(CountrySchema, required=True)
     from_status = fields.String(
@@ -455,10 +549,11 @@ class ChangeSchema(Schema):
         validate=validate.OneOf(STATUSES),
         metadata={
             "description": "The status in force on effective_on when this change was recorded "
-            "(a later, backdated change does not rewrite it); null for an entry's first change."
+            "(a later, backdated change does not rewrite it); null when it was unknown or absent "
+            "(such as an entry's first change), and for observations."
         },
     )
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(OBSERVABLE))
     restrictions_apply = fields.Boolean(required=True)
     effective_on = fields.Date(
         required=True,
@@ -469,8 +564,18 @@ class ChangeSchema(Schema):
     )
     expected_effective_on = fields.Date(required=True, allow_none=True)
     recorded_at = UTCDateTimeField(required=True)
+    observed_on = fields.Date(
+        required=True, allow_none=True, metadata={"description": "For an observation: the date it shows."}
+    )
     note = fields.String(required=True, allow_none=True)
     sources = fields.List(fields.Nested(SourceSchema), required=True)
+    evidence = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(EVIDENCE_KINDS),
+        metadata={"description": "The strongest kind among its sources."},
+    )
+    confidence = fields.String(required=True, allow_none=True, validate=validate.OneOf(CONFIDENCES))
     actor = fields.String(required=True, allow_none=True)
     request_id = fields.String(required=True, allow_none=True)
     links = fields.Nested(ChangeLinksSchema, required=True)
@@ -619,6 +724,39 @@ class ChangeCreateSchema(Schema):
         required=True,
         validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources."),
     )
+    confidence = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(CONFIDENCES),
+        metadata={"description": "How sure the record is (high, medium, low), if graded."},
+    )
+
+
+class ObservationCreateSchema(Schema):
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(OBSERVABLE),
+        metadata={"description": "The status the source shows on observed_on; `not_listed` for absence."},
+    )
+    observed_on = StrictDate(
+        required=True,
+        metadata={
+            "description": "The date the source shows the status on (its publication date, if it gives "
+            "no other). Not in the future."
+        },
+    )
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    sources = fields.List(
+        fields.Nested(SourceSchema),
+        required=True,
+        validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources."),
+    )
+    confidence = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(CONFIDENCES),
+        metadata={"description": "How sure the record is (high, medium, low), if graded."},
+    )
 
 
 class EntryStateSchema(StandingSchema):
@@ -633,6 +771,15 @@ class ChangeCreatedSchema(Schema):
         EntryStateSchema,
         required=True,
         metadata={"description": "The entry's state today, after the change."},
+    )
+
+
+class ObservationCreatedSchema(Schema):
+    observation = fields.Nested(ChangeSchema, required=True)
+    entry = fields.Nested(
+        EntryStateSchema,
+        required=True,
+        metadata={"description": "The entry's state today, after the observation."},
     )
 
 

@@ -1,9 +1,16 @@
 """Load the seed data in `seeds/` idempotently: loading twice changes nothing.
 
-Order: lists, treatments, the recorded history (history.yaml), then the
-country-group table, which only seeds entries that have no history yet.
-Seeded history is in the event feed (so a feed reader sees it) but creates no
-webhook deliveries: nobody is flooded with facts that are years old.
+Order: lists, treatments, then every observation (Vietnam's in history.yaml, the
+eCFR table's memberships, the other lists' undated or amending rows), then every
+change (history.yaml, the dated EAR changes, the other lists' changes): evidence
+first, so that a change's from_status is the status the evidence shows.
+Seeded changes are in the event feed (so a feed reader sees them) but create no
+webhook deliveries: nobody is flooded with facts that are years old. Observations
+emit no event (they change no status).
+
+A database that holds the old seeds (table memberships as undated changes) takes
+the new ones beside them: an undated change already on record counts as the
+table's observation, and nothing recorded through the API is touched.
 """
 
 import csv
@@ -18,12 +25,13 @@ from sqlalchemy.orm import Session
 
 from service.config import DEFAULT_SEEDS_PATH
 from service.domain.audit import Actor
-from service.domain.changes import ChangeRequest, record_status_change
+from service.domain.changes import ChangeRequest, ObservationRequest, record_observation, record_status_change
 from service.domain.countries import registry
 from service.domain.events import touch_data
 from service.domain.jsonable import jsonable
 from service.domain.lists import DEFINING_FIELDS, DESCRIPTIVE_FIELDS, create_list
-from service.domain.statuses import Status
+from service.domain.sources import with_kind
+from service.domain.statuses import Answer, Status
 from service.models import ControlList, Entry, Treatment
 
 # The repository's seeds/; EXPORTCTL_SEEDS (config SEEDS_PATH) points the CLI elsewhere (the image).
@@ -41,9 +49,13 @@ class SeedReport:
     lists: int = 0
     treatments: int = 0
     changes: int = 0
+    observations: int = 0
 
     def __str__(self) -> str:
-        return f"{self.lists} lists, {self.treatments} treatments, {self.changes} changes added"
+        return (
+            f"{self.lists} lists, {self.treatments} treatments, {self.changes} changes, "
+            f"{self.observations} observations added"
+        )
 
 
 def _read_yaml(path: Path) -> Any:
@@ -84,25 +96,57 @@ class Seeder:
 
     def load(self) -> SeedReport:
         lists_doc = _read_yaml(self.directory / "lists.yaml")
+        history = _read_yaml(self.directory / "history.yaml")
+        reference = _read_yaml(self.directory / "reference_lists.yaml")
         table = lists_doc["table"]
         for spec in lists_doc["lists"]:
             self.ensure_list({**lists_doc.get("defaults", {}), **spec}, table["published_on"])
+        other = reference["other_lists"]
+        for spec in other["lists"]:
+            self.ensure_list(spec, spec["recorded_on"])
         for spec in lists_doc.get("treatments", []):
             self.ensure_treatments(spec)
-        for spec in _read_yaml(self.directory / "history.yaml")["changes"]:
-            self.ensure_change(spec)
+
+        for spec in history.get("observations", []):
+            sources = self.cite(spec["sources"])
+            self.ensure_observation(
+                spec["list"],
+                spec["country"],
+                status=spec["status"],
+                observed_on=spec["observed_on"],
+                sources=sources,
+                recorded_at=self.recorded_at(sources, spec.get("recorded_on")),
+                note=spec.get("note"),
+                confidence=spec.get("confidence"),
+            )
         self.load_table(lists_doc["lists"], table)
+        other_rows = self.other_list_rows(other)
+        for row in other_rows:
+            if row["row_kind"] == "observation":
+                self.ensure_observation(**row["fact"])
+
+        for spec in history["changes"]:
+            self.ensure_change(spec)
+        for fact in self.ear_dated_changes(reference["ear_dated_changes"]):
+            self.ensure_change_fact(**fact)
+        for row in other_rows:
+            if row["row_kind"] == "change":
+                self.ensure_change_fact(**row["fact"])
         return self.report
 
-    def ensure_list(self, spec: dict, table_date: date) -> None:
+    def ensure_list(self, spec: dict, recorded_on: date) -> None:
         if self.session.get(ControlList, spec["id"]) is not None:
             return
         fields = {name: spec.get(name) for name in DESCRIPTIVE_FIELDS + DEFINING_FIELDS}
+        sources = [
+            self.cite([source])[0] if isinstance(source, str) else with_kind(source)
+            for source in spec.get("sources", [])
+        ]
         create_list(  # in the feed, but not pushed to subscribers
             self.session,
-            {**fields, "id": spec["id"], "sources": self.cite(spec.get("sources", []))},
+            {**fields, "id": spec["id"], "sources": sources},
             actor=SEED,
-            recorded_at=_midnight(table_date),
+            recorded_at=_midnight(recorded_on),
             publish=False,
         )
         self.report.lists += 1
@@ -137,26 +181,100 @@ class Seeder:
             select(Entry).where(Entry.list_id == list_id, Entry.country_code == country_code)
         ).one_or_none()
 
-    def ensure_change(self, spec: dict) -> None:
-        country_code = self.country(spec["country"])
-        control_list = self.session.get(ControlList, spec["list"])
+    def _list(self, list_id: str) -> ControlList:
+        control_list = self.session.get(ControlList, list_id)
         if control_list is None:
-            raise SeedError(f"unknown list {spec['list']!r}")
+            raise SeedError(f"unknown list {list_id!r}")
+        return control_list
+
+    def ensure_observation(
+        self,
+        list_id: str,
+        country: str,
+        *,
+        status: str,
+        observed_on: date,
+        sources: list[dict],
+        recorded_at: datetime,
+        note: str | None = None,
+        confidence: str | None = None,
+    ) -> None:
+        country_code = self.country(country)
+        control_list = self._list(list_id)
+        entry = self._entry(control_list.id, country_code)
+        if entry is not None and (
+            any(
+                o.status == status and o.observed_on == observed_on and o.recorded_at == recorded_at
+                for o in entry.observations
+            )
+            # The old seeds held table memberships as undated changes: the same fact.
+            or any(
+                c.effective_on is None
+                and c.status == status
+                and c.recorded_at == recorded_at
+                and recorded_at.date() == observed_on
+                for c in entry.changes
+            )
+        ):
+            return
+        record_observation(
+            self.session,
+            control_list,
+            country_code,
+            ObservationRequest(
+                status=Answer(status),
+                observed_on=observed_on,
+                sources=sources,
+                note=note,
+                confidence=confidence,
+            ),
+            recorded_at=recorded_at,
+            actor="seed",
+        )
+        self.report.observations += 1
+
+    def ensure_change(self, spec: dict) -> None:
         sources = self.cite(spec["sources"])
-        recorded_at = self.recorded_at(sources, spec.get("recorded_on"))
-        status = Status(spec["status"])
+        self.ensure_change_fact(
+            spec["list"],
+            spec["country"],
+            status=spec["status"],
+            effective_on=spec.get("effective_on"),
+            expected_effective_on=spec.get("expected_effective_on"),
+            sources=sources,
+            recorded_at=self.recorded_at(sources, spec.get("recorded_on")),
+            note=spec.get("note"),
+            confidence=spec.get("confidence"),
+        )
+
+    def ensure_change_fact(
+        self,
+        list_id: str,
+        country: str,
+        *,
+        status: str,
+        effective_on: date | None,
+        sources: list[dict],
+        recorded_at: datetime,
+        note: str | None = None,
+        confidence: str | None = None,
+        expected_effective_on: date | None = None,
+    ) -> None:
+        country_code = self.country(country)
+        control_list = self._list(list_id)
         entry = self._entry(control_list.id, country_code)
         if entry is not None and any(
-            c.status == status and c.effective_on == spec.get("effective_on") and c.recorded_at == recorded_at
+            c.status == status and c.effective_on == effective_on and c.recorded_at == recorded_at
             for c in entry.changes
         ):
             return
         request = ChangeRequest(
-            status=status,
-            effective_on=spec.get("effective_on"),
-            expected_effective_on=spec.get("expected_effective_on"),
-            note=spec.get("note"),
+            status=Status(status),
+            effective_on=effective_on,
+            expected_effective_on=expected_effective_on,
+            note=note,
             sources=sources,
+            confidence=confidence,
         )
         record_status_change(
             self.session,
@@ -170,30 +288,105 @@ class Seeder:
         self.report.changes += 1
 
     def load_table(self, lists: list[dict], table: dict) -> None:
+        """Every X in the eCFR table: an observation of the membership on the table's date."""
         sources = self.cite(table["sources"])
         recorded_at = _midnight(table["published_on"])
         row_notes = table.get("row_notes", {})
-        with (self.directory / table["file"]).open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        for row in rows:
-            country_code = self.country(row["iso2"])
+        for row in _read_csv(self.directory / table["file"]):
             for spec in lists:
                 if row[spec["column"]].strip().upper() != "X":
                     continue
-                entry = self._entry(spec["id"], country_code)
-                if entry is not None and entry.changes:
-                    continue
-                note = " ".join(n for n in (table.get("note"), row_notes.get(country_code)) if n)
-                record_status_change(
-                    self.session,
-                    self.session.get(ControlList, spec["id"]),
-                    country_code,
-                    ChangeRequest(status=Status.LISTED, effective_on=None, sources=sources, note=note),
+                note = " ".join(n for n in (table.get("note"), row_notes.get(row["iso2"])) if n)
+                self.ensure_observation(
+                    spec["id"],
+                    row["iso2"],
+                    status=Status.LISTED.value,
+                    observed_on=table["published_on"],
+                    sources=sources,
                     recorded_at=recorded_at,
-                    actor="seed",
-                    publish=False,
+                    note=note,
                 )
-                self.report.changes += 1
+
+    def ear_dated_changes(self, spec: dict) -> list[dict]:
+        """reference/ear_dated_changes.csv as change facts."""
+        facts = []
+        for row in _read_csv(self.directory / spec["file"]):
+            url = row["source_url"]
+            if url not in spec["sources"]:
+                raise SeedError(f"no title, publisher and kind for source {url!r}")
+            published_on = date.fromisoformat(row["date_published"])
+            source = {
+                **spec["sources"][url],
+                "url": url,
+                "published_on": published_on,
+                "citation": row["citation"],
+            }
+            facts.append(
+                {
+                    "list_id": spec["lists"][row["list"]],
+                    "country": row["country_alpha2"],
+                    "status": spec["changes"][row["change"]],
+                    "effective_on": date.fromisoformat(row["date_effective"]),
+                    "sources": [jsonable(source)],
+                    "recorded_at": _midnight(published_on),
+                    "note": row["notes"],
+                    "confidence": row["confidence"],
+                }
+            )
+        return facts
+
+    def other_list_rows(self, spec: dict) -> list[dict]:
+        """reference/other_lists.csv as observation and change facts, by row_kind."""
+        lists = {item["reference_id"]: item for item in spec["lists"]}
+        compiled_on = spec["compiled_on"]
+        rows = []
+        for row in _read_csv(self.directory / spec["file"]):
+            list_spec = lists.get(row["list_id"])
+            if list_spec is None or list_spec["jurisdiction"] != row["jurisdiction"]:
+                raise SeedError(f"unknown list {row['list_id']!r} in {row['jurisdiction']!r}")
+            url = row["source_url"]
+            if url not in spec["source_kinds"]:
+                raise SeedError(f"no kind for source {url!r}")
+            published_on = date.fromisoformat(row["published_on"]) if row["published_on"] else None
+            effective_on = date.fromisoformat(row["effective_on"]) if row["effective_on"] else None
+            source = {
+                "title": row["source_title"],
+                "publisher": row["source_publisher"],
+                "url": url,
+                "published_on": published_on,
+                "citation": row["citation"] or None,
+                "kind": spec["source_kinds"][url],
+            }
+            fact = {
+                "list_id": list_spec["id"],
+                "country": row["country_alpha2"],
+                "status": row["status"],
+                "sources": [jsonable(source)],
+                "confidence": row["confidence"],
+            }
+            if row["row_kind"] == "observation":
+                observed_on = effective_on or published_on or compiled_on
+                fact["observed_on"] = observed_on
+                fact["recorded_at"] = _midnight(max(published_on or compiled_on, observed_on))
+                if effective_on is None and published_on is None:
+                    fact["note"] = (
+                        f"Undated in its source: counted as observed on the reference's compilation date, "
+                        f"{compiled_on.isoformat()}."
+                    )
+            elif row["row_kind"] == "change":
+                if effective_on is None:
+                    raise SeedError(f"a change with no effective date: {row}")
+                fact["effective_on"] = effective_on
+                fact["recorded_at"] = _midnight(published_on or compiled_on)
+            else:
+                raise SeedError(f"unknown row_kind {row['row_kind']!r}")
+            rows.append({"row_kind": row["row_kind"], "fact": fact})
+        return rows
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def load_seeds(session: Session, directory: Path = DEFAULT_SEEDS) -> SeedReport:

@@ -64,3 +64,93 @@ def test_upgrading_a_database_with_data_in_it(templates):
             migrate.downgrade(url, "0003")
         finally:
             factory.drop(url)
+
+
+def test_the_new_seeds_load_over_a_database_holding_the_old_ones(templates):
+    """0005 keeps every change (the API's too); the old undated table rows count as observations."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import select, text
+    from sqlalchemy.orm import Session
+
+    from service import seeding
+    from service.db import make_engine
+    from service.domain import lookups
+    from service.domain.countries import registry
+    from service.models import StatusChange
+
+    for backend, factory in templates.items():
+        url = factory.create(seeded=False)
+        try:
+            migrate.downgrade(url, "0004")
+            engine = make_engine(url)
+            table_day = datetime(2026, 7, 23)  # naive UTC, as the old seeder stored it
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO control_lists (id, code, name, jurisdiction, authority, legal_basis, url, "
+                        "effect, membership_complete, membership_complete_from, sources, recorded_at, updated_at) "
+                        "VALUES ('us-ear-d1', 'D:1', 'National Security', 'US', 'BIS', 'basis', 'https://x', "
+                        "'restrictive', :yes, :day, '[]', :at, :at)"
+                    ),
+                    {"yes": True, "day": date(2026, 7, 23), "at": table_day},
+                )
+                connection.execute(
+                    text(
+                        "INSERT INTO entries (list_id, country_code, version, created_at) VALUES "
+                        "('us-ear-d1', 'NI', 2, :at)"
+                    ),
+                    {"at": table_day},
+                )
+                entry_id = connection.execute(text("SELECT id FROM entries")).scalar_one()
+                source = '[{"title": "t", "publisher": "p", "url": "https://www.ecfr.gov/x"}]'
+                for from_status, status, effective_on, recorded_at, actor in (
+                    (None, "listed", None, table_day, "seed"),  # the old seeds' undated membership
+                    ("listed", "removed", date(2026, 10, 1), datetime(2026, 11, 1), "alice"),  # via the API
+                ):
+                    connection.execute(
+                        text(
+                            "INSERT INTO status_changes (entry_id, from_status, status, effective_on, "
+                            "recorded_at, sources, actor) VALUES (:entry, :from_status, :status, :effective_on, "
+                            ":recorded_at, :src, :actor)"
+                        ),
+                        {
+                            "entry": entry_id,
+                            "from_status": from_status,
+                            "status": status,
+                            "effective_on": effective_on,
+                            "recorded_at": recorded_at,
+                            "src": source,
+                            "actor": actor,
+                        },
+                    )
+            engine.dispose()
+
+            migrate.upgrade(url)
+
+            engine = make_engine(url)
+            with Session(engine) as session:
+                first = seeding.load_seeds(session)
+                second = seeding.load_seeds(session)
+                changes = session.scalars(select(StatusChange).order_by(StatusChange.id)).all()
+                d1 = lookups.get_list(session, "us-ear-d1")
+                nicaragua = registry().get("NI")
+
+                answers = {}
+                for day in (date(2020, 1, 1), date(2024, 3, 15), date(2026, 10, 2)):
+                    entries = lookups.country_status(session, nicaragua, day, None)["entries"]
+                    answers[day] = {e["list"]["id"]: e["status"] for e in entries}["us-ear-d1"]
+            engine.dispose()
+            assert first.changes > 0 and first.observations > 0, backend
+            assert (second.lists, second.changes, second.observations) == (0, 0, 0), backend
+            assert [(c.actor, c.status) for c in changes[:2]] == [("seed", "listed"), ("alice", "removed")], (
+                backend
+            )
+            assert d1.recorded_at == datetime(2026, 7, 23, tzinfo=UTC)
+            assert answers == {
+                date(2020, 1, 1): "unknown",
+                date(2024, 3, 15): "listed",  # the new dated rule
+                date(2026, 10, 2): "removed",  # the change recorded through the API stands
+            }, backend
+        finally:
+            factory.drop(url)

@@ -80,16 +80,17 @@ class CountryHistory(MethodView):
     @blp.cached_response(ChangePage)
     @blp.problems(404)
     def get(self, ref, limit, cursor=None, known_at=None):
-        """Every change across lists, newest first (by effective date, then by recording), with sources."""
+        """Every change and observation across lists, newest first (by date, then recording), cited."""
         history = lookups.country_history(db.session(), resolve_country(ref), known_at)
         return page(history, _change_key, limit, cursor, descending=True)
 
 
 def _change_key(change: dict) -> list:
-    """The domain's timeline order (see timeline.timeline_key), as JSON for a cursor."""
+    """The domain's history order (see lookups.history_key), as JSON for a cursor."""
     effective_on = change["effective_on"]
     return [
         effective_on is not None,
         effective_on.isoformat() if effective_on else "",
+        0 if change["kind"] == "observation" else 1,
         change["id"],
     ]

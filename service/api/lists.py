@@ -9,12 +9,13 @@ from service.api import Blueprint, writes
 from service.api.countries import REF_PARAMETER, resolve_country
 from service.api.paging import page
 from service.domain import lookups
-from service.domain.changes import ChangeRequest, record_status_change
+from service.domain.changes import ChangeRequest, ObservationRequest, record_observation, record_status_change
 from service.domain.errors import NotFound
 from service.domain.keys import Role
 from service.domain.lists import create_list, update_list
-from service.domain.statuses import Status
-from service.models import StatusChange
+from service.domain.sources import at_least
+from service.domain.statuses import Answer, EvidenceKind, Status
+from service.models import Observation, StatusChange
 from service.schemas import (
     ChangeCreatedSchema,
     ChangeCreateSchema,
@@ -27,6 +28,8 @@ from service.schemas import (
     ListPage,
     ListPatchSchema,
     ListSchema,
+    ObservationCreatedSchema,
+    ObservationCreateSchema,
     PageQuery,
     TimeQuery,
     WriteHeaders,
@@ -135,13 +138,16 @@ class ListEntries(MethodView):
     @blp.arguments(EntriesQuery(), location="query", as_kwargs=True)
     @blp.cached_response(ListedEntryPage)
     @blp.problems(404)
-    def get(self, list_id, limit, cursor=None, as_of=None, known_at=None, status=None):
-        """Countries with a recorded status on the list on `as_of`, by country code."""
+    def get(self, list_id, limit, cursor=None, as_of=None, known_at=None, status=None, min_evidence=None):
+        """Countries with a known status on the list on `as_of` (from a change or an observation), by code."""
         session = db.session()
         control_list = lookups.get_list(session, list_id)
         entries = lookups.list_entries(session, control_list, as_of or clock.today(), known_at)
         if status is not None:
             entries = [e for e in entries if e["status"] == status]
+        if min_evidence is not None:
+            minimum = EvidenceKind(min_evidence)
+            entries = [e for e in entries if at_least(e["evidence"], minimum)]
         return page(entries, lambda e: e["country"]["alpha_2"], limit, cursor)
 
 
@@ -210,6 +216,7 @@ class EntryChanges(MethodView):
             expected_effective_on=body["expected_effective_on"],
             note=body["note"],
             sources=body["sources"],
+            confidence=body["confidence"],
         )
 
         def operation(session, principal):
@@ -230,5 +237,81 @@ class EntryChanges(MethodView):
             return writes.Outcome(
                 {"change": change, "entry": entry}, 201, {"Location": change["links"]["self"]}
             )
+
+        return writes.perform(operation, idempotency_key)
+
+
+@blp.route(
+    "/<list_id>/entries/<ref>/observations/<int:observation_id>",
+    parameters=[
+        LIST_PARAMETER,
+        REF_PARAMETER,
+        {**CHANGE_PARAMETER, "name": "observation_id", "description": "The observation's id."},
+    ],
+)
+class ObservationDetail(MethodView):
+    @blp.cached_response(ChangeSchema)
+    @blp.problems(404)
+    def get(self, list_id, ref, observation_id):
+        """One recorded observation (`kind: observation`), with its sources, actor and request id."""
+        country = resolve_country(ref)
+        session = db.session()
+        control_list = lookups.get_list(session, list_id)
+        observation = session.get(Observation, observation_id) if observation_id <= MAX_ID else None
+        entry = observation.entry if observation is not None else None
+        if entry is None or entry.list_id != control_list.id or entry.country_code != country.alpha_2:
+            raise NotFound(f"No observation {observation_id} on {list_id} for {country.alpha_2}.")
+        return lookups.observation_document(observation, control_list, country.alpha_2)
+
+
+@blp.route("/<list_id>/entries/<ref>/observations", parameters=[LIST_PARAMETER, REF_PARAMETER])
+class EntryObservations(MethodView):
+    @blp.authorized(Role.EDITOR, write=True, json=True)
+    @blp.arguments(ConditionalWriteHeaders(), location="headers", as_kwargs=True)
+    @blp.arguments(ObservationCreateSchema())
+    @blp.response(
+        201,
+        ObservationCreatedSchema,
+        headers={
+            "Location": {"description": "URL of the recorded observation.", "schema": {"type": "string"}}
+        },
+    )
+    @blp.problems(404, 409, 412)
+    def post(self, body, list_id, ref, idempotency_key=None, if_match=None):
+        """Record an observation: a dated source showing the entry's status on a date (editor).
+
+        An observation changes no status and emits no status-change event: it makes
+        the status known from `observed_on` on where no change records when it
+        began (before the earliest evidence, such an entry answers `unknown`). It
+        appears in the entry's history with `kind: observation`; `known_at` counts it
+        from when it was recorded. Idempotency-Key and If-Match work as for changes.
+        """
+        country = resolve_country(ref)
+        versions, must_exist = expected_versions(if_match)
+        request = ObservationRequest(
+            status=Answer(body["status"]),
+            observed_on=body["observed_on"],
+            note=body["note"],
+            sources=body["sources"],
+            confidence=body["confidence"],
+        )
+
+        def operation(session, principal):
+            control_list = lookups.get_list(session, list_id)
+            observation, _entry = record_observation(
+                session,
+                control_list,
+                country.alpha_2,
+                request,
+                recorded_at=clock.utcnow(),
+                actor=principal.name,
+                request_id=writes.request_id(),
+                expected_versions=versions,
+                must_exist=must_exist,
+            )
+            document = lookups.observation_document(observation, control_list, country.alpha_2)
+            entry = lookups.entry_state(session, control_list, country, clock.today())
+            location = document["links"]["self"]
+            return writes.Outcome({"observation": document, "entry": entry}, 201, {"Location": location})
 
         return writes.perform(operation, idempotency_key)

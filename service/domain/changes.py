@@ -16,12 +16,13 @@ from service.domain.errors import (
     TreatedAsAnother,
     VersionMismatch,
 )
-from service.domain.events import EventType, emit
+from service.domain.events import EventType, emit, touch_data
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
-from service.domain.statuses import PENDING, Status
-from service.domain.timeline import ordered, place
-from service.models import ControlList, Entry, Event, StatusChange, Treatment
+from service.domain.sources import with_kind
+from service.domain.statuses import PENDING, Answer, Status
+from service.domain.timeline import ordered, place, visible
+from service.models import ControlList, Entry, Event, Observation, StatusChange, Treatment
 
 
 @dataclass
@@ -31,6 +32,16 @@ class ChangeRequest:
     sources: list[dict[str, Any]]
     expected_effective_on: date | None = None
     note: str | None = None
+    confidence: str | None = None
+
+
+@dataclass
+class ObservationRequest:
+    status: Answer
+    observed_on: date
+    sources: list[dict[str, Any]]
+    note: str | None = None
+    confidence: str | None = None
 
 
 @dataclass
@@ -92,6 +103,39 @@ def bump_version(session: Session, entry: Entry) -> None:
     set_committed_value(entry, "version", entry.version + 1)
 
 
+def _lock_entry(
+    session: Session,
+    control_list: ControlList,
+    country_code: str,
+    recorded_at: datetime,
+    expected_versions: set[int] | None,
+    must_exist: bool,
+) -> Entry:
+    """The entry, locked for this write (created if new), at one of the expected versions."""
+    # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
+    # anyway); the conditional version bump is what guarantees it everywhere.
+    entry = session.scalars(
+        select(Entry)
+        .where(Entry.list_id == control_list.id, Entry.country_code == country_code)
+        .options(selectinload(Entry.changes), selectinload(Entry.observations))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if entry is None and must_exist:
+        raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
+    if entry is None:
+        entry = Entry(list_id=control_list.id, country_code=country_code, version=0, created_at=recorded_at)
+        session.add(entry)
+        session.flush()
+    if expected_versions is not None and entry.version not in expected_versions:
+        expected = " or ".join(str(v) for v in sorted(expected_versions)) or "a version a strong ETag names"
+        raise VersionMismatch(
+            f"The entry is at version {entry.version}, not {expected}: it changed since you read it.",
+            current_version=entry.version,
+        )
+    return entry
+
+
 def record_status_change(
     session: Session,
     control_list: ControlList,
@@ -114,32 +158,19 @@ def record_status_change(
     With `publish`, the event is queued for webhook subscribers in the same
     transaction (the seed loader turns it off). The caller commits.
     """
-    # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
-    # anyway); the conditional version bump below is what guarantees it everywhere.
     _refuse_if_treated(session, control_list, country_code, request.effective_on)
-    entry = session.scalars(
-        select(Entry)
-        .where(Entry.list_id == control_list.id, Entry.country_code == country_code)
-        .options(selectinload(Entry.changes))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if entry is None and must_exist:
-        raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
-    if entry is None:
-        entry = Entry(list_id=control_list.id, country_code=country_code, version=0, created_at=recorded_at)
-        session.add(entry)
-        session.flush()
-    if expected_versions is not None and entry.version not in expected_versions:
-        expected = " or ".join(str(v) for v in sorted(expected_versions)) or "a version a strong ETag names"
-        raise VersionMismatch(
-            f"The entry is at version {entry.version}, not {expected}: it changed since you read it.",
-            current_version=entry.version,
-        )
+    entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
 
     timeline = ordered(entry.changes)
     _validate(request, timeline, recorded_at)
-    placement = place(timeline, request.status, request.effective_on or date.min)
+    effective_on = request.effective_on or date.min
+    placement = place(
+        timeline,
+        request.status,
+        effective_on,
+        visible(entry.observations),
+        absence_known=lookups.membership_known(control_list, effective_on, None),
+    )
     if not placement.legal:
         if request.status not in placement.allowed:
             before = placement.from_status.value if placement.from_status else "no status"
@@ -167,7 +198,8 @@ def record_status_change(
         expected_effective_on=request.expected_effective_on,
         recorded_at=recorded_at,
         note=request.note,
-        sources=[dict(source) for source in jsonable(request.sources)],
+        sources=[with_kind(dict(source)) for source in jsonable(request.sources)],
+        confidence=request.confidence,
         actor=actor,
         request_id=request_id,
     )
@@ -187,3 +219,48 @@ def record_status_change(
     if publish:
         fan_out(session, event)
     return Recorded(change=change, entry=entry, event=event)
+
+
+def record_observation(
+    session: Session,
+    control_list: ControlList,
+    country_code: str,
+    request: ObservationRequest,
+    *,
+    recorded_at: datetime,
+    actor: str | None = None,
+    request_id: str | None = None,
+    expected_versions: set[int] | None = None,
+    must_exist: bool = False,
+) -> tuple[Observation, Entry]:
+    """Append evidence of the entry's status on a date (creating the entry if new).
+
+    An observation changes no status: it makes a status known from its date on, where
+    no change records when that status began. It emits no status-change event, but
+    moves the data version (answers may differ now). The caller commits.
+    """
+    errors: dict[str, list[str]] = {}
+    if not request.sources:
+        errors["sources"] = ["At least one source is required."]
+    if request.observed_on > recorded_at.date():
+        errors["observed_on"] = ["An observation shows a status on a date that has come; not in the future."]
+    if errors:
+        raise InvalidInput("Invalid " + ", ".join(f"'{name}'" for name in errors) + ".", errors)
+    _refuse_if_treated(session, control_list, country_code, request.observed_on)
+    entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
+    observation = Observation(
+        entry=entry,
+        status=request.status.value,
+        observed_on=request.observed_on,
+        recorded_at=recorded_at,
+        note=request.note,
+        sources=[with_kind(dict(source)) for source in jsonable(request.sources)],
+        confidence=request.confidence,
+        actor=actor,
+        request_id=request_id,
+    )
+    session.add(observation)
+    bump_version(session, entry)
+    touch_data(session)
+    session.flush()
+    return observation, entry

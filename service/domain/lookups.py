@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.domain.countries import Country, registry
 from service.domain.errors import UnknownList
+from service.domain.sources import evidence_of, with_kind
 from service.domain.statuses import PENDING, Answer, Effect, restrictions_apply
-from service.domain.timeline import ordered, standing, timeline_key
-from service.models import ControlList, Entry, StatusChange, Treatment
+from service.domain.timeline import first_known, ordered, standing, visible
+from service.models import ControlList, Entry, Observation, StatusChange, Treatment
 
 
 def country_summary(country: Country) -> dict[str, Any]:
@@ -84,11 +85,16 @@ def entry_path(list_id: str, country_code: str) -> str:
     return f"/v1/lists/{list_id}/entries/{country_code}"
 
 
+def sources_with_kind(sources) -> list[dict]:
+    return [with_kind(s) for s in sources or []]
+
+
 def change_document(change: StatusChange, control_list: ControlList, country_code: str) -> dict:
     country = registry().get(country_code)
     path = entry_path(control_list.id, country_code)
     return {
         "id": change.id,
+        "kind": "change",
         "list": list_ref(control_list),
         "country": country_summary(country),
         "from_status": change.from_status,
@@ -97,12 +103,57 @@ def change_document(change: StatusChange, control_list: ControlList, country_cod
         "effective_on": change.effective_on,
         "expected_effective_on": change.expected_effective_on,
         "recorded_at": change.recorded_at,
+        "observed_on": None,
         "note": change.note,
-        "sources": change.sources,
+        "sources": sources_with_kind(change.sources),
+        "evidence": evidence_of(change.sources),
+        "confidence": change.confidence,
         "actor": change.actor,
         "request_id": change.request_id,
         "links": {"entry": path, "self": f"{path}/changes/{change.id}"},
     }
+
+
+def observation_document(observation: Observation, control_list: ControlList, country_code: str) -> dict:
+    """An observation, shaped like a change (`kind: observation`) so that histories hold both."""
+    country = registry().get(country_code)
+    path = entry_path(control_list.id, country_code)
+    return {
+        "id": observation.id,
+        "kind": "observation",
+        "list": list_ref(control_list),
+        "country": country_summary(country),
+        "from_status": None,
+        "status": observation.status,
+        "restrictions_apply": restrictions_apply(observation.status, control_list.effect),
+        "effective_on": observation.observed_on,
+        "expected_effective_on": None,
+        "recorded_at": observation.recorded_at,
+        "observed_on": observation.observed_on,
+        "note": observation.note,
+        "sources": sources_with_kind(observation.sources),
+        "evidence": evidence_of(observation.sources),
+        "confidence": observation.confidence,
+        "actor": observation.actor,
+        "request_id": observation.request_id,
+        "links": {"entry": path, "self": f"{path}/observations/{observation.id}"},
+    }
+
+
+def history_key(item: StatusChange | Observation) -> tuple:
+    """Timeline order for changes and observations together (an observation before a change on its day)."""
+    if isinstance(item, Observation):
+        return (True, item.observed_on, 0, item.id)
+    return (item.effective_on is not None, item.effective_on or date.min, 1, item.id)
+
+
+def history_documents(items, control_list: ControlList, country_code: str) -> list[dict]:
+    return [
+        observation_document(i, control_list, country_code)
+        if isinstance(i, Observation)
+        else change_document(i, control_list, country_code)
+        for i in items
+    ]
 
 
 def membership_known(control_list: ControlList, as_of: date, known_at: datetime | None) -> bool:
@@ -118,19 +169,60 @@ class Changes:
     """Every entry's changes by (country, list), and the treatments that redirect them."""
 
     def __init__(self, entries: Iterable[Entry], treatments: Iterable[Treatment]):
-        self._changes = {(e.country_code, e.list_id): e.changes for e in entries}
+        self._entries = {(e.country_code, e.list_id): e for e in entries}
         self._treatments = {(t.country_code, t.list_id): t for t in treatments}
+
+    def _answer(self, control_list: ControlList, country_code: str, as_of: date, known_at):
+        entry = self._entries.get((country_code, control_list.id))
+        if entry is None:
+            return answer(control_list, country_code, (), as_of, known_at)
+        return answer(control_list, country_code, entry.changes, as_of, known_at, entry.observations)
 
     def answer(self, control_list: ControlList, country_code: str, as_of: date, known_at):
         """A country's status on one list; a country treated as another takes its status."""
         treatment = self._treatments.get((country_code, control_list.id))
         if treatment_applies(treatment, as_of, known_at):
-            changes = self._changes.get((treatment.treated_as, control_list.id), ())
-            result = answer(control_list, treatment.treated_as, changes, as_of, known_at)
+            result = self._answer(control_list, treatment.treated_as, as_of, known_at)
             result["treated_as"] = treatment_document(treatment)
             return result
-        changes = self._changes.get((country_code, control_list.id), ())
-        return answer(control_list, country_code, changes, as_of, known_at)
+        return self._answer(control_list, country_code, as_of, known_at)
+
+
+UNKNOWN_NOTES = {
+    "before_first_observation": "Known only from {observed_since}, the earliest evidence of this entry; "
+    "when its status began is not recorded, so earlier dates are unknown.",
+    "unrecorded_change": "The evidence before and after this date disagrees, and no change between "
+    "them is recorded.",
+    "membership_not_complete": "This list's membership is not known to be complete, "
+    "so absence proves nothing.",
+    "not_yet_known": "The list's full membership was not yet known at known_at.",
+    "before_membership_complete": "Full membership of this list is only known from {complete_from}; "
+    "no change is recorded before it.",
+}
+
+
+def _unknown(base: dict, reason: str, observed_since: date | None = None, complete_from=None) -> dict:
+    note = UNKNOWN_NOTES[reason].format(
+        observed_since=observed_since.isoformat() if observed_since else None,
+        complete_from=complete_from.isoformat() if complete_from else None,
+    )
+    return {
+        **base,
+        "status": Answer.UNKNOWN.value,
+        "restrictions_apply": None,
+        "basis": "no_data",
+        "reason": reason,
+        "since": None,
+        "observed_since": observed_since,
+        "pending": None,
+        "effective_on": None,
+        "recorded_at": None,
+        "change_id": None,
+        "note": note,
+        "sources": [],
+        "evidence": None,
+        "confidence": None,
+    }
 
 
 def answer(
@@ -139,15 +231,20 @@ def answer(
     changes: Iterable[StatusChange],
     as_of: date,
     known_at: datetime | None,
+    observations: Iterable[Observation] = (),
 ) -> dict[str, Any]:
-    """A country's status on one list, from its own changes, with why the service says so."""
-    current = standing(ordered(changes, known_at), as_of)
+    """A country's status on one list, from its own changes and observations, with why the service says so."""
+    timeline = ordered(changes, known_at)
+    shown = visible(observations, known_at)
+    current = standing(timeline, as_of, shown)
     base = {
         "list": list_ref(control_list),
         "treated_as": None,
         "links": {"entry": entry_path(control_list.id, country_code)},
     }
-    if current is not None:
+    if current is not None and current.basis == "no_data":
+        return _unknown(base, current.reason, current.observed_since)
+    if current is not None and current.basis == "recorded_change":
         change = current.change
         pending = None
         if current.status in PENDING:
@@ -157,16 +254,46 @@ def answer(
             }
         return {
             **base,
-            "status": current.status.value,
+            "status": current.status,
             "restrictions_apply": restrictions_apply(current.status, control_list.effect),
             "basis": "recorded_change",
+            "reason": None,
             "since": current.since,
+            "observed_since": None,
             "pending": pending,
             "effective_on": change.effective_on,
             "recorded_at": change.recorded_at,
             "change_id": change.id,
             "note": change.note,
-            "sources": change.sources,
+            "sources": sources_with_kind(change.sources),
+            "evidence": evidence_of(change.sources),
+            "confidence": change.confidence,
+        }
+    if current is not None:  # from observations, in a stretch with no dated change
+        latest = current.points[0].origin
+        sources: dict[str, dict] = {}
+        for point in current.points:
+            for source in point.origin.sources:
+                sources.setdefault(source["url"], with_kind(source))
+        pending = None
+        if current.status in PENDING:
+            pending = {"announced_on": None, "expected_effective_on": None}
+        return {
+            **base,
+            "status": current.status,
+            "restrictions_apply": restrictions_apply(current.status, control_list.effect),
+            "basis": "observation",
+            "reason": None,
+            "since": None,
+            "observed_since": current.observed_since,
+            "pending": pending,
+            "effective_on": None,
+            "recorded_at": latest.recorded_at,
+            "change_id": None,
+            "note": latest.note,
+            "sources": list(sources.values()),
+            "evidence": evidence_of(sources.values()),
+            "confidence": latest.confidence,
         }
     if membership_known(control_list, as_of, known_at):
         return {
@@ -174,36 +301,26 @@ def answer(
             "status": Answer.NOT_LISTED.value,
             "restrictions_apply": False,
             "basis": "absent_from_complete_list",
+            "reason": None,
             "since": None,
+            "observed_since": None,
             "pending": None,
             "effective_on": None,
             "recorded_at": None,
             "change_id": None,
             "note": "Not on this list, whose membership is complete for this date.",
-            "sources": control_list.sources,
+            "sources": sources_with_kind(control_list.sources),
+            "evidence": evidence_of(control_list.sources),
+            "confidence": None,
         }
+    earliest = first_known(timeline, shown)
+    if earliest is not None and earliest > as_of:
+        return _unknown(base, "before_first_observation", earliest)
     if not control_list.membership_complete:
-        why = "This list's membership is not known to be complete, so absence proves nothing."
-    elif known_at is not None and known_at < control_list.recorded_at:
-        why = "The list's full membership was not yet known at known_at."
-    else:
-        why = (
-            "Full membership of this list is only known from "
-            f"{control_list.membership_complete_from.isoformat()}; no change is recorded before it."
-        )
-    return {
-        **base,
-        "status": Answer.UNKNOWN.value,
-        "restrictions_apply": None,
-        "basis": "no_data",
-        "since": None,
-        "pending": None,
-        "effective_on": None,
-        "recorded_at": None,
-        "change_id": None,
-        "note": why,
-        "sources": [],
-    }
+        return _unknown(base, "membership_not_complete")
+    if known_at is not None and known_at < control_list.recorded_at:
+        return _unknown(base, "not_yet_known")
+    return _unknown(base, "before_membership_complete", complete_from=control_list.membership_complete_from)
 
 
 def _overall(answers: list[dict]) -> tuple[bool | None, bool]:
@@ -222,6 +339,11 @@ def all_lists(session: Session) -> list[ControlList]:
     return list(session.scalars(select(ControlList).order_by(ControlList.id)))
 
 
+def by_jurisdiction(lists: list[ControlList]) -> list[ControlList]:
+    """Lists grouped by the jurisdiction that keeps them, then by id (how a country's entries are ordered)."""
+    return sorted(lists, key=lambda cl: (cl.jurisdiction, cl.id))
+
+
 def get_list(session: Session, list_id: str) -> ControlList:
     control_list = session.get(ControlList, list_id)
     if control_list is None:
@@ -235,7 +357,11 @@ def _entries(session: Session, *criteria) -> list[Entry]:
         session.scalars(
             select(Entry)
             .where(*criteria)
-            .options(selectinload(Entry.changes), selectinload(Entry.control_list))
+            .options(
+                selectinload(Entry.changes),
+                selectinload(Entry.observations),
+                selectinload(Entry.control_list),
+            )
         )
     )
 
@@ -253,13 +379,20 @@ def country_status(
     session: Session, country: Country, as_of: date, known_at: datetime | None
 ) -> dict[str, Any]:
     changes = _changes_for(session, [country.alpha_2])
-    answers = [changes.answer(cl, country.alpha_2, as_of, known_at) for cl in all_lists(session)]
+    lists = by_jurisdiction(all_lists(session))
+    answers = [changes.answer(cl, country.alpha_2, as_of, known_at) for cl in lists]
     restricted, pending = _overall(answers)
     return {
         "country": country_summary(country),
         "as_of": as_of,
         "known_at": known_at,
         "restrictions_apply": restricted,
+        "restricting_lists": [a["list"]["id"] for a in answers if a["restrictions_apply"]],
+        "unknown_restrictive_lists": [
+            a["list"]["id"]
+            for a in answers
+            if a["restrictions_apply"] is None and a["list"]["effect"] == Effect.RESTRICTIVE
+        ],
         "pending": pending,
         "entries": answers,
     }
@@ -291,12 +424,13 @@ def countries_overview(session: Session, as_of: date, known_at: datetime | None)
 
 
 def country_history(session: Session, country: Country, known_at: datetime | None) -> list[dict]:
-    """Every change across lists, newest first (by effective date, then recording)."""
+    """Every change and observation across lists, newest first (by date, then recording)."""
     history = []
     for entry in _entries(session, Entry.country_code == country.alpha_2):
         history.extend((c, entry.control_list) for c in ordered(entry.changes, known_at))
-    history.sort(key=lambda pair: timeline_key(pair[0]), reverse=True)
-    return [change_document(c, cl, country.alpha_2) for c, cl in history]
+        history.extend((o, entry.control_list) for o in visible(entry.observations, known_at))
+    history.sort(key=lambda pair: history_key(pair[0]), reverse=True)
+    return [history_documents([item], cl, country.alpha_2)[0] for item, cl in history]
 
 
 def list_entries(
@@ -315,8 +449,8 @@ def list_entries(
     for entry in sorted(_entries(session, Entry.list_id == control_list.id), key=lambda e: e.country_code):
         if entry.country_code in treated:
             continue
-        result = answer(control_list, entry.country_code, entry.changes, as_of, known_at)
-        if result["basis"] != "recorded_change":
+        result = answer(control_list, entry.country_code, entry.changes, as_of, known_at, entry.observations)
+        if result["basis"] not in ("recorded_change", "observation") or result["status"] == Answer.NOT_LISTED:
             continue
         country = registry().get(entry.country_code)
         documents.append({"country": country_summary(country), **result})
@@ -327,7 +461,7 @@ def find_entry(session: Session, control_list: ControlList, country: Country) ->
     return session.scalars(
         select(Entry)
         .where(Entry.list_id == control_list.id, Entry.country_code == country.alpha_2)
-        .options(selectinload(Entry.changes))
+        .options(selectinload(Entry.changes), selectinload(Entry.observations))
     ).one_or_none()
 
 
@@ -349,17 +483,20 @@ def entry_detail(
     as_of: date,
     known_at: datetime | None,
 ) -> dict[str, Any]:
-    """One country on one list: its status and its whole history, newest first."""
+    """One country on one list: its status and its whole history (changes and observations), newest first."""
     entry = find_entry(session, control_list, country)
     changes = entry.changes if entry else []
-    history = sorted(ordered(changes, known_at), key=timeline_key, reverse=True)
+    observations = entry.observations if entry else []
+    history = sorted(
+        ordered(changes, known_at) + visible(observations, known_at), key=history_key, reverse=True
+    )
     return {
         "country": country_summary(country),
         **_changes_for(session, [country.alpha_2]).answer(control_list, country.alpha_2, as_of, known_at),
         "as_of": as_of,
         "known_at": known_at,
         "version": entry.version if entry else 0,
-        "history": [change_document(c, control_list, country.alpha_2) for c in history],
+        "history": history_documents(history, control_list, country.alpha_2),
     }
 
 

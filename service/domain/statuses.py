@@ -30,7 +30,34 @@ class Effect(StrEnum):
     FAVOURABLE = "favourable"
 
 
+class EvidenceKind(StrEnum):
+    """What kind of source a fact rests on, strongest first (the order `min_evidence` compares by)."""
+
+    REGULATION = "regulation"  # Federal Register, eCFR, Official Journal, a cabinet order
+    OFFICIAL_STATEMENT = "official_statement"  # a government readout or notice
+    PRESS = "press"
+    SECONDARY = "secondary"  # law-firm or trade summaries
+    DATASET = "dataset"  # a machine-parsed copy
+
+    @property
+    def strength(self) -> int:
+        """Higher is stronger."""
+        return len(EVIDENCE_ORDER) - EVIDENCE_ORDER.index(self)
+
+
+EVIDENCE_ORDER = list(EvidenceKind)
+
+
+def strongest(kinds) -> EvidenceKind | None:
+    """The strongest of these kinds (None when there are none)."""
+    found = [EvidenceKind(k) for k in kinds if k]
+    return max(found, key=lambda k: k.strength) if found else None
+
+
 PENDING = frozenset({Status.PENDING_REMOVAL, Status.PENDING_ADDITION})
+
+# What an observation may show: a recorded status, or absence.
+OBSERVABLE = [a.value for a in Answer if a != Answer.UNKNOWN]
 
 # Legal next statuses. `None` is an entry with no change yet. A pending status
 # may follow itself: that restates the announcement (new expected date, new source).
@@ -43,9 +70,14 @@ ALLOWED_NEXT: dict[Status | None, frozenset[Status]] = {
 }
 
 
-def allowed_next(status: Status | None) -> list[Status]:
-    """Statuses that may legally follow `status`, in declaration order."""
-    allowed = ALLOWED_NEXT[status]
+# Before the first thing known about an entry, any status may be recorded: true history
+# often starts mid-way (a removal whose earlier listing is not on record).
+FROM_UNKNOWN = frozenset(Status)
+
+
+def allowed_next(status: Status | None, *, unknown: bool = False) -> list[Status]:
+    """Statuses that may legally follow `status` (`unknown`: nothing is known before), in order."""
+    allowed = FROM_UNKNOWN if unknown else ALLOWED_NEXT[status]
     return [s for s in Status if s in allowed]
 
 

@@ -33,7 +33,8 @@ def test_recording_vietnams_removal_from_d1_end_to_end(client, editor):
     assert created["change"]["request_id"] == "req-42"
     assert created["entry"]["status"] == "removed"
     assert created["entry"]["restrictions_apply"] is False
-    assert created["entry"]["version"] == 3
+    # Vietnam's D:1 entry held three observations and the announcement: this is its fifth record.
+    assert created["entry"]["version"] == 5
     assert response.headers["Location"] == created["change"]["links"]["self"]
     assert client.get(response.headers["Location"]).get_json()["id"] == created["change"]["id"]
 
@@ -113,10 +114,11 @@ def test_a_backdated_correction_and_how_as_of_and_known_at_answer_around_it(clie
     assert d1("as_of=2026-11-21&known_at=2026-11-22T00:00:00Z")["status"] == "pending_removal"
     assert d1("as_of=2026-11-21")["status"] == "removed"
     history = client.get("/v1/lists/us-ear-d1/entries/VN").get_json()["history"]
-    assert [(h["status"], h["effective_on"]) for h in history[:3]] == [
-        ("removed", "2026-11-20"),
-        ("removed", "2026-11-10"),
-        ("pending_removal", "2026-02-20"),
+    assert [(h["kind"], h["status"], h["effective_on"]) for h in history[:4]] == [
+        ("change", "removed", "2026-11-20"),
+        ("change", "removed", "2026-11-10"),
+        ("observation", "listed", "2026-07-23"),  # the eCFR table: evidence, not a change
+        ("change", "pending_removal", "2026-02-20"),
     ]
 
 
@@ -206,12 +208,12 @@ def test_stale_if_match_is_a_412_and_changes_nothing(client, editor, session):
 
     assert stale.status_code == 412
     assert stale.content_type == PROBLEM
-    assert stale.get_json()["current_version"] == 3
+    assert stale.get_json()["current_version"] == 5
     assert table_counts(session) == counts
 
 
 def test_current_if_match_succeeds_and_star_needs_an_existing_entry(client, editor):
-    assert client.post(D1_VN, json=a_change(), headers={**editor, "If-Match": '"v2"'}).status_code == 201
+    assert client.post(D1_VN, json=a_change(), headers={**editor, "If-Match": '"v4"'}).status_code == 201
     assert (
         client.post(
             "/v1/lists/us-ear-d1/entries/FR/changes",

@@ -1,5 +1,7 @@
 """GET /v1/countries...: lookups by country, on a date, as known at a moment."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 PROBLEM = "application/problem+json"
@@ -39,7 +41,9 @@ def test_vietnam_before_the_announcement_is_listed(client):
     entries = entries_by_list(client.get("/v1/countries/VN?as_of=2026-02-19").get_json())
 
     assert entries["us-ear-d1"]["status"] == "listed"
-    assert entries["us-ear-d1"]["since"] is None  # in force since an unrecorded date
+    assert entries["us-ear-d1"]["since"] is None  # in force since an unrecorded date ...
+    assert entries["us-ear-d1"]["observed_since"] == "2025-05-29"  # ... known from the PM's request
+    assert entries["us-ear-d1"]["basis"] == "observation"
     assert entries["us-ear-d1"]["pending"] is None
     assert entries["us-ear-d3"]["status"] == "listed"
 
@@ -61,11 +65,14 @@ def test_vietnam_d5_around_its_2016_removal(client, as_of, status, restrictions)
     assert "81 FR 76859 (FR Doc 2016-26535)" in citations
 
 
-def test_an_unrecorded_start_answers_for_every_earlier_date(client):
+def test_an_unrecorded_start_is_unknown_before_the_first_observation(client):
     entry = entries_by_list(client.get("/v1/countries/VN?as_of=1990-01-01").get_json())["us-ear-d5"]
 
-    assert entry["status"] == "listed"
-    assert entry["since"] is None
+    assert entry["status"] == "unknown"  # never `listed` projected into the past
+    assert entry["reason"] == "before_first_observation"
+    assert entry["observed_since"] == "2016-11-03"
+    assert entry["restrictions_apply"] is None
+    assert "2016-11-03" in entry["note"]
 
 
 @pytest.mark.parametrize(
@@ -78,10 +85,16 @@ def test_every_kind_of_reference_reaches_vietnam(client, ref):
     assert response.get_json()["country"]["alpha_2"] == "VN"
 
 
-def test_france_has_no_restriction(client):
+def test_france_has_no_restriction(client, frozen_clock):
+    # ITAR 126.1 is complete from the reference's compilation date (2026-12-01): from then
+    # on France is not_listed there too, and nothing restrictive is left unknown.
+    frozen_clock.now = datetime(2026, 12, 2, 12, tzinfo=UTC)
     document = client.get("/v1/countries/FR").get_json()
 
     assert document["restrictions_apply"] is False
+    assert document["restricting_lists"] == []
+    assert document["unknown_restrictive_lists"] == []
+    assert entries_by_list(document)["us-itar-126-1"]["status"] == "not_listed"
     assert document["pending"] is False
     entries = entries_by_list(document)
     for list_id in ("us-ear-d1", "us-ear-d3", "us-ear-d5", "us-ear-e1", "us-ear-e2"):
@@ -109,10 +122,12 @@ def test_an_incomplete_list_answers_unknown_for_absent_countries(client):
 
 
 def test_known_at_answers_as_the_service_would_have_then(client):
-    before = entries_by_list(client.get("/v1/countries/VN?known_at=2026-02-20T23:59:59Z").get_json())
+    before = entries_by_list(client.get("/v1/countries/VN?known_at=2026-02-20T12:00:00Z").get_json())
     after = entries_by_list(client.get("/v1/countries/VN?known_at=2026-02-21T00:00:00Z").get_json())
 
-    assert before["us-ear-d1"]["status"] == "unknown"  # nothing about D:1 was on record yet
+    # The announcement was not on record yet; the 2025 requests were: listed, known from 2025.
+    assert before["us-ear-d1"]["status"] == "listed"
+    assert before["us-ear-d1"]["observed_since"] == "2025-05-29"
     assert after["us-ear-d1"]["status"] == "pending_removal"
 
 
@@ -221,7 +236,8 @@ def test_overview_limit_is_clamped(client, limit, expected):
     assert len(page["items"]) == expected
 
 
-def test_overview_summarises_restrictions_and_pending_changes(client):
+def test_overview_summarises_restrictions_and_pending_changes(client, frozen_clock):
+    frozen_clock.now = datetime(2026, 12, 2, 12, tzinfo=UTC)  # ITAR 126.1 complete from 2026-12-01
     items = {i["country"]["alpha_2"]: i for i in client.get("/v1/countries?limit=500").get_json()["items"]}
 
     assert items["VN"]["restrictions_apply"] is True
@@ -260,15 +276,24 @@ def test_overview_bad_parameters(client, query, parameter):
 def test_history_is_newest_first_with_sources(client):
     history = client.get("/v1/countries/VN/history").get_json()["items"]
 
-    keys = [(h["effective_on"] or "", h["list"]["id"], h["status"]) for h in history]
-    assert set(keys[:2]) == {
-        ("2026-02-20", "us-ear-d1", "pending_removal"),
-        ("2026-02-20", "us-ear-d3", "pending_removal"),
+    keys = [(h["effective_on"], h["kind"], h["list"]["id"], h["status"]) for h in history]
+    assert set(keys[:2]) == {  # the eCFR table: evidence of D:1 and D:3 on its date
+        ("2026-07-23", "observation", "us-ear-d1", "listed"),
+        ("2026-07-23", "observation", "us-ear-d3", "listed"),
     }
-    assert keys[2] == ("2016-11-04", "us-ear-d5", "removed")
-    assert {h["status"] for h in history[3:]} == {"listed"}
-    assert all(h["sources"] for h in history)
-    assert history[2]["from_status"] == "listed"
+    assert set(keys[2:4]) == {
+        ("2026-02-20", "change", "us-ear-d1", "pending_removal"),
+        ("2026-02-20", "change", "us-ear-d3", "pending_removal"),
+    }
+    assert [k[0] for k in keys[4:8]] == ["2025-11-14", "2025-11-14", "2025-05-29", "2025-05-29"]
+    assert keys[8:] == [
+        ("2016-11-04", "change", "us-ear-d5", "removed"),
+        ("2016-11-03", "observation", "us-ear-d5", "listed"),
+        ("2016-09-29", "change", "us-itar-126-1", "removed"),
+    ]
+    assert all(h["sources"] and h["evidence"] for h in history)
+    assert history[8]["from_status"] == "listed"  # shown by the observation of the day before
+    assert history[10]["from_status"] is None  # a first change: what came before is unknown
 
 
 def test_history_pages_and_respects_known_at(client):
@@ -277,9 +302,10 @@ def test_history_pages_and_respects_known_at(client):
     known_then = client.get("/v1/countries/VN/history?known_at=2020-01-01T00:00:00Z").get_json()
 
     assert len(first["items"]) == 2
-    assert len(first["items"]) + len(rest["items"]) == 6
+    assert len(first["items"]) + len(rest["items"]) == 11
+    assert len({(h["kind"], h["id"]) for h in first["items"] + rest["items"]}) == 11
     assert rest["next_cursor"] is None
-    assert [h["status"] for h in known_then["items"]] == ["removed", "listed"]
+    assert [h["status"] for h in known_then["items"]] == ["removed", "listed", "removed"]
 
 
 def test_history_of_an_unknown_country_is_a_404_problem(client):

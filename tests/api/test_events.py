@@ -14,7 +14,7 @@ D1_VN = "/v1/lists/us-ear-d1/entries/VN/changes"
 
 
 def test_seeded_history_is_in_the_feed_in_sequence_order(client):
-    page = client.get("/v1/events?limit=500").get_json()
+    page = client.get("/v1/events?limit=50").get_json()
 
     sequences = [e["sequence"] for e in page["items"]]
     assert sequences == list(range(1, len(sequences) + 1))  # gap-free from the start
@@ -48,7 +48,7 @@ def test_following_the_feed_with_after_sees_every_event_once(client, editor):
 def test_an_event_carries_what_subscribers_need(client, editor):
     client.post(D1_VN, json=a_change(), headers=editor)
 
-    event = client.get("/v1/events?type=entry.status_changed&country=VN&list=us-ear-d1&after=500").get_json()[
+    event = client.get("/v1/events?type=entry.status_changed&country=VN&list=us-ear-d1&after=100").get_json()[
         "items"
     ][-1]
 
@@ -156,7 +156,7 @@ def test_the_atom_feed_takes_the_same_filters(client):
                 f"{ATOM}entry"
             )
         )
-        == 14
+        == 19
     )
     assert client.get("/v1/events.atom?country=Atlantis").status_code == 422
 
@@ -191,7 +191,10 @@ def test_paging_deep_uses_the_index_not_a_scan(app):
             assert "ix_events_country_code_id" in filtered
             assert "TEMP B-TREE" not in plan + filtered
         else:
+            # The seeded feed is small (observations emit no events), so the planner would
+            # rather bitmap-scan and sort it: ask what it does when it cannot, as on a large feed.
             connection.execute(text("SET enable_seqscan = off"))
+            connection.execute(text("SET enable_bitmapscan = off"))
             plan = "\n".join(
                 row[0]
                 for row in connection.execute(

@@ -19,12 +19,15 @@ EAR_LISTS = [
     "us-ear-e1",
     "us-ear-e2",
 ]
+# The other lists seeded from the reference (seeds/reference_lists.yaml).
+OTHER_LISTS = ["eu-eu001", "jp-group-a", "uk-ogel-eu", "us-itar-126-1", "wassenaar"]
+ALL_LISTS = sorted(EAR_LISTS + OTHER_LISTS)
 
 
 def test_every_ear_country_group_is_a_list(client):
     page = client.get("/v1/lists").get_json()
 
-    assert [item["id"] for item in page["items"]] == EAR_LISTS
+    assert [item["id"] for item in page["items"]] == ALL_LISTS
     assert page["next_cursor"] is None
 
 
@@ -57,8 +60,8 @@ def test_lists_page_with_a_clamped_limit(client):
     first = client.get("/v1/lists?limit=5").get_json()
     second = client.get(f"/v1/lists?limit=5&cursor={first['next_cursor']}").get_json()
 
-    assert [i["id"] for i in first["items"]] == EAR_LISTS[:5]
-    assert [i["id"] for i in second["items"]] == EAR_LISTS[5:10]
+    assert [i["id"] for i in first["items"]] == ALL_LISTS[:5]
+    assert [i["id"] for i in second["items"]] == ALL_LISTS[5:10]
 
 
 def test_unknown_list_is_a_404_problem_listing_known_ids(client):
@@ -68,7 +71,7 @@ def test_unknown_list_is_a_404_problem_listing_known_ids(client):
     assert response.content_type == PROBLEM
     problem = response.get_json()
     assert problem["type"] == "/problems/unknown-list"
-    assert problem["known_lists"] == EAR_LISTS
+    assert problem["known_lists"] == ALL_LISTS
 
 
 def test_entries_of_a_list_by_country_code(client):
@@ -84,7 +87,7 @@ def test_entries_filtered_by_status(client):
 
     assert [i["country"]["alpha_2"] for i in pending] == ["VN"]
     assert pending[0]["pending"]["announced_on"] == "2026-02-20"
-    assert [i["country"]["alpha_2"] for i in removed] == ["VN"]
+    assert [i["country"]["alpha_2"] for i in removed] == ["KH", "VN"]  # KH: 2026-02-03
 
 
 def test_entries_as_of_a_date(client):
@@ -135,11 +138,16 @@ def test_entry_with_its_history_newest_first(client):
     assert entry["country"]["alpha_2"] == "VN"
     assert entry["status"] == "removed"
     assert entry["version"] == 2
-    assert [h["status"] for h in entry["history"]] == ["removed", "listed"]
+    assert [(h["kind"], h["status"]) for h in entry["history"]] == [
+        ("change", "removed"),
+        ("observation", "listed"),
+    ]
     assert entry["history"][0]["from_status"] == "listed"
     assert entry["history"][0]["effective_on"] == "2016-11-04"
     assert entry["history"][0]["recorded_at"] == "2016-11-04T00:00:00Z"
-    assert entry["history"][1]["effective_on"] is None
+    # The rule of 2016-11-04 shows Vietnam in D:5 the day before; when it entered is not recorded.
+    assert entry["history"][1]["observed_on"] == entry["history"][1]["effective_on"] == "2016-11-03"
+    assert entry["history"][1]["links"]["self"].startswith("/v1/lists/us-ear-d5/entries/VN/observations/")
     assert response.headers["ETag"].startswith('"v2-')
 
 

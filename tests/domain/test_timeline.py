@@ -16,6 +16,15 @@ class Change:
     effective_on: date | None
     recorded_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     expected_effective_on: date | None = None
+    from_status: str | None = None
+
+
+@dataclass
+class Observation:
+    id: int
+    status: str
+    observed_on: date
+    recorded_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 VIETNAM_D1 = [
@@ -28,11 +37,47 @@ def test_nothing_is_in_force_before_the_first_dated_change():
     assert standing(ordered([Change(1, "pending_addition", date(2026, 5, 1))]), date(2026, 4, 30)) is None
 
 
-def test_an_undated_first_change_holds_for_every_earlier_date():
-    current = standing(ordered(VIETNAM_D1), date(1900, 1, 1))
+def test_an_undated_change_is_evidence_from_the_day_it_was_recorded_not_before():
+    before = standing(ordered(VIETNAM_D1), date(1900, 1, 1))
+    after = standing(ordered(VIETNAM_D1), date(2026, 1, 1))
 
-    assert current.status == Status.LISTED
-    assert current.since is None
+    assert (before.status, before.reason, before.observed_since) == (
+        "unknown",
+        "before_first_observation",
+        date(2026, 1, 1),
+    )
+    assert (after.status, after.basis, after.since) == ("listed", "observation", None)
+
+
+def test_a_status_is_known_from_its_earliest_observation_on():
+    timeline = ordered([Change(1, "pending_removal", date(2026, 2, 20), from_status="listed")])
+    observations = [Observation(1, "listed", date(2025, 5, 29)), Observation(2, "listed", date(2025, 11, 14))]
+
+    assert standing(timeline, date(2025, 5, 28), observations).status == "unknown"
+    on = standing(timeline, date(2025, 6, 1), observations)
+    assert (on.status, on.observed_since, on.since) == ("listed", date(2025, 5, 29), None)
+    # The change's from_status is evidence of the day before it, too.
+    assert standing(timeline, date(2026, 2, 19)).status == "listed"
+    assert standing(timeline, date(2026, 2, 18)).status == "unknown"
+
+
+def test_observations_that_disagree_leave_the_dates_between_unknown():
+    observations = [
+        Observation(1, "listed", date(2020, 1, 1)),
+        Observation(2, "not_listed", date(2022, 1, 1)),
+    ]
+
+    assert standing([], date(2021, 1, 1), observations).reason == "unrecorded_change"
+    assert standing([], date(2023, 1, 1), observations).status == "not_listed"
+
+
+def test_a_dated_change_gives_a_start_to_a_run_known_from_observations():
+    observations = [Observation(1, "listed", date(2026, 7, 23))]
+    timeline = ordered([Change(1, "listed", date(2024, 3, 15))])
+
+    assert place([], Status.LISTED, date(2024, 3, 15), observations).legal is True
+    assert standing(timeline, date(2024, 3, 15), observations).since == date(2024, 3, 15)
+    assert standing(timeline, date(2024, 3, 14), observations) is None  # nothing known before
 
 
 def test_pending_carries_its_announcement_and_expected_date():
@@ -86,7 +131,7 @@ def test_placement_checks_the_status_in_force_at_the_date(status, effective_on, 
     assert placement.legal is legal
 
 
-def test_the_first_change_must_be_listed_or_pending_addition():
+def test_after_known_absence_the_first_change_must_be_listed_or_pending_addition():
     assert place([], Status.REMOVED, date(2026, 1, 1)).legal is False
     assert place([], Status.LISTED, date(2026, 1, 1)).legal is True
     assert place([], Status.PENDING_ADDITION, date(2026, 1, 1)).allowed == [
@@ -112,3 +157,11 @@ def test_allowed_next_statuses():
 )
 def test_restrictions_apply_while_listed_or_pending_removal(status, effect, expected):
     assert restrictions_apply(status, effect) is expected
+
+
+def test_where_nothing_is_known_true_history_may_start_with_a_removal():
+    assert place([], Status.REMOVED, date(2020, 2, 24), absence_known=False).legal is True
+    assert place([], Status.REMOVED, date(2020, 2, 24), absence_known=False).from_status is None
+    # ... but a removal cannot be followed by a pending removal.
+    removed = ordered([Change(1, "removed", date(2020, 2, 24))])
+    assert place(removed, Status.PENDING_REMOVAL, date(2021, 1, 1), absence_known=False).legal is False

@@ -15,7 +15,7 @@ DECEMBER = FIXTURES / "part740-2026-12-01.xml"
 
 
 def seeded_table() -> dict[str, set[str]]:
-    with (ROOT / "seeds" / "ear_country_groups.csv").open(encoding="utf-8") as handle:
+    with (ROOT / "seeds" / "reference" / "ear_country_groups.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return {column: {r["iso2"] for r in rows if r[column.replace(":", "")] == "X"} for column in COLUMNS}
 

@@ -1,6 +1,7 @@
 """Delivering events: signed, filtered, retried, logged; driven by run_once() against real receivers."""
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -510,8 +511,7 @@ def test_seed_loading_does_not_flood_subscribers(client, editor, receiver, app, 
     from service import seeding
 
     subscribe(client, editor, receiver.url_for("/hook"))
-    for name in ("sources.yaml", "lists.yaml", "ear_country_groups.csv"):
-        (tmp_path / name).write_text((seeding.DEFAULT_SEEDS / name).read_text())
+    shutil.copytree(seeding.DEFAULT_SEEDS, tmp_path, dirs_exist_ok=True)
     history = (seeding.DEFAULT_SEEDS / "history.yaml").read_text() + (
         "  - country: FR\n    list: us-ear-d2\n    status: listed\n"
         "    effective_on: null\n    sources: [vtc-2026-02-21]\n"

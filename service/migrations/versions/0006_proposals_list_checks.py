@@ -1,7 +1,7 @@
 """proposals and list checks
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 00:59:38.093386
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import service.db
 
 revision: str = "0006"
-down_revision: str | None = "0004"  # re-chained onto 0005 at merge
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
