@@ -24,7 +24,7 @@ from service.schemas import (
     WebhookSchema,
     WriteHeaders,
 )
-from service.webhooks import subscriptions
+from service.domain import subscriptions
 
 blp = Blueprint(
     "webhooks",

@@ -56,7 +56,7 @@ class Outcome:
 
 
 def _restore_webhook_secret(session: Session, body: dict) -> dict:
-    from service.webhooks.subscriptions import restore_secret
+    from service.domain.subscriptions import restore_secret
 
     return restore_secret(session, body)
 
