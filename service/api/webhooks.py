@@ -6,6 +6,7 @@ from flask.views import MethodView
 from service import db
 from service.api import Blueprint, writes
 from service.api.paging import id_cursor, id_page, page
+from service.domain import subscriptions
 from service.domain.events import public_id
 from service.domain.keys import Role
 from service.models import Delivery
@@ -24,7 +25,6 @@ from service.schemas import (
     WebhookSchema,
     WriteHeaders,
 )
-from service.domain import subscriptions
 
 blp = Blueprint(
     "webhooks",
