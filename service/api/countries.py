@@ -1,5 +1,7 @@
 """Countries: one country's status on every list, its history, and the overview of all."""
 
+from datetime import date
+
 from flask.views import MethodView
 
 from service import clock, db
@@ -7,7 +9,7 @@ from service.api import Blueprint
 from service.api.paging import page
 from service.domain import lookups
 from service.domain.countries import Country, registry
-from service.domain.errors import UnknownCountry
+from service.domain.errors import InvalidInput, UnknownCountry
 from service.schemas import (
     ChangePage,
     CountriesQuery,
@@ -15,6 +17,7 @@ from service.schemas import (
     CountryStatusSchema,
     HistoryQuery,
     TimeQuery,
+    encode_cursor,
 )
 
 blp = Blueprint(
@@ -81,16 +84,28 @@ class CountryHistory(MethodView):
     @blp.problems(404)
     def get(self, ref, limit, cursor=None, known_at=None):
         """Every change and observation across lists, newest first (by date, then recording), cited."""
-        history = lookups.country_history(db.session(), resolve_country(ref), known_at)
-        return page(history, _change_key, limit, cursor, descending=True)
+        items, last = lookups.country_history(
+            db.session(), resolve_country(ref), known_at, limit=limit, cursor=history_cursor(cursor)
+        )
+        return {
+            "items": items,
+            "next_cursor": encode_cursor([last[0].isoformat(), last[1], last[2]]) if last else None,
+        }
 
 
-def _change_key(change: dict) -> list:
-    """The domain's history order (see lookups.history_key), as JSON for a cursor."""
-    effective_on = change["effective_on"]
-    return [
-        effective_on is not None,
-        effective_on.isoformat() if effective_on else "",
-        0 if change["kind"] == "observation" else 1,
-        change["id"],
-    ]
+def history_cursor(cursor) -> lookups.HistoryCursor | None:
+    """A history page's cursor, [date, rank, id] as issued, checked."""
+    if cursor is None:
+        return None
+    try:
+        day, rank, row_id = cursor
+        parsed = (date.fromisoformat(day), int(rank), int(row_id))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            "Invalid query parameter 'cursor'.", {"cursor": ["Not a cursor for this collection."]}
+        ) from exc
+    if parsed[1] not in (0, 1) or not 0 < parsed[2] < 2**31 or isinstance(row_id, bool):
+        raise InvalidInput(
+            "Invalid query parameter 'cursor'.", {"cursor": ["Not a cursor for this collection."]}
+        )
+    return parsed

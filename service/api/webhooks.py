@@ -5,7 +5,7 @@ from flask.views import MethodView
 
 from service import db
 from service.api import Blueprint, writes
-from service.api.paging import id_cursor, id_page, page
+from service.api.paging import id_cursor, id_page
 from service.domain import subscriptions
 from service.domain.events import public_id
 from service.domain.keys import Role
@@ -24,6 +24,7 @@ from service.schemas import (
     WebhookPatchSchema,
     WebhookSchema,
     WriteHeaders,
+    encode_cursor,
 )
 
 blp = Blueprint(
@@ -90,8 +91,12 @@ class Webhooks(MethodView):
     @blp.response(200, WebhookPage)
     def get(self, limit, cursor=None):
         """Every subscription (without secrets)."""
-        documents = [subscriptions.webhook_document(w) for w in subscriptions.list_webhooks(db.session())]
-        return page(documents, lambda d: d["id"], limit, cursor)
+        rows = subscriptions.list_webhooks(db.session(), limit=limit, after=id_cursor(cursor))
+        more = len(rows) > limit
+        return {
+            "items": [subscriptions.webhook_document(w) for w in rows[:limit]],
+            "next_cursor": encode_cursor(rows[limit - 1].id) if more else None,
+        }
 
     @blp.authorized(Role.EDITOR, write=True, json=True)
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)

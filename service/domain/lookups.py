@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Date, and_, false, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.domain.countries import Country, registry
@@ -423,14 +423,82 @@ def countries_overview(session: Session, as_of: date, known_at: datetime | None)
     return overview
 
 
-def country_history(session: Session, country: Country, known_at: datetime | None) -> list[dict]:
-    """Every change and observation across lists, newest first (by date, then recording)."""
+def full_country_history(session: Session, country: Country, known_at: datetime | None) -> list[dict]:
+    """Every change and observation across lists, newest first: the pages' timeline, which
+    draws them all (the API pages them with `country_history`)."""
     history = []
     for entry in _entries(session, Entry.country_code == country.alpha_2):
         history.extend((c, entry.control_list) for c in ordered(entry.changes, known_at))
         history.extend((o, entry.control_list) for o in visible(entry.observations, known_at))
     history.sort(key=lambda pair: history_key(pair[0]), reverse=True)
     return [history_documents([item], cl, country.alpha_2)[0] for item, cl in history]
+
+
+# A history cursor: (date or date.min, 0 for an observation / 1 for a change, id) of the last item.
+HistoryCursor = tuple[date, int, int]
+
+
+def _after_cursor(day, rank: int, row_id, cursor: HistoryCursor | None) -> list:
+    """SQL criteria: a row of one table (whose rank is `rank`) comes after `cursor` in
+    newest-first order, i.e. (day, rank, id) < cursor, compared left to right."""
+    if cursor is None:
+        return []
+    c_day, c_rank, c_id = cursor
+    if rank < c_rank:
+        same_day = day == c_day
+    elif rank == c_rank:
+        same_day = and_(day == c_day, row_id < c_id)
+    else:
+        same_day = false()
+    return [or_(day < c_day, same_day)]
+
+
+def country_history(
+    session: Session,
+    country: Country,
+    known_at: datetime | None,
+    *,
+    limit: int,
+    cursor: HistoryCursor | None = None,
+) -> tuple[list[dict], HistoryCursor | None]:
+    """A page of every change and observation across lists, newest first (by date, observations
+    before changes on their day, then recording), and the cursor of the next page.
+
+    Keyset paging in SQL: each table gives at most limit + 1 rows after the cursor, and the
+    two are merged; nothing before the page is read.
+    """
+    no_date = literal(date.min, Date)
+    change_day = func.coalesce(StatusChange.effective_on, no_date)
+    changes = (
+        select(StatusChange, ControlList)
+        .join(Entry, Entry.id == StatusChange.entry_id)
+        .join(ControlList, ControlList.id == Entry.list_id)
+        .where(Entry.country_code == country.alpha_2, *_after_cursor(change_day, 1, StatusChange.id, cursor))
+        .order_by(change_day.desc(), StatusChange.id.desc())
+        .limit(limit + 1)
+    )
+    observations = (
+        select(Observation, ControlList)
+        .join(Entry, Entry.id == Observation.entry_id)
+        .join(ControlList, ControlList.id == Entry.list_id)
+        .where(
+            Entry.country_code == country.alpha_2,
+            *_after_cursor(Observation.observed_on, 0, Observation.id, cursor),
+        )
+        .order_by(Observation.observed_on.desc(), Observation.id.desc())
+        .limit(limit + 1)
+    )
+    if known_at is not None:
+        changes = changes.where(StatusChange.recorded_at <= known_at)
+        observations = observations.where(Observation.recorded_at <= known_at)
+    rows = list(session.execute(changes)) + list(session.execute(observations))
+    rows.sort(key=lambda row: history_key(row[0]), reverse=True)
+    page, more = rows[:limit], len(rows) > limit
+    documents = [history_documents([item], control_list, country.alpha_2)[0] for item, control_list in page]
+    if not more or not page:
+        return documents, None
+    last = history_key(page[-1][0])
+    return documents, (last[1], last[2], last[3])
 
 
 def list_entries(

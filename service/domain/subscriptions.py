@@ -126,8 +126,12 @@ def get_webhook(session: Session, webhook_id: int) -> Webhook:
     return webhook
 
 
-def list_webhooks(session: Session) -> list[Webhook]:
-    return list(session.scalars(select(Webhook).where(Webhook.deleted_at.is_(None)).order_by(Webhook.id)))
+def list_webhooks(session: Session, *, limit: int, after: int | None = None) -> list[Webhook]:
+    """Subscriptions by id after `after` (keyset): up to limit + 1 rows (the extra says there is more)."""
+    query = select(Webhook).where(Webhook.deleted_at.is_(None)).order_by(Webhook.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(Webhook.id > after)
+    return list(session.scalars(query))
 
 
 def update_webhook(

@@ -123,7 +123,7 @@ def country_timeline(
         if control_list.membership_complete_from:
             dates.add(control_list.membership_complete_from)
     for code in sorted(codes):
-        for change in lookups.country_history(session, registry().get(code), known_at):
+        for change in lookups.full_country_history(session, registry().get(code), known_at):
             recorded_lists.add(change["list"]["id"])
             for day in (change["effective_on"], change["expected_effective_on"]):
                 if day is not None:

@@ -417,7 +417,7 @@ def country(ref):
     def context():
         session_ = db.session()
         status = lookups.country_status(session_, found, as_of, known_at)
-        history = lookups.country_history(session_, found, known_at)
+        history = lookups.full_country_history(session_, found, known_at)
         params = {"as_of": args.get("as_of"), "known_at": known_at}
         return {
             "country": status["country"],
