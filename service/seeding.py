@@ -27,7 +27,6 @@ from service.config import DEFAULT_SEEDS_PATH
 from service.domain.audit import Actor
 from service.domain.changes import ChangeRequest, ObservationRequest, record_observation, record_status_change
 from service.domain.countries import registry
-from service.domain.events import touch_data
 from service.domain.jsonable import jsonable
 from service.domain.lists import DEFINING_FIELDS, DESCRIPTIVE_FIELDS, create_list
 from service.domain.sources import with_kind
@@ -173,7 +172,6 @@ class Seeder:
                 )
             )
             self.report.treatments += 1
-            touch_data(self.session)  # lookups answer differently now: cached documents are stale
         self.session.flush()
 
     def _entry(self, list_id: str, country_code: str) -> Entry | None:

@@ -16,7 +16,7 @@ from service.domain.errors import (
     TreatedAsAnother,
     VersionMismatch,
 )
-from service.domain.events import EventType, emit, touch_data
+from service.domain.events import EventType, emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.sources import with_kind
@@ -261,6 +261,5 @@ def record_observation(
     )
     session.add(observation)
     bump_version(session, entry)
-    touch_data(session)
-    session.flush()
+    session.flush()  # writing an observation moves the data version (events._bump_on_flush)
     return observation, entry

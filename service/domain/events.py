@@ -4,11 +4,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from service import clock
-from service.models import Counter, Event
+from service.models import ControlList, Counter, Entry, Event, Observation, StatusChange, Treatment
 
 EVENTS_COUNTER = "events"
 # Bumped by every public event (a change to what the API serves): the version that
@@ -55,8 +55,44 @@ def current_sequence(connection) -> int:
 
 
 def touch_data(session: Session) -> None:
-    """Move the data version: what the API serves changed (without an event of its own)."""
+    """Move the data version: what the API serves changed. Once per transaction is enough."""
+    if session.info.get(_TOUCHED):
+        return
+    session.info[_TOUCHED] = True
     session.execute(update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1))
+
+
+# The tables every cached document is built from. Any write to them moves the data version,
+# so no writer can leave the cache stale by forgetting to (webhooks, keys, deliveries and
+# operational events are not among them: they leave the cache alone).
+CACHED_MODELS: tuple[type, ...] = (ControlList, Entry, StatusChange, Observation, Treatment)
+_TOUCHED = "exportctl.data_touched"
+
+
+def _touches_cache(instance: object) -> bool:
+    if isinstance(instance, Event):
+        return bool(instance.public)
+    return isinstance(instance, CACHED_MODELS)
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_on_flush(session: Session, _context, _instances) -> None:
+    if any(_touches_cache(i) for i in (*session.new, *session.dirty, *session.deleted)):
+        touch_data(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bump_on_bulk_write(state) -> None:
+    """Bulk UPDATE/DELETE statements on cached tables skip the flush: bump for them too."""
+    mapper = state.bind_mapper
+    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ in CACHED_MODELS:
+        touch_data(state.session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_touch(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: the next one bumps anew
+        session.info.pop(_TOUCHED, None)
 
 
 def emit(
@@ -79,9 +115,7 @@ def emit(
         data=data,
         public=type.public,
     )
-    if type.public:
-        touch_data(session)
-    session.add(event)
+    session.add(event)  # a public event moves the data version (see _bump_on_flush)
     session.flush()
     return event
 
