@@ -12,7 +12,7 @@ help:
 	@echo "make test     create .venv with the test extras and run the whole suite"
 	@echo "make openapi  regenerate openapi.yaml from the code"
 	@echo "make bench    load-test GET /v1/countries/VN against bare Flask (installs wrk if missing)"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff and mypy (strict on service/domain/)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check service tests bench examples
 	$(BIN)/ruff format --check service tests bench examples
+	$(BIN)/mypy
 
 openapi: $(VENV)/.installed
 	$(BIN)/exportctl openapi write openapi.yaml

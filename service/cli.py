@@ -18,6 +18,7 @@ from service.config import gunicorn_options, load_config
 from service.domain import keys
 from service.domain.errors import DomainError
 from service.errors import database_unavailable
+from service.vocabulary import Role
 
 
 def _database_name() -> str:
@@ -204,7 +205,7 @@ def keys_group():
 
 @keys_group.command("create", help="Create a key and print it once; only its hash is stored.")
 @click.option("--name", required=True, help="Who or what uses the key; recorded as the actor of its writes.")
-@click.option("--role", type=click.Choice(["reader", "editor", "admin"]), required=True)
+@click.option("--role", type=click.Choice([role.label for role in Role]), required=True)
 @with_appcontext
 @needs_schema
 def keys_create(name: str, role: str):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from service.db import UTCDateTime
 from service.domain.statuses import OBSERVABLE, Effect, Status
+from service.vocabulary import Confidence, DeliveryState, ProposalState, Role, values
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,7 +39,7 @@ def _in(column: str, values) -> str:
 
 STATUSES = [s.value for s in Status]
 PENDING_STATUSES = [Status.PENDING_REMOVAL.value, Status.PENDING_ADDITION.value]
-CONFIDENCES = ["high", "medium", "low"]
+CONFIDENCES = values(Confidence)
 
 
 class Base(DeclarativeBase):
@@ -220,7 +221,7 @@ class Treatment(Base):
     sources: Mapped[list[Any]]
 
 
-ROLES = ["reader", "editor", "admin"]
+ROLES = [role.label for role in Role]
 
 
 class ApiKey(Base):
@@ -271,7 +272,7 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime]
 
 
-DELIVERY_STATES = ["pending", "delivering", "succeeded", "failed", "cancelled"]
+DELIVERY_STATES = values(DeliveryState)
 
 
 class Webhook(Base):
@@ -319,7 +320,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"))
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     # A claimed delivery belongs to one worker until its lease expires.
@@ -367,7 +368,7 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-PROPOSAL_STATES = ["pending", "approved", "rejected", "stale"]
+PROPOSAL_STATES = values(ProposalState)
 PROPOSAL_KINDS = ["change", "review"]
 PROPOSAL_ORIGINS = ["ecfr", "federal-register"]
 
@@ -395,7 +396,7 @@ class Proposal(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=ProposalState.PENDING.value)
     origin: Mapped[str] = mapped_column(String(32))
     # The document it came from ("ecfr:15-740:2026-12-01", "fr:2026-21345") and what the
     # importer kept of it; the same document imported twice proposes nothing new.

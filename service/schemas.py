@@ -14,6 +14,7 @@ from service import clock
 from service.domain.events import PUBLIC_EVENT_TYPES, EventType
 from service.domain.sources import with_kind
 from service.domain.statuses import OBSERVABLE, Answer, Effect, EvidenceKind, Status
+from service.vocabulary import Confidence, DeliveryState, ProposalState, values
 
 # An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
 _URI_CHARS = r"-A-Za-z0-9._~!$&'()*+,;="
@@ -47,7 +48,7 @@ STATUSES = [s.value for s in Status]
 ANSWERS = [a.value for a in Answer]
 EFFECTS = [e.value for e in Effect]
 EVIDENCE_KINDS = [k.value for k in EvidenceKind]
-CONFIDENCES = ["high", "medium", "low"]
+CONFIDENCES = values(Confidence)
 
 MAX_PAGE = 500
 MAX_SEQUENCE = 2**63 - 1  # event numbers are 64-bit
@@ -999,9 +1000,7 @@ class DeliverySchema(Schema):
     event_id = fields.String(required=True)
     event_sequence = fields.Integer(required=True)
     event_type = fields.String(required=True)
-    state = fields.String(
-        required=True, validate=validate.OneOf(["pending", "delivering", "succeeded", "failed", "cancelled"])
-    )
+    state = fields.String(required=True, validate=validate.OneOf(values(DeliveryState)))
     reason = fields.String(
         required=True, allow_none=True, metadata={"description": "event, ping, redelivery, replay"}
     )
@@ -1018,9 +1017,7 @@ DeliveryPage = page_schema(DeliverySchema, "DeliveryPage")
 
 
 class DeliveriesQuery(PageQuery):
-    state = fields.String(
-        validate=validate.OneOf(["pending", "delivering", "succeeded", "failed", "cancelled"])
-    )
+    state = fields.String(validate=validate.OneOf(values(DeliveryState)))
 
 
 class ReplaySchema(Schema):
@@ -1057,7 +1054,7 @@ class AuditQuery(PageQuery):
 
 # --- proposals -------------------------------------------------------------------
 
-PROPOSAL_STATES = ["pending", "approved", "rejected", "stale"]
+PROPOSAL_STATES = values(ProposalState)
 PROPOSAL_ORIGINS = ["ecfr", "federal-register"]
 
 

@@ -26,6 +26,7 @@ from service.schemas import (
     RejectSchema,
     WriteHeaders,
 )
+from service.vocabulary import ProposalState
 
 blp = Blueprint(
     "proposals",
@@ -102,7 +103,7 @@ class ProposalDetail(MethodView):
             **proposals.proposal_document(proposal),
             "current": current,
             "overtaken": bool(current)
-            and proposal.state == "pending"
+            and proposal.state == ProposalState.PENDING
             and current["version"] != proposal.base_version,
         }
 

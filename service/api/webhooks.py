@@ -26,6 +26,7 @@ from service.schemas import (
     WriteHeaders,
     encode_cursor,
 )
+from service.vocabulary import DeliveryState
 
 blp = Blueprint(
     "webhooks",
@@ -59,7 +60,7 @@ def delivery_document(delivery: Delivery) -> dict:
         "state": delivery.state,
         "reason": delivery.reason,
         "attempts": delivery.attempts,
-        "next_attempt_at": delivery.next_attempt_at if delivery.state == "pending" else None,
+        "next_attempt_at": delivery.next_attempt_at if delivery.state == DeliveryState.PENDING else None,
         "last_status": delivery.last_status,
         "last_error": delivery.last_error,
         "created_at": delivery.created_at,

@@ -1,7 +1,6 @@
 """Events: every change to the data becomes a numbered event, in the writer's transaction."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event, select, update
@@ -9,33 +8,13 @@ from sqlalchemy.orm import Session
 
 from service import clock
 from service.models import ControlList, Counter, Entry, Event, Observation, StatusChange, Treatment
+from service.vocabulary import EventType
 
 EVENTS_COUNTER = "events"
 # Bumped by every public event (a change to what the API serves): the version that
 # cached documents are keyed by. Operational events do not move it.
 DATA_COUNTER = "data"
 DATA_VERSION_QUERY = "SELECT value FROM counters WHERE name = 'data'"  # the raw read lookups make
-
-
-class EventType(StrEnum):
-    ENTRY_STATUS_CHANGED = "entry.status_changed"
-    LIST_CREATED = "list.created"
-    LIST_UPDATED = "list.updated"
-    WEBHOOK_PING = "webhook.ping"
-    WEBHOOK_FAILING = "webhook.failing"
-    WEBHOOK_RECOVERED = "webhook.recovered"
-    WEBHOOK_DISABLED = "webhook.disabled"
-    PROPOSAL_CREATED = "proposal.created"
-
-    @property
-    def public(self) -> bool:
-        """Data changes are public (the feed); webhook.* and proposal.* events are not."""
-        return not self.value.startswith(("webhook.", "proposal."))
-
-    @property
-    def opt_in(self) -> bool:
-        """Sent only to subscriptions that name the type (editors' tooling), never to catch-alls."""
-        return self.value.startswith("proposal.")
 
 
 PUBLIC_EVENT_TYPES = [t.value for t in EventType if t.public]

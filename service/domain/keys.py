@@ -3,7 +3,6 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
-from enum import IntEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,24 +11,9 @@ from sqlalchemy.orm import Session
 from service import clock
 from service.domain.errors import Conflict, NotFound
 from service.models import ApiKey
+from service.vocabulary import Role
 
 KEY_PREFIX = "exk_"
-
-
-class Role(IntEnum):
-    """Roles are ordered: each may do what the ones below it may."""
-
-    READER = 1
-    EDITOR = 2
-    ADMIN = 3
-
-    @classmethod
-    def named(cls, name: str) -> "Role":
-        return cls[name.upper()]
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
 
 
 @dataclass(frozen=True)

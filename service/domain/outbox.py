@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from service import clock
 from service.domain.events import OPT_IN_EVENT_TYPES
 from service.models import Delivery, Event, Webhook
+from service.vocabulary import DeliveryState
 
 
 def matches(webhook: Webhook, event: Event) -> bool:
@@ -45,7 +46,7 @@ def enqueue(session: Session, webhook_id: int, event: Event, reason: str = "even
     delivery = Delivery(
         webhook_id=webhook_id,
         event_id=event.id,
-        state="pending",
+        state=DeliveryState.PENDING,
         attempts=0,
         next_attempt_at=now,
         reason=reason,

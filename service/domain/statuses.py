@@ -1,48 +1,8 @@
 """Statuses of an entry, the transitions between them, and what they mean."""
 
-from enum import StrEnum
+from service.vocabulary import Answer, Effect, EvidenceKind, Status
 
-
-class Status(StrEnum):
-    """A recorded status of a country on a list."""
-
-    LISTED = "listed"
-    PENDING_REMOVAL = "pending_removal"
-    REMOVED = "removed"
-    PENDING_ADDITION = "pending_addition"
-
-
-class Answer(StrEnum):
-    """What a lookup answers: a recorded status, or what follows from its absence."""
-
-    LISTED = "listed"
-    PENDING_REMOVAL = "pending_removal"
-    REMOVED = "removed"
-    PENDING_ADDITION = "pending_addition"
-    NOT_LISTED = "not_listed"
-    UNKNOWN = "unknown"
-
-
-class Effect(StrEnum):
-    """Whether membership of a list restricts exports (EAR D, E) or favours them (A, B)."""
-
-    RESTRICTIVE = "restrictive"
-    FAVOURABLE = "favourable"
-
-
-class EvidenceKind(StrEnum):
-    """What kind of source a fact rests on, strongest first (the order `min_evidence` compares by)."""
-
-    REGULATION = "regulation"  # Federal Register, eCFR, Official Journal, a cabinet order
-    OFFICIAL_STATEMENT = "official_statement"  # a government readout or notice
-    PRESS = "press"
-    SECONDARY = "secondary"  # law-firm or trade summaries
-    DATASET = "dataset"  # a machine-parsed copy
-
-    @property
-    def strength(self) -> int:
-        """Higher is stronger."""
-        return len(EVIDENCE_ORDER) - EVIDENCE_ORDER.index(self)
+__all__ = ["PENDING", "Answer", "Effect", "EvidenceKind", "Status", "allowed_next", "restrictions_apply"]
 
 
 EVIDENCE_ORDER = list(EvidenceKind)

@@ -17,6 +17,7 @@ from service.domain.events import EventType, emit
 from service.domain.keys import Role
 from service.domain.outbox import enqueue, matches
 from service.models import ControlList, Delivery, Event, Webhook
+from service.vocabulary import DeliveryState
 from service.webhooks.signing import new_secret
 from service.webhooks.targets import check_target
 
@@ -172,8 +173,11 @@ def delete_webhook(session: Session, webhook: Webhook, *, actor: Actor) -> None:
     now = clock.utcnow()
     session.execute(
         update(Delivery)
-        .where(Delivery.webhook_id == webhook.id, Delivery.state.in_(["pending", "delivering"]))
-        .values(state="cancelled", completed_at=now, leased_by=None, lease_expires_at=None)
+        .where(
+            Delivery.webhook_id == webhook.id,
+            Delivery.state.in_([DeliveryState.PENDING, DeliveryState.DELIVERING]),
+        )
+        .values(state=DeliveryState.CANCELLED, completed_at=now, leased_by=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     webhook.deleted_at = now

@@ -28,6 +28,7 @@ from service.domain.statuses import Answer, Status
 from service.importers import ecfr
 from service.importers.errors import UnrecognisedFormat
 from service.models import ControlList, Entry, ListCheck, Proposal
+from service.vocabulary import ProposalState
 
 # The lists Supplement No. 1's columns are, by the ids the seeds give them.
 ECFR_LISTS = {column: "us-ear-" + column.replace(":", "").lower() for column in ecfr.COLUMNS}
@@ -165,7 +166,7 @@ def propose_change(
     )
     open_same = session.scalar(
         select(Proposal.id).where(
-            Proposal.state == "pending",
+            Proposal.state == ProposalState.PENDING,
             Proposal.list_id == change.list_id,
             Proposal.country_code == change.country_code,
             Proposal.status == change.status.value,
@@ -177,7 +178,7 @@ def propose_change(
         session,
         Proposal(
             kind="change",
-            state="pending",
+            state=ProposalState.PENDING,
             origin=document.origin,
             document_key=document.key,
             document=jsonable(document.details),
@@ -208,7 +209,7 @@ def propose_review(
         session,
         Proposal(
             kind="review",
-            state="pending",
+            state=ProposalState.PENDING,
             origin=document.origin,
             document_key=document.key,
             document=jsonable(document.details),
@@ -397,7 +398,7 @@ class Decision:
 
     @property
     def stale(self) -> bool:
-        return self.proposal.state == "stale"
+        return self.proposal.state == ProposalState.STALE
 
 
 def get_proposal(session: Session, proposal_id: int, *, lock: bool = False) -> Proposal:
@@ -411,7 +412,7 @@ def get_proposal(session: Session, proposal_id: int, *, lock: bool = False) -> P
 
 
 def _require_pending(proposal: Proposal) -> None:
-    if proposal.state != "pending":
+    if proposal.state != ProposalState.PENDING:
         raise Conflict(
             f"Proposal {proposal.id} is already {proposal.state}; only a pending proposal can be decided.",
             state=proposal.state,
@@ -423,7 +424,7 @@ def _decide(session: Session, proposal: Proposal, state: str, actor: Actor, **va
     now = clock.utcnow()
     moved = session.execute(
         update(Proposal)
-        .where(Proposal.id == proposal.id, Proposal.state == "pending")
+        .where(Proposal.id == proposal.id, Proposal.state == ProposalState.PENDING)
         .values(state=state, decided_at=now, decided_by=actor.name, **values)
         .execution_options(synchronize_session=False)
     )
@@ -469,7 +470,7 @@ def approve(session: Session, proposal_id: int, *, actor: Actor, recorded_at: da
         _decide(
             session,
             proposal,
-            "stale",
+            ProposalState.STALE,
             actor,
             # Frees the document's key: importing it again may propose afresh.
             dedupe_key=f"{proposal.dedupe_key}|stale:{proposal.id}",
@@ -478,7 +479,7 @@ def approve(session: Session, proposal_id: int, *, actor: Actor, recorded_at: da
         )
         audit.record(session, actor, "proposal.stale", f"proposal:{proposal.id}", reason=proposal.reason)
         return Decision(proposal=proposal)
-    _decide(session, proposal, "approved", actor, change_id=recorded.change.id)
+    _decide(session, proposal, ProposalState.APPROVED, actor, change_id=recorded.change.id)
     audit.record(
         session,
         actor,
@@ -495,7 +496,7 @@ def approve(session: Session, proposal_id: int, *, actor: Actor, recorded_at: da
 def reject(session: Session, proposal_id: int, reason: str, *, actor: Actor) -> Proposal:
     proposal = get_proposal(session, proposal_id, lock=True)
     _require_pending(proposal)
-    _decide(session, proposal, "rejected", actor, reason=reason)
+    _decide(session, proposal, ProposalState.REJECTED, actor, reason=reason)
     audit.record(session, actor, "proposal.rejected", f"proposal:{proposal.id}", reason=reason)
     return proposal
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from service.domain.events import EventType, emit
 from service.domain.outbox import fan_out
 from service.models import Delivery, DeliveryAttempt, Webhook
+from service.vocabulary import DeliveryState
 
 RESPONSE_EXCERPT = 2048
 
@@ -170,9 +171,13 @@ def _next_state(attempt: Attempt, policy: RetryPolicy) -> dict:
         "completed_at": None,
     }
     if result.succeeded or result.http_status == 410 or attempts >= policy.max_attempts:
-        values.update(state="succeeded" if result.succeeded else "failed", completed_at=at)
+        values.update(
+            state=DeliveryState.SUCCEEDED if result.succeeded else DeliveryState.FAILED, completed_at=at
+        )
     else:
-        values.update(state="pending", next_attempt_at=at + policy.delay(attempts, result.retry_after))
+        values.update(
+            state=DeliveryState.PENDING, next_attempt_at=at + policy.delay(attempts, result.retry_after)
+        )
     return values
 
 
@@ -180,7 +185,7 @@ _APPLY = (
     update(Delivery)
     .where(
         Delivery.id == bindparam("b_id"),
-        Delivery.state == "delivering",
+        Delivery.state == DeliveryState.DELIVERING,
         Delivery.leased_by == bindparam("b_worker"),
     )
     .values(
@@ -214,7 +219,7 @@ def record_attempts(
             select(Delivery.id)
             .where(
                 Delivery.id.in_([a.delivery.id for a in attempts]),
-                Delivery.state == "delivering",
+                Delivery.state == DeliveryState.DELIVERING,
                 Delivery.leased_by == worker,
             )
             .with_for_update()

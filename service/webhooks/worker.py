@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, joinedload
 from service import clock, db
 from service.domain.events import event_document
 from service.models import Delivery, Webhook
+from service.vocabulary import DeliveryState
 from service.webhooks import targets
 from service.webhooks.delivery import RESPONSE_EXCERPT, Attempt, AttemptResult, RetryPolicy, record_attempts
 from service.webhooks.signing import signed_headers
@@ -41,9 +42,9 @@ def _due(now, max_attempts: int):
     """Deliveries a worker may take now: pending and due, or abandoned by a worker whose lease
     ran out (while attempts remain: a send that keeps outliving its lease is not retried forever)."""
     return or_(
-        and_(Delivery.state == "pending", Delivery.next_attempt_at <= now),
+        and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),
         and_(
-            Delivery.state == "delivering",
+            Delivery.state == DeliveryState.DELIVERING,
             Delivery.lease_expires_at < now,
             Delivery.attempts < max_attempts,
         ),
@@ -55,12 +56,12 @@ def give_up_abandoned(session: Session, *, now, max_attempts: int) -> None:
     session.execute(
         update(Delivery)
         .where(
-            Delivery.state == "delivering",
+            Delivery.state == DeliveryState.DELIVERING,
             Delivery.lease_expires_at < now,
             Delivery.attempts >= max_attempts,
         )
         .values(
-            state="failed",
+            state=DeliveryState.FAILED,
             completed_at=now,
             leased_by=None,
             lease_expires_at=None,
@@ -85,7 +86,7 @@ def claim(
     # Claiming counts as an attempt: a send that outlives its lease (and is taken over)
     # still uses one up, so no delivery can be retried forever.
     lease_values = {
-        "state": "delivering",
+        "state": DeliveryState.DELIVERING,
         "leased_by": worker,
         "lease_expires_at": now + lease,
         "attempts": Delivery.attempts + 1,
@@ -242,7 +243,11 @@ class DeliveryWorker:
             db.begin_write(session)
             session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(ids), Delivery.state == "delivering", Delivery.leased_by == self.name)
+                .where(
+                    Delivery.id.in_(ids),
+                    Delivery.state == DeliveryState.DELIVERING,
+                    Delivery.leased_by == self.name,
+                )
                 .values(lease_expires_at=clock.utcnow() + self.lease)
                 .execution_options(synchronize_session=False)
             )
