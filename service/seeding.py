@@ -227,7 +227,7 @@ class Seeder:
                 confidence=confidence,
             ),
             recorded_at=recorded_at,
-            actor="seed",
+            actor=SEED,
         )
         self.report.observations += 1
 
@@ -280,7 +280,7 @@ class Seeder:
             country_code,
             request,
             recorded_at=recorded_at,
-            actor="seed",
+            actor=SEED,
             publish=False,
         )
         self.report.changes += 1

@@ -227,8 +227,7 @@ class EntryChanges(MethodView):
                 country.alpha_2,
                 request,
                 recorded_at=clock.utcnow(),
-                actor=principal.name,
-                request_id=writes.request_id(),
+                actor=writes.actor(principal),
                 expected_versions=versions,
                 must_exist=must_exist,
             )
@@ -304,8 +303,7 @@ class EntryObservations(MethodView):
                 country.alpha_2,
                 request,
                 recorded_at=clock.utcnow(),
-                actor=principal.name,
-                request_id=writes.request_id(),
+                actor=writes.actor(principal),
                 expected_versions=versions,
                 must_exist=must_exist,
             )

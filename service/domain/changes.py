@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.domain import lookups
+from service.domain.audit import Actor
 from service.domain.errors import (
     ConcurrentUpdate,
     IllegalTransition,
@@ -21,7 +22,7 @@ from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.sources import with_kind
 from service.domain.statuses import PENDING, Answer, Status
-from service.domain.timeline import ordered, place, visible
+from service.domain.timeline import Placement, ordered, place, visible
 from service.models import ControlList, Entry, Event, Observation, StatusChange, Treatment
 
 
@@ -143,8 +144,7 @@ def record_status_change(
     request: ChangeRequest,
     *,
     recorded_at: datetime,
-    actor: str | None = None,
-    request_id: str | None = None,
+    actor: Actor,
     expected_versions: set[int] | None = None,
     must_exist: bool = False,
     publish: bool = True,
@@ -160,9 +160,19 @@ def record_status_change(
     """
     _refuse_if_treated(session, control_list, country_code, request.effective_on)
     entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
-
     timeline = ordered(entry.changes)
     _validate(request, timeline, recorded_at)
+    placement = _place_legally(control_list, entry, timeline, request)
+    change = _append_change(session, entry, placement, request, recorded_at, actor)
+    event = _announce(session, change, control_list, country_code, publish=publish)
+    return Recorded(change=change, entry=entry, event=event)
+
+
+def _place_legally(
+    control_list: ControlList, entry: Entry, timeline: list[StatusChange], request: ChangeRequest
+) -> Placement:
+    """Where the change falls in the entry's timeline; IllegalTransition if it cannot go there
+    (the status in force before it, or the next recorded change after it, forbids it)."""
     effective_on = request.effective_on or date.min
     placement = place(
         timeline,
@@ -171,25 +181,34 @@ def record_status_change(
         visible(entry.observations),
         absence_known=lookups.membership_known(control_list, effective_on, None),
     )
-    if not placement.legal:
-        if request.status not in placement.allowed:
-            before = placement.from_status.value if placement.from_status else "no status"
-            detail = (
-                f"{request.status.value} cannot follow {before}"
-                f" (the status in force on {request.effective_on or 'that date'})."
-            )
-        else:
-            detail = (
-                f"A later change already records {placement.next_status.value}, "
-                f"which cannot follow {request.status.value}."
-            )
-        raise IllegalTransition(
-            detail,
-            current_status=placement.from_status.value if placement.from_status else None,
-            requested_status=request.status.value,
-            allowed=[s.value for s in placement.allowed],
+    if placement.legal:
+        return placement
+    if request.status not in placement.allowed:
+        before = placement.from_status.value if placement.from_status else "no status"
+        detail = (
+            f"{request.status.value} cannot follow {before}"
+            f" (the status in force on {request.effective_on or 'that date'})."
         )
+    else:
+        following = placement.next_status.value if placement.next_status else "a status"
+        detail = f"A later change already records {following}, which cannot follow {request.status.value}."
+    raise IllegalTransition(
+        detail,
+        current_status=placement.from_status.value if placement.from_status else None,
+        requested_status=request.status.value,
+        allowed=[s.value for s in placement.allowed],
+    )
 
+
+def _append_change(
+    session: Session,
+    entry: Entry,
+    placement: Placement,
+    request: ChangeRequest,
+    recorded_at: datetime,
+    actor: Actor,
+) -> StatusChange:
+    """The change row, never edited afterwards, and the entry's next version."""
     change = StatusChange(
         entry=entry,
         from_status=placement.from_status.value if placement.from_status else None,
@@ -200,13 +219,19 @@ def record_status_change(
         note=request.note,
         sources=[with_kind(dict(source)) for source in jsonable(request.sources)],
         confidence=request.confidence,
-        actor=actor,
-        request_id=request_id,
+        actor=actor.name,
+        request_id=actor.request_id,
     )
     session.add(change)
     bump_version(session, entry)
     session.flush()
+    return change
 
+
+def _announce(
+    session: Session, change: StatusChange, control_list: ControlList, country_code: str, *, publish: bool
+) -> Event:
+    """The change's event, in this transaction; queued for subscribers with `publish`."""
     document = jsonable(lookups.change_document(change, control_list, country_code))
     event = emit(
         session,
@@ -218,7 +243,7 @@ def record_status_change(
     )
     if publish:
         fan_out(session, event)
-    return Recorded(change=change, entry=entry, event=event)
+    return event
 
 
 def record_observation(
@@ -228,8 +253,7 @@ def record_observation(
     request: ObservationRequest,
     *,
     recorded_at: datetime,
-    actor: str | None = None,
-    request_id: str | None = None,
+    actor: Actor,
     expected_versions: set[int] | None = None,
     must_exist: bool = False,
 ) -> tuple[Observation, Entry]:
@@ -256,8 +280,8 @@ def record_observation(
         note=request.note,
         sources=[with_kind(dict(source)) for source in jsonable(request.sources)],
         confidence=request.confidence,
-        actor=actor,
-        request_id=request_id,
+        actor=actor.name,
+        request_id=actor.request_id,
     )
     session.add(observation)
     bump_version(session, entry)

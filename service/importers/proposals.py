@@ -462,8 +462,7 @@ def approve(session: Session, proposal_id: int, *, actor: Actor, recorded_at: da
             proposal.country_code,
             request,
             recorded_at=recorded_at,
-            actor=actor.name,
-            request_id=actor.request_id,
+            actor=actor,
             expected_versions={proposal.base_version},
         )
     except VersionMismatch as exc:
