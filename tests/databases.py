@@ -213,7 +213,7 @@ _SEQUENCES = "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
 # Waits (up to 10 s each) until the session has ended, so its locks are gone.
 _END_OTHER_SESSIONS = (
     "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
 )
 # An append-only log with no key: concurrent writers never wait on each other to note a change.
 _TRACKING = """
