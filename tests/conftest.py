@@ -1,4 +1,4 @@
-"""Fixtures: an app on a fresh database per test, on SQLite and (with TEST_DATABASE_URL) PostgreSQL."""
+"""Fixtures: an app on a clean database per test, on SQLite and (with TEST_DATABASE_URL) PostgreSQL."""
 
 import os
 from datetime import UTC, datetime
@@ -47,20 +47,20 @@ def templates(tmp_path_factory):
 
 def _database(request, templates, seeded: bool):
     factory = templates[request.param]
-    url = factory.create(seeded=seeded)
+    url = factory.checkout(seeded=seeded)
     yield url
-    factory.drop(url)
+    factory.checkin(url)
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request, templates):
-    """A fresh, migrated and seeded database."""
+    """A clean, migrated and seeded database (see tests/databases.py)."""
     yield from _database(request, templates, seeded=True)
 
 
 @pytest.fixture(params=BACKENDS)
 def empty_database_url(request, templates):
-    """A fresh, migrated database with no data."""
+    """A clean, migrated database with no data."""
     yield from _database(request, templates, seeded=False)
 
 
@@ -82,6 +82,21 @@ def app(database_url):
     app = make_app(database_url)
     yield app
     close_app(app)
+
+
+@pytest.fixture
+def build_app():
+    """`make_app` for a test that needs settings of its own: every app it builds is closed at
+    teardown, whether the test passed or not."""
+    built = []
+
+    def build(database_url: str, **overrides):
+        built.append(make_app(database_url, **overrides))
+        return built[-1]
+
+    yield build
+    for app in reversed(built):
+        close_app(app)
 
 
 @pytest.fixture

@@ -161,7 +161,7 @@ def test_a_bad_key_is_refused_even_on_a_public_read(client, reader):
     assert good.status_code == 200
 
 
-def test_rate_limits_are_shared_between_processes_through_redis(database_url):
+def test_rate_limits_are_shared_between_processes_through_redis(database_url, build_app):
     """Two apps (as two gunicorn workers) with redis storage draw on one budget per key."""
     import uuid
 
@@ -178,7 +178,7 @@ def test_rate_limits_are_shared_between_processes_through_redis(database_url):
         "RATELIMIT_STORAGE_URI": url,
         "RATELIMIT_NAMESPACE": uuid.uuid4().hex,
     }
-    first, second = make_app(database_url, **settings), make_app(database_url, **settings)
+    first, second = build_app(database_url, **settings), build_app(database_url, **settings)
     key = {"Authorization": f"Bearer {create_key(first, f'shared-{uuid.uuid4().hex[:8]}', 'editor')}"}
 
     statuses = [
@@ -190,5 +190,3 @@ def test_rate_limits_are_shared_between_processes_through_redis(database_url):
     ]
 
     assert statuses == [201, 201, 429]
-    close_app(first)
-    close_app(second)

@@ -35,6 +35,21 @@ def worker(app):
     worker.close()
 
 
+@pytest.fixture
+def build_worker():
+    """A `DeliveryWorker` for a test that needs one of its own (another app, another name): every
+    worker it builds is closed at teardown, whether the test passed or not."""
+    built = []
+
+    def build(app, name: str) -> DeliveryWorker:
+        built.append(DeliveryWorker(app, name=name))
+        return built[-1]
+
+    yield build
+    for worker in reversed(built):
+        worker.close()
+
+
 def subscribe(client, headers, url, **filters):
     response = client.post("/v1/webhooks", json={"url": url, **filters}, headers=headers)
     assert response.status_code == 201, response.get_json()

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Response
 
-from service import clock, close_app, db
+from service import clock, db
 from service.models import Delivery, Event, Webhook
-from service.webhooks.worker import DeliveryWorker, claim
-from tests.conftest import a_change, make_app
+from service.webhooks.worker import claim
+from tests.conftest import a_change
 from tests.webhooks.conftest import received, subscribe, verify
 
 D1_VN = "/v1/lists/us-ear-d1/entries/VN/changes"
@@ -134,8 +134,8 @@ def test_failures_are_retried_on_schedule_until_delivered(
     assert operational == [("webhook.failing", webhook_id), ("webhook.recovered", webhook_id)]
 
 
-def test_the_retry_schedule_and_jitter(database_url, receiver, frozen_clock):
-    app = make_app(database_url, WEBHOOK_RETRY_SCHEDULE="5s,5m,30m", WEBHOOK_RETRY_JITTER=0.2)
+def test_the_retry_schedule_and_jitter(database_url, receiver, frozen_clock, build_app, build_worker):
+    app = build_app(database_url, WEBHOOK_RETRY_SCHEDULE="5s,5m,30m", WEBHOOK_RETRY_JITTER=0.2)
     from tests.conftest import create_key
 
     client = app.test_client()
@@ -143,7 +143,7 @@ def test_the_retry_schedule_and_jitter(database_url, receiver, frozen_clock):
     subscribe(client, editor, receiver.url_for("/hook"))
     receiver.expect_request("/hook").respond_with_data("no", status=500)
     client.post(D1_VN, json=a_change(), headers=editor)
-    worker = DeliveryWorker(app, name="w")
+    worker = build_worker(app, "w")
     waits = []
     with app.app_context(), db.database().sessionmaker() as session:
         for _ in range(4):
@@ -155,26 +155,24 @@ def test_the_retry_schedule_and_jitter(database_url, receiver, frozen_clock):
                 frozen_clock.now = delivery.next_attempt_at
         assert delivery.state == "failed"
         assert delivery.attempts == 4
-    worker.close()
-    close_app(app)
     expected = [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30)]
     for wait, base in zip(waits, expected, strict=True):
         assert base * 0.8 <= wait <= base * 1.2
 
 
-def test_nothing_is_sent_before_it_is_due(client, editor, receiver, worker, database_url, frozen_clock):
-    app = make_app(database_url, WEBHOOK_RETRY_SCHEDULE="1h")
+def test_nothing_is_sent_before_it_is_due(
+    client, editor, receiver, worker, database_url, frozen_clock, build_app, build_worker
+):
+    app = build_app(database_url, WEBHOOK_RETRY_SCHEDULE="1h")
     subscribe(client, editor, receiver.url_for("/hook"))
     receiver.expect_request("/hook").respond_with_data("no", status=500)
     client.post(D1_VN, json=a_change(), headers=editor)
-    slow = DeliveryWorker(app, name="slow")
+    slow = build_worker(app, "slow")
 
     assert slow.run_once() == 1
     assert slow.run_once() == 0
     frozen_clock.advance(hours=2)
     assert slow.run_once() == 1
-    slow.close()
-    close_app(app)
 
 
 @pytest.mark.parametrize(("status", "header", "seconds"), [(429, "120", 120), (503, "30", 30)])
@@ -270,10 +268,10 @@ def test_only_the_first_2_kib_of_a_response_is_kept(client, editor, receiver, wo
     assert len(log[0]["attempt_log"][0]["response_body"]) == 2048
 
 
-def test_a_slow_receiver_times_out(database_url, receiver, session):
+def test_a_slow_receiver_times_out(database_url, receiver, session, build_app, build_worker):
     from tests.conftest import create_key
 
-    app = make_app(database_url, WEBHOOK_READ_TIMEOUT="200ms")
+    app = build_app(database_url, WEBHOOK_READ_TIMEOUT="200ms")
     client = app.test_client()
     editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
     subscribe(client, editor, receiver.url_for("/slow"))
@@ -285,7 +283,7 @@ def test_a_slow_receiver_times_out(database_url, receiver, session):
 
     receiver.expect_request("/slow").respond_with_handler(slow_handler)
     client.post(D1_VN, json=a_change(), headers=editor)
-    worker = DeliveryWorker(app, name="w")
+    worker = build_worker(app, "w")
 
     worker.run_once()
     release.set()
@@ -293,8 +291,6 @@ def test_a_slow_receiver_times_out(database_url, receiver, session):
     delivery = deliveries(session)[0]
     assert delivery.state == "pending"
     assert "Timeout" in delivery.last_error
-    worker.close()
-    close_app(app)
 
 
 def test_a_refused_connection_is_a_logged_failure(client, editor, worker, session):
@@ -311,17 +307,19 @@ def test_a_refused_connection_is_a_logged_failure(client, editor, worker, sessio
     assert "ConnectionError" in delivery.last_error
 
 
-def test_dns_rebinding_to_a_private_address_is_refused_at_delivery(database_url, session, monkeypatch):
+def test_dns_rebinding_to_a_private_address_is_refused_at_delivery(
+    database_url, session, monkeypatch, build_app, build_worker
+):
     from tests.conftest import create_key
 
-    app = make_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+    app = build_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
     client = app.test_client()
     editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
     resolve_to(monkeypatch, "93.184.215.14")  # public when subscribed ...
     subscribe(client, editor, "http://rebind.example.com/hook")
     client.post(D1_VN, json=a_change(), headers=editor)
     resolve_to(monkeypatch, "127.0.0.1")  # ... private when delivered
-    worker = DeliveryWorker(app, name="w")
+    worker = build_worker(app, "w")
 
     worker.run_once()
 
@@ -329,16 +327,16 @@ def test_dns_rebinding_to_a_private_address_is_refused_at_delivery(database_url,
     assert delivery.state == "pending"
     assert "target rejected" in delivery.last_error
     assert "127.0.0.1" in delivery.last_error
-    worker.close()
-    close_app(app)
 
 
-def test_rebinding_between_the_check_and_the_connection_is_refused_too(database_url, session, monkeypatch):
+def test_rebinding_between_the_check_and_the_connection_is_refused_too(
+    database_url, session, monkeypatch, build_app, build_worker
+):
     """The resolver answers public to the pre-send check and private to the connection itself:
     the session connects only to the address it checked, so nothing reaches 127.0.0.1."""
     from tests.conftest import create_key
 
-    app = make_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
+    app = build_app(database_url, WEBHOOK_ALLOW_PRIVATE_TARGETS=False)
     client = app.test_client()
     editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
     resolve_to(monkeypatch, "93.184.215.14")
@@ -353,7 +351,7 @@ def test_rebinding_between_the_check_and_the_connection_is_refused_too(database_
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.1"), port or 80))]
 
     monkeypatch.setattr(socket, "getaddrinfo", flipping)
-    worker = DeliveryWorker(app, name="w")
+    worker = build_worker(app, "w")
 
     worker.run_once()
 
@@ -362,14 +360,14 @@ def test_rebinding_between_the_check_and_the_connection_is_refused_too(database_
     assert "target rejected" in delivery.last_error
     assert "non-public" in delivery.last_error
     assert "not allowed" not in delivery.last_error  # refused at connect time, not by the pre-send check
-    worker.close()
-    close_app(app)
 
 
-def test_a_receiver_trickling_its_response_cannot_hold_a_send(database_url, receiver, session):
+def test_a_receiver_trickling_its_response_cannot_hold_a_send(
+    database_url, receiver, session, build_app, build_worker
+):
     from tests.conftest import create_key
 
-    app = make_app(database_url, WEBHOOK_READ_TIMEOUT="300ms")
+    app = build_app(database_url, WEBHOOK_READ_TIMEOUT="300ms")
     client = app.test_client()
     editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
     subscribe(client, editor, receiver.url_for("/trickle"))
@@ -384,7 +382,7 @@ def test_a_receiver_trickling_its_response_cannot_hold_a_send(database_url, rece
 
     receiver.expect_request("/trickle").respond_with_handler(trickle)
     client.post(D1_VN, json=a_change(), headers=editor)
-    worker = DeliveryWorker(app, name="w")
+    worker = build_worker(app, "w")
     started = time.monotonic()
 
     worker.run_once()
@@ -393,8 +391,6 @@ def test_a_receiver_trickling_its_response_cannot_hold_a_send(database_url, rece
     delivery = deliveries(session)[0]
     assert delivery.state == "succeeded"
     assert 0 < len(delivery.attempt_log[0].response_body) < 2048
-    worker.close()
-    close_app(app)
 
 
 def test_rotation_signs_with_both_secrets_for_24_hours(client, editor, receiver, worker, frozen_clock):
@@ -547,7 +543,7 @@ def test_two_workers_never_claim_the_same_delivery(client, editor, receiver, app
     assert not set(first) & set(second)
 
 
-def test_an_expired_lease_is_taken_over(client, editor, receiver, app, frozen_clock, session):
+def test_an_expired_lease_is_taken_over(client, editor, receiver, app, frozen_clock, session, build_worker):
     _, secret = subscribe(client, editor, receiver.url_for("/hook"))
     receiver.expect_request("/hook").respond_with_data("ok")
     client.post(D1_VN, json=a_change(), headers=editor)
@@ -561,12 +557,11 @@ def test_an_expired_lease_is_taken_over(client, editor, receiver, app, frozen_cl
             max_attempts=10,
         )
     assert len(taken) == 1
-    rescuer = DeliveryWorker(app, name="rescuer")
+    rescuer = build_worker(app, "rescuer")
 
     before_expiry = rescuer.run_once()
     frozen_clock.advance(minutes=3)
     after_expiry = rescuer.run_once()
-    rescuer.close()
 
     assert (before_expiry, after_expiry) == (0, 1)
     assert deliveries(session)[0].state == "succeeded"
@@ -623,11 +618,11 @@ def test_disabled_webhooks_are_neither_pinged_nor_claimed(client, editor, receiv
 
 
 def test_a_heartbeat_keeps_the_lease_of_a_send_that_outlasts_it(
-    database_url, client, editor, receiver, session, frozen_clock
+    database_url, client, editor, receiver, session, frozen_clock, build_app, build_worker
 ):
     """A live worker keeps what it is sending however long the receiver takes; only a dead one loses it."""
-    app = make_app(database_url, WORKER_LEASE="0.3s")
-    worker = DeliveryWorker(app, name="slow-but-alive")
+    app = build_app(database_url, WORKER_LEASE="0.3s")
+    worker = build_worker(app, "slow-but-alive")
     subscribe(client, editor, receiver.url_for("/slow"))
     client.post(D1_VN, json=a_change(), headers=editor)
     leases = []
@@ -641,11 +636,7 @@ def test_a_heartbeat_keeps_the_lease_of_a_send_that_outlasts_it(
         return Response("finally")
 
     receiver.expect_request("/slow").respond_with_handler(slow)
-    try:
-        assert worker.run_once() == 1
-    finally:
-        worker.close()
-        close_app(app)
+    assert worker.run_once() == 1
 
     assert all(lease is not None and lease >= now for now, lease in leases)  # never expired
     assert len({lease for _, lease in leases}) > 1  # renewed, not one long lease
@@ -685,7 +676,7 @@ def test_webhook_operational_events_stay_out_of_the_public_feed(client, editor, 
 
 
 def test_a_last_attempt_whose_worker_vanished_fails_instead_of_repeating(
-    client, editor, receiver, app, frozen_clock, session
+    client, editor, receiver, app, frozen_clock, session, build_worker
 ):
     subscribe(client, editor, receiver.url_for("/hook"))
     receiver.expect_request("/hook").respond_with_data("ok")
@@ -702,10 +693,9 @@ def test_a_last_attempt_whose_worker_vanished_fails_instead_of_repeating(
                 max_attempts=max_attempts,
             )
             frozen_clock.advance(minutes=2)
-    rescuer = DeliveryWorker(app, name="rescuer")
+    rescuer = build_worker(app, "rescuer")
 
     assert rescuer.run_once() == 0
-    rescuer.close()
 
     [delivery] = deliveries(session)
     assert (delivery.state, delivery.attempts) == ("failed", max_attempts)

@@ -159,10 +159,10 @@ def test_a_public_target_is_accepted(guarded_app, monkeypatch):
     )
 
 
-def test_https_can_be_required(database_url):
+def test_https_can_be_required(database_url, build_app):
     from tests.conftest import create_key
 
-    app = make_app(database_url, WEBHOOK_REQUIRE_HTTPS=True)
+    app = build_app(database_url, WEBHOOK_REQUIRE_HTTPS=True)
     client = app.test_client()
     editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
 
@@ -170,7 +170,6 @@ def test_https_can_be_required(database_url):
 
     assert response.status_code == 422
     assert "https" in response.get_json()["errors"]["url"][0]
-    close_app(app)
 
 
 def test_a_retried_rotation_returns_the_same_secret(client, editor, receiver, session):

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Response
 
-from service import close_app, db
+from service import db
 from service.models import Delivery
-from tests.conftest import a_change, create_key, make_app
+from tests.conftest import a_change, create_key
 from tests.webhooks.conftest import subscribe
 
 CHANGES = 12
@@ -48,9 +48,9 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_killing_a_worker_mid_batch_loses_no_event(database_url, receiver, frozen_clock, tmp_path):
+def test_killing_a_worker_mid_batch_loses_no_event(database_url, receiver, frozen_clock, tmp_path, build_app):
     frozen_clock.now = datetime.now(UTC)  # the worker processes run on the real clock
-    app = make_app(database_url)
+    app = build_app(database_url)
     client = app.test_client()
     editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
     subscribe(client, editor, receiver.url_for("/hook"))
@@ -107,7 +107,6 @@ def test_killing_a_worker_mid_batch_loses_no_event(database_url, receiver, froze
     finally:
         second.terminate()
         second.wait(30)
-    close_app(app)
 
     assert expected <= set(seen), f"lost: {sorted(expected - set(seen))}"
     print(f"recovery after kill -9: {recovery:.1f} s to the last delivery")
