@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -142,21 +142,14 @@ def serve_command(host: str, port: int):
 def run_command(ctx: click.Context, host: str, port: int):
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_command)
-    worker = _start_worker()
-    # The importers' schedule, only when configured (EXPORTCTL_IMPORT_WATCH): off by default.
-    watcher = (
-        subprocess.Popen([sys.executable, "-m", "service.cli", "watch"])
-        if ctx.ensure_object(ScriptInfo).load_app().config["IMPORT_WATCH"]
-        else None
-    )
+    worker = _start_worker()  # which also runs the importers' schedule when configured
     try:
         click.echo(f"starting the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         serve(host, port)
     finally:
-        for process in (worker, watcher):
-            if process is not None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=30)
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
 
 
 def _start_worker():
@@ -177,10 +170,33 @@ def worker_command(once: bool):
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    schedule = _start_import_schedule(current_app.config, stop)
     try:
         worker.run(stop)
     finally:
+        stop.set()
+        if schedule is not None:
+            schedule.join(timeout=30)
         worker.close()
+
+
+def _start_import_schedule(config, stop: threading.Event) -> threading.Thread | None:
+    """With EXPORTCTL_IMPORT_WATCH, the worker also reads the regulator on its schedule."""
+    if not config["IMPORT_WATCH"]:
+        return None
+    from service.importers.watch import Watcher, watch_on_schedule
+
+    watcher = Watcher(config, db.database().sessionmaker)
+
+    def run() -> None:
+        try:
+            watch_on_schedule(watcher, stop, config["IMPORT_WATCH_INTERVAL"].total_seconds())
+        finally:
+            watcher.close()
+
+    thread = threading.Thread(target=run, name="import-schedule", daemon=True)
+    thread.start()
+    return thread
 
 
 @click.group("openapi", help="The OpenAPI document.")

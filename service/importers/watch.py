@@ -5,6 +5,7 @@ leaves nothing half-applied: it is logged, and the next pass tries again.
 """
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -186,3 +187,17 @@ class Watcher:
 
 def session_factory() -> sessionmaker[Session]:
     return db.database().sessionmaker
+
+
+def watch_on_schedule(watcher: Watcher, stop: threading.Event, interval: float) -> None:
+    """The importers' schedule inside the worker: a pass now, then one every `interval`, until
+    `stop`. A failed pass is logged (each document is its own transaction) and the next one runs."""
+    while not stop.is_set():
+        try:
+            result = watcher.run_once()
+            for report in result.reports:
+                log.info("import: %s", report.summary())
+        except Exception:  # noqa: BLE001 - the schedule outlives one bad pass
+            log.exception("import pass failed")
+        if stop.wait(interval):
+            return

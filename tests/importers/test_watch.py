@@ -175,28 +175,22 @@ def test_timeouts_and_user_agent_come_from_the_configuration(app):
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_make_run_starts_the_watcher_only_when_configured(database_url, monkeypatch, enabled):
-    from service import cli
+def test_the_worker_runs_the_import_schedule_only_when_configured(database_url, monkeypatch, enabled):
+    from service.importers import watch as watch_module
+    from service.webhooks.worker import DeliveryWorker
 
-    started = []
+    passes = []
 
-    class Process:
-        def __init__(self, args):
-            started.append(args[-1])
+    def one_pass(watcher, stop, interval):
+        passes.append(interval)
 
-        def send_signal(self, _signum):
-            pass
-
-        def wait(self, timeout):
-            pass
-
-    monkeypatch.setattr(cli, "serve", lambda host, port: None)
-    monkeypatch.setattr(cli.subprocess, "Popen", Process)
-    app = make_app(database_url, IMPORT_WATCH=enabled)
+    monkeypatch.setattr(watch_module, "watch_on_schedule", one_pass)
+    monkeypatch.setattr(DeliveryWorker, "run", lambda self, stop: None)  # deliver nothing, return
+    app = make_app(database_url, IMPORT_WATCH=enabled, IMPORT_WATCH_INTERVAL="1h")
     try:
-        result = app.test_cli_runner().invoke(args=["run"])
+        result = app.test_cli_runner().invoke(args=["worker"])
     finally:
         close_app(app)
 
     assert result.exit_code == 0, result.output
-    assert started == (["worker", "watch"] if enabled else ["worker"])
+    assert passes == ([3600.0] if enabled else [])
