@@ -705,7 +705,24 @@ class ConditionalWriteHeaders(WriteHeaders):
     )
 
 
-class ChangeCreateSchema(Schema):
+class EvidenceFields(Schema):
+    """What a recorded change and a recorded observation both carry: their sources and a note."""
+
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    sources = fields.List(
+        fields.Nested(SourceSchema),
+        required=True,
+        validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources."),
+    )
+    confidence = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(CONFIDENCES),
+        metadata={"description": "How sure the record is (high, medium, low), if graded."},
+    )
+
+
+class ChangeCreateSchema(EvidenceFields):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     effective_on = StrictDate(
         required=True,
@@ -719,21 +736,9 @@ class ChangeCreateSchema(Schema):
         load_default=None,
         metadata={"description": "For a pending status: when it is expected to take effect, if known."},
     )
-    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
-    sources = fields.List(
-        fields.Nested(SourceSchema),
-        required=True,
-        validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources."),
-    )
-    confidence = fields.String(
-        allow_none=True,
-        load_default=None,
-        validate=validate.OneOf(CONFIDENCES),
-        metadata={"description": "How sure the record is (high, medium, low), if graded."},
-    )
 
 
-class ObservationCreateSchema(Schema):
+class ObservationCreateSchema(EvidenceFields):
     status = fields.String(
         required=True,
         validate=validate.OneOf(OBSERVABLE),
@@ -745,18 +750,6 @@ class ObservationCreateSchema(Schema):
             "description": "The date the source shows the status on (its publication date, if it gives "
             "no other). Not in the future."
         },
-    )
-    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
-    sources = fields.List(
-        fields.Nested(SourceSchema),
-        required=True,
-        validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources."),
-    )
-    confidence = fields.String(
-        allow_none=True,
-        load_default=None,
-        validate=validate.OneOf(CONFIDENCES),
-        metadata={"description": "How sure the record is (high, medium, low), if graded."},
     )
 
 

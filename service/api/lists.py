@@ -81,6 +81,18 @@ def entry_etag_prefix(document: dict) -> str:
     return f"v{document['version']}"
 
 
+def _entry_item(model, list_id: str, ref: str, item_id: int, noun: str):
+    """A change or observation of one entry, by id: 404 unless it is this list's and country's."""
+    country = resolve_country(ref)
+    session = db.session()
+    control_list = lookups.get_list(session, list_id)
+    item = session.get(model, item_id) if item_id <= MAX_ID else None
+    entry = item.entry if item is not None else None
+    if entry is None or entry.list_id != control_list.id or entry.country_code != country.alpha_2:
+        raise NotFound(f"No {noun} {item_id} on {list_id} for {country.alpha_2}.")
+    return country, control_list, item
+
+
 @blp.route("")
 class Lists(MethodView):
     @blp.arguments(PageQuery(), location="query", as_kwargs=True)
@@ -177,16 +189,7 @@ class ChangeDetail(MethodView):
     @blp.problems(404)
     def get(self, list_id, ref, change_id):
         """One recorded change, with its sources, actor and request id."""
-        country = resolve_country(ref)
-        session = db.session()
-        control_list = lookups.get_list(session, list_id)
-        change = session.get(StatusChange, change_id) if change_id <= MAX_ID else None
-        if (
-            change is None
-            or change.entry.list_id != control_list.id
-            or change.entry.country_code != country.alpha_2
-        ):
-            raise NotFound(f"No change {change_id} on {list_id} for {country.alpha_2}.")
+        country, control_list, change = _entry_item(StatusChange, list_id, ref, change_id, "change")
         return lookups.change_document(change, control_list, country.alpha_2)
 
 
@@ -253,13 +256,9 @@ class ObservationDetail(MethodView):
     @blp.problems(404)
     def get(self, list_id, ref, observation_id):
         """One recorded observation (`kind: observation`), with its sources, actor and request id."""
-        country = resolve_country(ref)
-        session = db.session()
-        control_list = lookups.get_list(session, list_id)
-        observation = session.get(Observation, observation_id) if observation_id <= MAX_ID else None
-        entry = observation.entry if observation is not None else None
-        if entry is None or entry.list_id != control_list.id or entry.country_code != country.alpha_2:
-            raise NotFound(f"No observation {observation_id} on {list_id} for {country.alpha_2}.")
+        country, control_list, observation = _entry_item(
+            Observation, list_id, ref, observation_id, "observation"
+        )
         return lookups.observation_document(observation, control_list, country.alpha_2)
 
 
