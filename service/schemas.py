@@ -11,10 +11,10 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from service import clock
-from service.domain.events import PUBLIC_EVENT_TYPES, EventType
+from service.domain.events import PUBLIC_EVENT_TYPES
 from service.domain.sources import with_kind
 from service.domain.statuses import OBSERVABLE, Answer, Effect, EvidenceKind, Status
-from service.vocabulary import Confidence, DeliveryState, ProposalState, values
+from service.vocabulary import Confidence, DeliveryState, EventType, ProposalState, values
 
 # An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
 _URI_CHARS = r"-A-Za-z0-9._~!$&'()*+,;="

@@ -15,7 +15,6 @@ from service.api.paging import id_cursor, id_page
 from service.domain import lookups
 from service.domain.countries import registry
 from service.domain.errors import InvalidInput, ProposalStale, UnknownCountry, UnknownList
-from service.domain.keys import Role
 from service.importers import proposals
 from service.schemas import (
     ProposalDecisionSchema,
@@ -26,7 +25,7 @@ from service.schemas import (
     RejectSchema,
     WriteHeaders,
 )
-from service.vocabulary import ProposalState
+from service.vocabulary import ProposalState, Role
 
 blp = Blueprint(
     "proposals",

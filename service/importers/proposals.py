@@ -21,14 +21,14 @@ from service.domain.audit import Actor
 from service.domain.changes import ChangeRequest, Recorded, record_status_change
 from service.domain.countries import registry
 from service.domain.errors import ConcurrentUpdate, Conflict, NotFound, UnknownList, VersionMismatch
-from service.domain.events import EventType, emit
+from service.domain.events import emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.statuses import Answer, Status
 from service.importers import ecfr
 from service.importers.errors import UnrecognisedFormat
 from service.models import ControlList, Entry, ListCheck, Proposal
-from service.vocabulary import ProposalState
+from service.vocabulary import EventType, ProposalState
 
 # The lists Supplement No. 1's columns are, by the ids the seeds give them.
 ECFR_LISTS = {column: "us-ear-" + column.replace(":", "").lower() for column in ecfr.COLUMNS}
