@@ -64,6 +64,7 @@ def _current(session, proposal) -> dict | None:
     if proposal.kind != "change":
         return None
     country = registry().get(proposal.country_code)
+    assert country is not None, f"no country has the code {proposal.country_code!r}"
     return lookups.entry_state(session, proposal.control_list, country, clock.today())
 
 

@@ -40,7 +40,7 @@ class ObservationLike(Protocol):
 
 
 C = TypeVar("C", bound=ChangeLike)
-O = TypeVar("O", bound=ObservationLike)
+Obs = TypeVar("Obs", bound=ObservationLike)
 
 
 def timeline_key(change: ChangeLike) -> tuple[bool, date, int]:
@@ -53,7 +53,7 @@ def ordered(changes: Iterable[C], known_at: datetime | None = None) -> list[C]:
     return sorted(visible, key=timeline_key)
 
 
-def visible(observations: Iterable[O], known_at: datetime | None = None) -> list[O]:
+def visible(observations: Iterable[Obs], known_at: datetime | None = None) -> list[Obs]:
     """Observations on record at `known_at`, by date observed then recording order."""
     shown = (o for o in observations if known_at is None or o.recorded_at <= known_at)
     return sorted(shown, key=lambda o: (o.observed_on, o.id))
