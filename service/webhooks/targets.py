@@ -69,7 +69,7 @@ def check_target(url: str, *, allow_private: bool, require_https: bool) -> None:
         )
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRejected(f"{host} does not resolve") from exc
-    # An AF_INET/AF_INET6 sockaddr starts with the address as text (typeshed also allows AF_PACKET's int).
+    # An AF_INET/AF_INET6 sockaddr starts with the address as text (typeshed's union also has (int, bytes)).
     addresses = {str(info[4][0]) for info in infos}
     private = sorted(address for address in addresses if not is_public(address))
     if private:
