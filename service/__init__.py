@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from service.config import load_config, normalise
 
@@ -20,6 +21,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     if app.config["IDEMPOTENCY_TTL"] < timedelta(hours=24):
         raise ValueError("IDEMPOTENCY_TTL must keep Idempotency-Keys for at least 24 hours")
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless a subclass replaced it
     app.json.sort_keys = False
 
     db.init_app(app)

@@ -11,8 +11,9 @@ from functools import wraps
 from flask import Flask, current_app, g, request
 
 from service import db
-from service.domain.keys import Principal, Role, authenticate
+from service.domain.keys import Principal, authenticate
 from service.errors import Forbidden, Unauthorized
+from service.vocabulary import Role
 
 REALM = 'Bearer realm="exportctl"'
 

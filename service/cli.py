@@ -162,7 +162,8 @@ def _start_worker():
 def worker_command(once: bool):
     from service.webhooks.worker import DeliveryWorker
 
-    worker = DeliveryWorker(current_app._get_current_object())
+    # Flask declares the current_app proxy as a Flask, so the proxy's own method is unknown to mypy.
+    worker = DeliveryWorker(current_app._get_current_object())  # type: ignore[attr-defined]
     if once:
         click.echo(f"{worker.run_once()} deliveries attempted")
         worker.close()
@@ -227,7 +228,7 @@ def keys_group():
 def keys_create(name: str, role: str):
     with db.database().sessionmaker() as session:
         try:
-            record, secret = keys.create_key(session, name, keys.Role.named(role))
+            record, secret = keys.create_key(session, name, Role.named(role))
             session.commit()
         except DomainError as exc:
             raise click.ClickException(exc.detail) from exc

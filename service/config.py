@@ -5,9 +5,10 @@ Tests (and `create_app(config=...)`) pass a mapping that overrides these values.
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SQLITE_PATH = Path("var") / "exportctl.sqlite3"
 DEFAULT_SEEDS_PATH = Path(__file__).resolve().parent.parent / "seeds"
@@ -47,7 +48,8 @@ def default_database_url() -> str:
 
 
 # name -> (environment variable, default, parser)
-SETTINGS = {
+# name: (environment variable, default, parser of the variable's text)
+SETTINGS: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     "DATABASE_URL": ("DATABASE_URL", None, str),
     # Serving (`exportctl run|serve`, and gunicorn through service/gunicorn_conf.py).
     "HOST": ("HOST", "127.0.0.1", str),
@@ -112,7 +114,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict:
         raw = environ.get(variable)
         config[name] = (
             parse(raw)
-            if raw not in (None, "")
+            if raw is not None and raw != ""
             else (parse(default) if isinstance(default, str) and parse is not str else default)
         )
     if not config["DATABASE_URL"]:

@@ -150,7 +150,7 @@ def http_exception_problem(error: HTTPException):
         )
     if status == 422 and isinstance(messages, dict):
         errors: dict[str, list[str]] = {}
-        described = []
+        described: list[str] = []
         for location, location_messages in messages.items():
             flat = flatten_messages(location_messages)
             errors.update(flat)

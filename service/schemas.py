@@ -4,6 +4,7 @@ import base64
 import binascii
 import json
 import re
+from collections import Counter
 from datetime import UTC, date
 from urllib.parse import urlsplit
 
@@ -11,10 +12,10 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from service import clock
-from service.domain.events import PUBLIC_EVENT_TYPES, EventType
+from service.domain.events import PUBLIC_EVENT_TYPES
 from service.domain.sources import with_kind
 from service.domain.statuses import OBSERVABLE, Answer, Effect, EvidenceKind, Status
-from service.vocabulary import Confidence, DeliveryState, ProposalState, values
+from service.vocabulary import Confidence, DeliveryState, EventType, ProposalState, values
 
 # An RFC 3986 http(s) URI with a host (no user info): ASCII only, percent-escapes well formed.
 _URI_CHARS = r"-A-Za-z0-9._~!$&'()*+,;="
@@ -166,8 +167,8 @@ def json_object(pairs: list[tuple[str, object]]) -> Pairs:
     """`object_pairs_hook` that keeps every value's key count, so a duplicate is an error, not a loss."""
     document = Pairs(pairs)
     if len(document) != len(pairs):
-        seen: set[str] = set()
-        document.duplicates = tuple(sorted({k for k, _ in pairs if k in seen or seen.add(k)}))
+        counts = Counter(k for k, _ in pairs)
+        document.duplicates = tuple(sorted(k for k, n in counts.items() if n > 1))
     return document
 
 

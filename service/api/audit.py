@@ -6,8 +6,8 @@ from service import db
 from service.api import Blueprint
 from service.api.paging import id_cursor, id_page
 from service.domain import audit
-from service.domain.keys import Role
 from service.schemas import AuditPage, AuditQuery
+from service.vocabulary import Role
 
 blp = Blueprint(
     "audit",

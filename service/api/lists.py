@@ -11,7 +11,6 @@ from service.api.paging import page
 from service.domain import lookups
 from service.domain.changes import ChangeRequest, ObservationRequest, record_observation, record_status_change
 from service.domain.errors import NotFound
-from service.domain.keys import Role
 from service.domain.lists import create_list, update_list
 from service.domain.sources import at_least
 from service.domain.statuses import Answer, EvidenceKind, Status
@@ -34,6 +33,7 @@ from service.schemas import (
     TimeQuery,
     WriteHeaders,
 )
+from service.vocabulary import Role
 
 blp = Blueprint(
     "lists",

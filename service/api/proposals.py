@@ -15,7 +15,6 @@ from service.api.paging import id_cursor, id_page
 from service.domain import lookups
 from service.domain.countries import registry
 from service.domain.errors import InvalidInput, ProposalStale, UnknownCountry, UnknownList
-from service.domain.keys import Role
 from service.importers import proposals
 from service.schemas import (
     ProposalDecisionSchema,
@@ -26,7 +25,7 @@ from service.schemas import (
     RejectSchema,
     WriteHeaders,
 )
-from service.vocabulary import ProposalState
+from service.vocabulary import ProposalState, Role
 
 blp = Blueprint(
     "proposals",
@@ -65,6 +64,7 @@ def _current(session, proposal) -> dict | None:
     if proposal.kind != "change":
         return None
     country = registry().get(proposal.country_code)
+    assert country is not None, f"no country has the code {proposal.country_code!r}"
     return lookups.entry_state(session, proposal.control_list, country, clock.today())
 
 

@@ -8,7 +8,6 @@ from service.api import Blueprint, writes
 from service.api.paging import id_cursor, id_page
 from service.domain import subscriptions
 from service.domain.events import public_id
-from service.domain.keys import Role
 from service.models import Delivery
 from service.schemas import (
     DeliveriesQuery,
@@ -26,7 +25,7 @@ from service.schemas import (
     WriteHeaders,
     encode_cursor,
 )
-from service.vocabulary import DeliveryState
+from service.vocabulary import DeliveryState, Role
 
 blp = Blueprint(
     "webhooks",

@@ -153,8 +153,9 @@ def _find(session: Session, principal: Principal, key: str) -> IdempotencyRecord
 def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key: str | None = None):
     """Run a write operation as the current principal; return its response."""
     principal = current_principal()
+    assert principal is not None, "writes run behind @blp.authorized"
     session = db.session()
-    request_hash = fingerprint() if idempotency_key else None
+    request_hash = fingerprint() if idempotency_key else ""
     if idempotency_key:
         record = _find(session, principal, idempotency_key)
         if record is not None:

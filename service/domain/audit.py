@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from service import clock
 from service.domain.jsonable import jsonable
-from service.domain.keys import Role
 from service.models import AuditEntry
+from service.vocabulary import Role
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ def record(session: Session, actor: Actor, action: str, subject: str, **details:
     return entry
 
 
-def entries(session: Session, *, limit: int, before: int | None = None, subject: str | None = None) -> list:
+def entries(
+    session: Session, *, limit: int, before: int | None = None, subject: str | None = None
+) -> list[AuditEntry]:
     """Newest first; `before` is the id to page back from."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
     if before is not None:

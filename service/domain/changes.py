@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,13 +17,14 @@ from service.domain.errors import (
     TreatedAsAnother,
     VersionMismatch,
 )
-from service.domain.events import EventType, emit
+from service.domain.events import emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.sources import with_kind
 from service.domain.statuses import PENDING, Answer, Status
 from service.domain.timeline import Placement, ordered, place, visible
 from service.models import ControlList, Entry, Event, Observation, StatusChange, Treatment
+from service.vocabulary import EventType
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Recorded:
     event: Event
 
 
-def _validate(request: ChangeRequest, timeline: list, recorded_at: datetime) -> None:
+def _validate(request: ChangeRequest, timeline: list[StatusChange], recorded_at: datetime) -> None:
     errors: dict[str, list[str]] = {}
     if not request.sources:
         errors["sources"] = ["At least one source is required."]
@@ -79,7 +80,9 @@ def _validate(request: ChangeRequest, timeline: list, recorded_at: datetime) -> 
         raise InvalidInput("Invalid " + ", ".join(f"'{name}'" for name in errors) + ".", errors)
 
 
-def _refuse_if_treated(session: Session, control_list: ControlList, country_code: str, effective_on) -> None:
+def _refuse_if_treated(
+    session: Session, control_list: ControlList, country_code: str, effective_on: date | None
+) -> None:
     treatment = session.scalars(
         select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == country_code)
     ).one_or_none()
@@ -93,11 +96,14 @@ def _refuse_if_treated(session: Session, control_list: ControlList, country_code
 
 def bump_version(session: Session, entry: Entry) -> None:
     """Move the entry to its next version, only if nobody moved it since we read it."""
-    bumped = session.execute(
-        update(Entry)
-        .where(Entry.id == entry.id, Entry.version == entry.version)
-        .values(version=Entry.version + 1)
-        .execution_options(synchronize_session=False)
+    bumped = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Entry)
+            .where(Entry.id == entry.id, Entry.version == entry.version)
+            .values(version=Entry.version + 1)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if bumped.rowcount != 1:
         raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")

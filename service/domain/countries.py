@@ -8,6 +8,7 @@ resolve to Vietnam.
 import difflib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -131,7 +132,7 @@ class CountryRegistry:
         self._index.setdefault(key, country)
         self._names.setdefault(key, country)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Country]:
         return iter(self._by_alpha_2.values())
 
     def __len__(self) -> int:

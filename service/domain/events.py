@@ -3,8 +3,8 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from service import clock
 from service.models import ControlList, Counter, Entry, Event, Observation, StatusChange, Treatment
@@ -28,7 +28,7 @@ def next_sequence(session: Session) -> int:
     return session.execute(select(Counter.value).where(Counter.name == EVENTS_COUNTER)).scalar_one()
 
 
-def current_sequence(connection) -> int:
+def current_sequence(connection: Connection) -> int:
     """The last event number."""
     return connection.execute(select(Counter.value).where(Counter.name == EVENTS_COUNTER)).scalar_one()
 
@@ -55,13 +55,13 @@ def _touches_cache(instance: object) -> bool:
 
 
 @event.listens_for(Session, "before_flush")
-def _bump_on_flush(session: Session, _context, _instances) -> None:
+def _bump_on_flush(session: Session, _context: UOWTransaction, _instances: object) -> None:
     if any(_touches_cache(i) for i in (*session.new, *session.dirty, *session.deleted)):
         touch_data(session)
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _bump_on_bulk_write(state) -> None:
+def _bump_on_bulk_write(state: ORMExecuteState) -> None:
     """Bulk UPDATE/DELETE statements on cached tables skip the flush: bump for them too."""
     mapper = state.bind_mapper
     if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ in CACHED_MODELS:
@@ -69,7 +69,7 @@ def _bump_on_bulk_write(state) -> None:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_touch(session: Session, transaction) -> None:
+def _forget_touch(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost transaction ended: the next one bumps anew
         session.info.pop(_TOUCHED, None)
 

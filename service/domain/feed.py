@@ -7,7 +7,7 @@ and go only to the subscriptions that ask for them.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from service.domain.errors import NotFound
@@ -22,8 +22,8 @@ class FeedFilter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def criteria(self) -> list:
-        criteria = [Event.public.is_(True)]
+    def criteria(self) -> list[ColumnElement[bool]]:
+        criteria: list[ColumnElement[bool]] = [Event.public.is_(True)]
         if self.country_code:
             criteria.append(Event.country_code == self.country_code)
         if self.list_id:

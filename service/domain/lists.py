@@ -1,5 +1,6 @@
 """Administering lists: other jurisdictions' lists are data, not code."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -8,10 +9,11 @@ from service import clock
 from service.domain import audit, lookups
 from service.domain.audit import Actor
 from service.domain.errors import Conflict
-from service.domain.events import EventType, emit
+from service.domain.events import emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.models import ControlList
+from service.vocabulary import EventType
 
 # What a list says about itself (PATCH may change these) ...
 DESCRIPTIVE_FIELDS = (
@@ -28,7 +30,7 @@ DESCRIPTIVE_FIELDS = (
 DEFINING_FIELDS = ("effect", "membership_complete", "membership_complete_from")
 
 
-def _event_data(control_list: ControlList, actor: Actor) -> dict:
+def _event_data(control_list: ControlList, actor: Actor) -> dict[str, Any]:
     return {
         **jsonable(lookups.list_document(control_list)),
         "actor": actor.name,
@@ -41,7 +43,7 @@ def create_list(
     fields: dict[str, Any],
     *,
     actor: Actor,
-    recorded_at=None,
+    recorded_at: datetime | None = None,
     publish: bool = True,
 ) -> ControlList:
     """A new list, its list.created event and audit entry (queued for subscribers with `publish`)."""

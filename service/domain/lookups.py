@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, and_, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, Date, SQLColumnExpression, and_, false, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.domain.countries import Country, registry
@@ -17,6 +17,13 @@ from service.domain.sources import evidence_of, with_kind
 from service.domain.statuses import PENDING, Answer, Effect, restrictions_apply
 from service.domain.timeline import first_known, ordered, standing, visible
 from service.models import ControlList, Entry, Observation, StatusChange, Treatment
+
+
+def _country(country_code: str) -> Country:
+    """The country an entry is for: entries only hold codes the registry knows."""
+    country = registry().get(country_code)
+    assert country is not None, f"no country has the code {country_code!r}"
+    return country
 
 
 def country_summary(country: Country) -> dict[str, Any]:
@@ -85,12 +92,12 @@ def entry_path(list_id: str, country_code: str) -> str:
     return f"/v1/lists/{list_id}/entries/{country_code}"
 
 
-def sources_with_kind(sources) -> list[dict]:
+def sources_with_kind(sources: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [with_kind(s) for s in sources or []]
 
 
-def change_document(change: StatusChange, control_list: ControlList, country_code: str) -> dict:
-    country = registry().get(country_code)
+def change_document(change: StatusChange, control_list: ControlList, country_code: str) -> dict[str, Any]:
+    country = _country(country_code)
     path = entry_path(control_list.id, country_code)
     return {
         "id": change.id,
@@ -114,9 +121,11 @@ def change_document(change: StatusChange, control_list: ControlList, country_cod
     }
 
 
-def observation_document(observation: Observation, control_list: ControlList, country_code: str) -> dict:
+def observation_document(
+    observation: Observation, control_list: ControlList, country_code: str
+) -> dict[str, Any]:
     """An observation, shaped like a change (`kind: observation`) so that histories hold both."""
-    country = registry().get(country_code)
+    country = _country(country_code)
     path = entry_path(control_list.id, country_code)
     return {
         "id": observation.id,
@@ -140,14 +149,16 @@ def observation_document(observation: Observation, control_list: ControlList, co
     }
 
 
-def history_key(item: StatusChange | Observation) -> tuple:
+def history_key(item: StatusChange | Observation) -> tuple[bool, date, int, int]:
     """Timeline order for changes and observations together (an observation before a change on its day)."""
     if isinstance(item, Observation):
         return (True, item.observed_on, 0, item.id)
     return (item.effective_on is not None, item.effective_on or date.min, 1, item.id)
 
 
-def history_documents(items, control_list: ControlList, country_code: str) -> list[dict]:
+def history_documents(
+    items: Iterable[StatusChange | Observation], control_list: ControlList, country_code: str
+) -> list[dict[str, Any]]:
     return [
         observation_document(i, control_list, country_code)
         if isinstance(i, Observation)
@@ -172,16 +183,20 @@ class Changes:
         self._entries = {(e.country_code, e.list_id): e for e in entries}
         self._treatments = {(t.country_code, t.list_id): t for t in treatments}
 
-    def _answer(self, control_list: ControlList, country_code: str, as_of: date, known_at):
+    def _answer(
+        self, control_list: ControlList, country_code: str, as_of: date, known_at: datetime | None
+    ) -> dict[str, Any]:
         entry = self._entries.get((country_code, control_list.id))
         if entry is None:
             return answer(control_list, country_code, (), as_of, known_at)
         return answer(control_list, country_code, entry.changes, as_of, known_at, entry.observations)
 
-    def answer(self, control_list: ControlList, country_code: str, as_of: date, known_at):
+    def answer(
+        self, control_list: ControlList, country_code: str, as_of: date, known_at: datetime | None
+    ) -> dict[str, Any]:
         """A country's status on one list; a country treated as another takes its status."""
         treatment = self._treatments.get((country_code, control_list.id))
-        if treatment_applies(treatment, as_of, known_at):
+        if treatment is not None and treatment_applies(treatment, as_of, known_at):
             result = self._answer(control_list, treatment.treated_as, as_of, known_at)
             result["treated_as"] = treatment_document(treatment)
             return result
@@ -201,7 +216,9 @@ UNKNOWN_NOTES = {
 }
 
 
-def _unknown(base: dict, reason: str, observed_since: date | None = None, complete_from=None) -> dict:
+def _unknown(
+    base: dict[str, Any], reason: str, observed_since: date | None = None, complete_from: date | None = None
+) -> dict[str, Any]:
     note = UNKNOWN_NOTES[reason].format(
         observed_since=observed_since.isoformat() if observed_since else None,
         complete_from=complete_from.isoformat() if complete_from else None,
@@ -237,15 +254,18 @@ def answer(
     timeline = ordered(changes, known_at)
     shown = visible(observations, known_at)
     current = standing(timeline, as_of, shown)
-    base = {
+    base: dict[str, Any] = {
         "list": list_ref(control_list),
         "treated_as": None,
         "links": {"entry": entry_path(control_list.id, country_code)},
     }
     if current is not None and current.basis == "no_data":
+        assert current.reason is not None  # a no_data standing always says why
         return _unknown(base, current.reason, current.observed_since)
+    pending: dict[str, Any] | None
     if current is not None and current.basis == "recorded_change":
         change = current.change
+        assert change is not None  # a recorded_change standing always has its change
         pending = None
         if current.status in PENDING:
             pending = {
@@ -271,7 +291,7 @@ def answer(
         }
     if current is not None:  # from observations, in a stretch with no dated change
         latest = current.points[0].origin
-        sources: dict[str, dict] = {}
+        sources: dict[str, dict[str, Any]] = {}
         for point in current.points:
             for source in point.origin.sources:
                 sources.setdefault(source["url"], with_kind(source))
@@ -323,8 +343,9 @@ def answer(
     return _unknown(base, "before_membership_complete", complete_from=control_list.membership_complete_from)
 
 
-def _overall(answers: list[dict]) -> tuple[bool | None, bool]:
+def _overall(answers: list[dict[str, Any]]) -> tuple[bool | None, bool]:
     """Restricted anywhere (None when only unknowns stand in the way)? Anything pending?"""
+    restricted: bool | None
     if any(a["restrictions_apply"] for a in answers):
         restricted = True
     elif any(a["restrictions_apply"] is None and a["list"]["effect"] == Effect.RESTRICTIVE for a in answers):
@@ -352,7 +373,7 @@ def get_list(session: Session, list_id: str) -> ControlList:
     return control_list
 
 
-def _entries(session: Session, *criteria) -> list[Entry]:
+def _entries(session: Session, *criteria: ColumnElement[bool]) -> list[Entry]:
     return list(
         session.scalars(
             select(Entry)
@@ -423,10 +444,12 @@ def countries_overview(session: Session, as_of: date, known_at: datetime | None)
     return overview
 
 
-def full_country_history(session: Session, country: Country, known_at: datetime | None) -> list[dict]:
+def full_country_history(
+    session: Session, country: Country, known_at: datetime | None
+) -> list[dict[str, Any]]:
     """Every change and observation across lists, newest first: the pages' timeline, which
     draws them all (the API pages them with `country_history`)."""
-    history = []
+    history: list[tuple[StatusChange | Observation, ControlList]] = []
     for entry in _entries(session, Entry.country_code == country.alpha_2):
         history.extend((c, entry.control_list) for c in ordered(entry.changes, known_at))
         history.extend((o, entry.control_list) for o in visible(entry.observations, known_at))
@@ -438,12 +461,15 @@ def full_country_history(session: Session, country: Country, known_at: datetime 
 HistoryCursor = tuple[date, int, int]
 
 
-def _after_cursor(day, rank: int, row_id, cursor: HistoryCursor | None) -> list:
+def _after_cursor(
+    day: SQLColumnExpression[date], rank: int, row_id: SQLColumnExpression[int], cursor: HistoryCursor | None
+) -> list[ColumnElement[bool]]:
     """SQL criteria: a row of one table (whose rank is `rank`) comes after `cursor` in
     newest-first order, i.e. (day, rank, id) < cursor, compared left to right."""
     if cursor is None:
         return []
     c_day, c_rank, c_id = cursor
+    same_day: ColumnElement[bool]
     if rank < c_rank:
         same_day = day == c_day
     elif rank == c_rank:
@@ -460,7 +486,7 @@ def country_history(
     *,
     limit: int,
     cursor: HistoryCursor | None = None,
-) -> tuple[list[dict], HistoryCursor | None]:
+) -> tuple[list[dict[str, Any]], HistoryCursor | None]:
     """A page of every change and observation across lists, newest first (by date, observations
     before changes on their day, then recording), and the cursor of the next page.
 
@@ -513,14 +539,14 @@ def list_entries(
     of its own while the treatment applies.
     """
     treated = {t.country_code for t in control_list.treatments if treatment_applies(t, as_of, known_at)}
-    documents = []
+    documents: list[dict[str, Any]] = []
     for entry in sorted(_entries(session, Entry.list_id == control_list.id), key=lambda e: e.country_code):
         if entry.country_code in treated:
             continue
         result = answer(control_list, entry.country_code, entry.changes, as_of, known_at, entry.observations)
         if result["basis"] not in ("recorded_change", "observation") or result["status"] == Answer.NOT_LISTED:
             continue
-        country = registry().get(entry.country_code)
+        country = _country(entry.country_code)
         documents.append({"country": country_summary(country), **result})
     return documents
 
@@ -555,9 +581,8 @@ def entry_detail(
     entry = find_entry(session, control_list, country)
     changes = entry.changes if entry else []
     observations = entry.observations if entry else []
-    history = sorted(
-        ordered(changes, known_at) + visible(observations, known_at), key=history_key, reverse=True
-    )
+    items: list[StatusChange | Observation] = [*ordered(changes, known_at), *visible(observations, known_at)]
+    history = sorted(items, key=history_key, reverse=True)
     return {
         "country": country_summary(country),
         **_changes_for(session, [country.alpha_2]).answer(control_list, country.alpha_2, as_of, known_at),

@@ -1,5 +1,7 @@
 """Statuses of an entry, the transitions between them, and what they mean."""
 
+from collections.abc import Iterable
+
 from service.vocabulary import Answer, Effect, EvidenceKind, Status
 
 __all__ = ["PENDING", "Answer", "Effect", "EvidenceKind", "Status", "allowed_next", "restrictions_apply"]
@@ -8,7 +10,7 @@ __all__ = ["PENDING", "Answer", "Effect", "EvidenceKind", "Status", "allowed_nex
 EVIDENCE_ORDER = list(EvidenceKind)
 
 
-def strongest(kinds) -> EvidenceKind | None:
+def strongest(kinds: Iterable[str | None]) -> EvidenceKind | None:
     """The strongest of these kinds (None when there are none)."""
     found = [EvidenceKind(k) for k in kinds if k]
     return max(found, key=lambda k: k.strength) if found else None

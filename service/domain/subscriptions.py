@@ -2,7 +2,7 @@
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,11 +13,10 @@ from service.domain import audit
 from service.domain.audit import Actor
 from service.domain.countries import registry
 from service.domain.errors import Conflict, InvalidInput, NotFound
-from service.domain.events import EventType, emit
-from service.domain.keys import Role
+from service.domain.events import emit
 from service.domain.outbox import enqueue, matches
 from service.models import ControlList, Delivery, Event, Webhook
-from service.vocabulary import DeliveryState
+from service.vocabulary import DeliveryState, EventType, Role
 from service.webhooks.signing import new_secret
 from service.webhooks.targets import check_target
 
@@ -49,7 +48,7 @@ def webhook_document(webhook: Webhook) -> dict[str, Any]:
     }
 
 
-def _check_url(url: str, config: Mapping) -> None:
+def _check_url(url: str, config: Mapping[str, Any]) -> None:
     check_target(
         url,
         allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]),
@@ -93,7 +92,7 @@ def _operations(event_types: list[str], actor: Actor) -> bool:
 
 
 def create_webhook(
-    session: Session, fields: Mapping[str, Any], *, actor: Actor, config: Mapping
+    session: Session, fields: Mapping[str, Any], *, actor: Actor, config: Mapping[str, Any]
 ) -> tuple[Webhook, str]:
     _check_url(fields["url"], config)
     filters = _filters(session, {"countries": [], "lists": [], "event_types": [], **fields})
@@ -136,7 +135,7 @@ def list_webhooks(session: Session, *, limit: int, after: int | None = None) -> 
 
 
 def update_webhook(
-    session: Session, webhook: Webhook, changes: Mapping[str, Any], *, actor: Actor, config: Mapping
+    session: Session, webhook: Webhook, changes: Mapping[str, Any], *, actor: Actor, config: Mapping[str, Any]
 ) -> Webhook:
     if "url" in changes:
         _check_url(changes["url"], config)
@@ -203,7 +202,7 @@ def ping(session: Session, webhook: Webhook, *, actor: Actor) -> Delivery:
     return delivery
 
 
-def rotate_secret(session: Session, webhook: Webhook, *, overlap, actor: Actor) -> str:
+def rotate_secret(session: Session, webhook: Webhook, *, overlap: timedelta, actor: Actor) -> str:
     """A new secret; for `overlap` (24 h by default) deliveries are signed with the old one too.
 
     Retry a rotation with an Idempotency-Key: a second rotation makes the one
@@ -226,7 +225,7 @@ def rotate_secret(session: Session, webhook: Webhook, *, overlap, actor: Actor) 
     return secret
 
 
-def without_secret(document: dict, webhook: Webhook) -> dict:
+def without_secret(document: dict[str, Any], webhook: Webhook) -> dict[str, Any]:
     """What an Idempotency-Key may keep of a response that shows a secret: everything but the
     secret, and its SHA-256 to tell on replay whether it is still the subscription's secret."""
     kept = {key: value for key, value in document.items() if key != "secret"}
@@ -234,7 +233,7 @@ def without_secret(document: dict, webhook: Webhook) -> dict:
     return {**kept, "_replay": {"webhook_id": webhook.id, "secret_sha256": digest}}
 
 
-def restore_secret(session: Session, stored: dict) -> dict:
+def restore_secret(session: Session, stored: dict[str, Any]) -> dict[str, Any]:
     """A replayed response gets its secret back while it is still the subscription's secret;
     after a rotation or deletion the client gets a 409 saying what to do instead."""
     replay = stored.pop("_replay")
@@ -296,7 +295,7 @@ def replay(session: Session, webhook: Webhook, since: datetime, until: datetime,
         Event.occurred_at < until,
         Event.type != EventType.WEBHOOK_PING.value,
     )
-    total = session.scalar(select(func.count()).select_from(Event).where(*window))
+    total = session.execute(select(func.count()).select_from(Event).where(*window)).scalar_one()
     if total > MAX_REPLAY:
         raise InvalidInput(
             "Invalid 'since'.",

@@ -18,7 +18,7 @@ into the past.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from service.domain.statuses import ALLOWED_NEXT, FROM_UNKNOWN, PENDING, Answer, Status, allowed_next
 
@@ -39,17 +39,21 @@ class ObservationLike(Protocol):
     recorded_at: datetime
 
 
-def timeline_key(change: ChangeLike) -> tuple:
+C = TypeVar("C", bound=ChangeLike)
+Obs = TypeVar("Obs", bound=ObservationLike)
+
+
+def timeline_key(change: ChangeLike) -> tuple[bool, date, int]:
     return (change.effective_on is not None, change.effective_on or date.min, change.id)
 
 
-def ordered(changes: Iterable[ChangeLike], known_at: datetime | None = None) -> list:
+def ordered(changes: Iterable[C], known_at: datetime | None = None) -> list[C]:
     """The timeline as known at `known_at` (every change when None)."""
     visible = (c for c in changes if known_at is None or c.recorded_at <= known_at)
     return sorted(visible, key=timeline_key)
 
 
-def visible(observations: Iterable[ObservationLike], known_at: datetime | None = None) -> list:
+def visible(observations: Iterable[Obs], known_at: datetime | None = None) -> list[Obs]:
     """Observations on record at `known_at`, by date observed then recording order."""
     shown = (o for o in observations if known_at is None or o.recorded_at <= known_at)
     return sorted(shown, key=lambda o: (o.observed_on, o.id))
@@ -78,7 +82,7 @@ def evidence(timeline: Sequence[ChangeLike], observations: Sequence[ObservationL
 
 
 @dataclass(frozen=True, slots=True)
-class Standing:
+class Standing(Generic[C]):
     """The status on a date, with what it rests on.
 
     `basis` is `recorded_change` (a dated change in force: `change`), `observation`
@@ -88,7 +92,7 @@ class Standing:
 
     status: str
     basis: str
-    change: ChangeLike | None = None
+    change: C | None = None
     # When the current run of this status began (None: a date not recorded).
     since: date | None = None
     # For a pending status: when it was announced, and when it is expected to take effect.
@@ -101,7 +105,7 @@ class Standing:
     points: list[Point] = field(default_factory=list)
 
 
-def _from_changes(in_force: Sequence[ChangeLike]) -> Standing:
+def _from_changes(in_force: Sequence[C]) -> Standing[C]:
     current = in_force[-1]
     first = current
     for change in reversed(in_force[:-1]):
@@ -120,12 +124,12 @@ def _from_changes(in_force: Sequence[ChangeLike]) -> Standing:
 
 
 def standing(
-    timeline: Sequence[ChangeLike], as_of: date, observations: Sequence[ObservationLike] = ()
-) -> Standing | None:
+    timeline: Sequence[C], as_of: date, observations: Sequence[ObservationLike] = ()
+) -> Standing[C] | None:
     """The status on `as_of` in an ordered timeline, or None when nothing at all is recorded for
     the stretch that holds it (the list's completeness may still tell)."""
     dated = [c for c in timeline if c.effective_on is not None]
-    in_force = [c for c in dated if c.effective_on <= as_of]
+    in_force = [c for c in dated if c.effective_on is not None and c.effective_on <= as_of]
     if in_force:
         return _from_changes(in_force)
     # The stretch before the first dated change: known only from evidence.

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 from xml.etree.ElementTree import Element
 
 from service.importers.ecfr import TABLES, _local, parse_xml, text_of
@@ -65,6 +65,10 @@ class FRDocument:
         }
 
 
+@overload
+def _date(value: Any, name: str, number: str) -> date: ...
+@overload
+def _date(value: Any, name: str, number: str, *, required: bool) -> date | None: ...
 def _date(value: Any, name: str, number: str, *, required: bool = True) -> date | None:
     if value in (None, "") and not required:
         return None
@@ -174,10 +178,10 @@ def _table_rows(table: Element) -> tuple[str, dict[str, dict[str, bool]]]:
     group = match.group(1)
     boxhd = next((b for b in table if _local(b.tag) == "BOXHD"), None)
     headers = [text_of(c) for c in boxhd if _local(c.tag) == "CHED"] if boxhd is not None else []
-    found = []
+    found: list[str] = []
     for header in headers[1:]:
-        code = re.search(r"\b([ADE]):\s*(\d)\b", header)
-        found.append(f"{code.group(1)}:{code.group(2)}" if code else header)
+        heading = re.search(r"\b([ADE]):\s*(\d)\b", header)
+        found.append(f"{heading.group(1)}:{heading.group(2)}" if heading else header)
     if found != TABLES[group]:
         raise UnrecognisedFormat(f"Country Group {group}: columns are {found}, expected {TABLES[group]}.")
     rows: dict[str, dict[str, bool]] = {}
@@ -190,7 +194,7 @@ def _table_rows(table: Element) -> tuple[str, dict[str, dict[str, bool]]]:
         if len(cells) != len(found) + 1:
             raise UnrecognisedFormat(f"Country Group {group}, row {cells[0]!r}: {len(cells) - 1} cells.")
         code = country_code(cells[0], f"Country Group {group}, row {cells[0]!r}")
-        marks = {}
+        marks: dict[str, bool] = {}
         for column, cell in zip(found, cells[1:], strict=True):
             if not re.match(r"^X?(?:\s*\d+)?$", cell, re.IGNORECASE):
                 raise UnrecognisedFormat(
@@ -203,7 +207,7 @@ def _table_rows(table: Element) -> tuple[str, dict[str, dict[str, bool]]]:
 
 def _columns(text: str) -> list[tuple[str, str | None]]:
     """Groups (and columns) an amendment names: [('D', '1'), ('B', None)]."""
-    named = []
+    named: list[tuple[str, str | None]] = []
     for reference in _GROUP_REF.finditer(text):
         named.extend((m.group(1), m.group(2)) for m in _CODE.finditer(reference.group(1)))
     return named

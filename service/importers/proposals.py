@@ -10,9 +10,9 @@ the proposal was made against: a change recorded meanwhile makes it stale.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from service import clock
@@ -21,14 +21,14 @@ from service.domain.audit import Actor
 from service.domain.changes import ChangeRequest, Recorded, record_status_change
 from service.domain.countries import registry
 from service.domain.errors import ConcurrentUpdate, Conflict, NotFound, UnknownList, VersionMismatch
-from service.domain.events import EventType, emit
+from service.domain.events import emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.statuses import Answer, Status
 from service.importers import ecfr
 from service.importers.errors import UnrecognisedFormat
 from service.models import ControlList, Entry, ListCheck, Proposal
-from service.vocabulary import ProposalState
+from service.vocabulary import EventType, ProposalState
 
 # The lists Supplement No. 1's columns are, by the ids the seeds give them.
 ECFR_LISTS = {column: "us-ear-" + column.replace(":", "").lower() for column in ecfr.COLUMNS}
@@ -89,6 +89,7 @@ def _list(session: Session, list_id: str) -> ControlList:
 def standing_on(session: Session, control_list: ControlList, country_code: str, as_of: date) -> str:
     """What the service answers for one country on one list on a date (a status or an Answer)."""
     country = registry().get(country_code)
+    assert country is not None, f"no country has the code {country_code!r}"
     return lookups.entry_state(session, control_list, country, as_of)["status"]
 
 
@@ -422,11 +423,15 @@ def _require_pending(proposal: Proposal) -> None:
 def _decide(session: Session, proposal: Proposal, state: str, actor: Actor, **values) -> None:
     """Move a pending proposal to `state`, only if nobody decided it since we read it."""
     now = clock.utcnow()
-    moved = session.execute(
-        update(Proposal)
-        .where(Proposal.id == proposal.id, Proposal.state == ProposalState.PENDING)
-        .values(state=state, decided_at=now, decided_by=actor.name, **values)
-        .execution_options(synchronize_session=False)
+    # Session.execute is typed to return a Result; for an UPDATE it is a CursorResult (sqlalchemy#9185).
+    moved = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Proposal)
+            .where(Proposal.id == proposal.id, Proposal.state == ProposalState.PENDING)
+            .values(state=state, decided_at=now, decided_by=actor.name, **values)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if moved.rowcount != 1:
         raise ConcurrentUpdate("Someone else decided this proposal at the same time; read it again.")
@@ -447,6 +452,8 @@ def approve(session: Session, proposal_id: int, *, actor: Actor, recorded_at: da
             "(POST /v1/lists/{list}/entries/{country}/changes), then reject it with a reason.",
             state=proposal.state,
         )
+    # A change proposal always names its entry and status.
+    assert proposal.list_id is not None and proposal.country_code is not None and proposal.status is not None
     control_list = lookups.get_list(session, proposal.list_id)
     request = ChangeRequest(
         status=Status(proposal.status),

@@ -23,6 +23,7 @@ def import_ecfr(
 
 def _note(document: FRDocument) -> str:
     if document.public_inspection:
+        assert document.filed_on is not None  # a public-inspection filing always has its filing date
         return (
             f"{document.title}: filed for public inspection on {document.filed_on.isoformat()}, "
             f"scheduled for publication in the Federal Register on {document.publication_date.isoformat()}. "
@@ -45,11 +46,11 @@ def import_fr_document(
 ) -> ImportReport:
     """Proposals for the entries a rule or public-inspection filing changes; a review proposal
     for whatever of it cannot be mapped with confidence."""
-    on = (
-        document.filed_on
-        if document.public_inspection
-        else (document.effective_on or document.publication_date)
-    )
+    if document.public_inspection:
+        assert document.filed_on is not None  # a public-inspection filing always has its filing date
+        on = document.filed_on
+    else:
+        on = document.effective_on or document.publication_date
     changes: dict[tuple[str, str], bool] = {}
     review = None
     if full_text is None:

@@ -117,7 +117,7 @@ class Watcher:
 
     def _documents(self, part: int) -> list[dict]:
         since = clock.today() - timedelta(seconds=self.config["IMPORT_LOOKBACK"].total_seconds())
-        params = [
+        params: list[tuple[str, str]] | None = [
             ("conditions[agencies][]", federal_register.BIS),
             ("conditions[cfr][title]", "15"),
             ("conditions[cfr][part]", str(part)),
@@ -166,7 +166,9 @@ class Watcher:
         for raw in _results(page, "public-inspection-documents/current.json"):
             if not isinstance(raw, dict):
                 continue
-            agencies = raw.get("agencies") if isinstance(raw.get("agencies"), list) else []
+            agencies = raw.get("agencies")
+            if not isinstance(agencies, list):
+                agencies = []
             about = " ".join(str(raw.get(k) or "") for k in ("title", "toc_doc", "subject_1", "subject_2"))
             if not any(isinstance(a, dict) and a.get("slug") == federal_register.BIS for a in agencies):
                 continue

@@ -6,8 +6,10 @@ anything can change (a change's effective date, a list's completeness date, a
 treatment's start). This module only places those answers on an axis.
 """
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -60,8 +62,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Lane:
-    list: dict
-    runs: list[Run]
+    list: dict[str, Any]
+    runs: builtins.list[Run]  # `list` is the field above
     recorded: bool
     y: float
 
@@ -123,7 +125,9 @@ def country_timeline(
         if control_list.membership_complete_from:
             dates.add(control_list.membership_complete_from)
     for code in sorted(codes):
-        for change in lookups.full_country_history(session, registry().get(code), known_at):
+        subject = registry().get(code)
+        assert subject is not None, f"no country has the code {code!r}"
+        for change in lookups.full_country_history(session, subject, known_at):
             recorded_lists.add(change["list"]["id"])
             for day in (change["effective_on"], change["expected_effective_on"]):
                 if day is not None:

@@ -37,12 +37,12 @@ from service.domain import feed, keys, lookups
 from service.domain.countries import registry
 from service.domain.errors import DomainError, InvalidInput
 from service.domain.events import event_document
-from service.domain.keys import Role
 from service.domain.statuses import PENDING, Effect
 from service.errors import flatten_messages
 from service.pages import timeline
 from service.pages.forms import SignInForm, SignOutForm
 from service.schemas import STATUSES, TimeQuery
+from service.vocabulary import Role
 
 log = logging.getLogger(__name__)
 

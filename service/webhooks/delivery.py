@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.domain.events import EventType, emit
+from service.domain.events import emit
 from service.domain.outbox import fan_out
 from service.models import Delivery, DeliveryAttempt, Webhook
-from service.vocabulary import DeliveryState
+from service.vocabulary import DeliveryState, EventType
 
 RESPONSE_EXCERPT = 2048
 

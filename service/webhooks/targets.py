@@ -69,7 +69,9 @@ def check_target(url: str, *, allow_private: bool, require_https: bool) -> None:
         )
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRejected(f"{host} does not resolve") from exc
-    private = sorted({info[4][0] for info in infos if not is_public(info[4][0])})
+    # An AF_INET/AF_INET6 sockaddr starts with the address as text (typeshed's union also has (int, bytes)).
+    addresses = {str(info[4][0]) for info in infos}
+    private = sorted(address for address in addresses if not is_public(address))
     if private:
         raise TargetRejected(
             f"{host} resolves to a non-public address ({', '.join(private)}); "

@@ -21,10 +21,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import requests
 from flask import Flask
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from service import clock, db
@@ -105,11 +106,15 @@ def claim(
     else:
         ids = []
         for delivery_id in session.scalars(candidates).all():
-            won = session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, _due(now, max_attempts))
-                .values(**lease_values)
-                .execution_options(synchronize_session=False)
+            # Session.execute is typed to return a Result; an UPDATE's is a CursorResult (sqlalchemy#9185).
+            won = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, _due(now, max_attempts))
+                    .values(**lease_values)
+                    .execution_options(synchronize_session=False)
+                ),
             )
             if won.rowcount == 1:
                 ids.append(delivery_id)
