@@ -142,18 +142,51 @@ def serve_command(host: str, port: int):
 def run_command(ctx: click.Context, host: str, port: int):
     ctx.invoke(db_upgrade)
     ctx.invoke(seed_command)
-    worker = _start_worker()  # which also runs the importers' schedule when configured
+    supervisor = WorkerSupervisor()  # the worker also runs the importers' schedule when configured
+    supervisor.start()
     try:
         click.echo(f"starting the API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         serve(host, port)
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
+        supervisor.stop()
 
 
-def _start_worker():
+def _start_worker() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+
+
+class WorkerSupervisor:
+    """Keeps `make run`'s webhook worker alive: one that dies (a crash, a kill -9) is started
+    again within a second or two, so deliveries never wait for a person to notice."""
+
+    CHECK_EVERY = 1.0
+
+    def __init__(self, start=_start_worker):
+        self._start = start
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.process = self._start()
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.CHECK_EVERY):
+            process = self.process
+            if process is not None and process.poll() is not None and not self._stop.is_set():
+                click.echo(f"webhook worker exited ({process.returncode}); starting another", err=True)
+                self.restarts += 1
+                self.process = self._start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
 
 
 @click.command("worker", help="Deliver webhooks until stopped (SIGTERM or Ctrl-C finishes the batch).")

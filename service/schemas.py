@@ -693,6 +693,22 @@ class WriteHeaders(Schema):
     )
 
 
+class ConditionalHeaders(Schema):
+    """If-Match on a write whose resource's ETag is its rendered content (a list)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    if_match = fields.String(
+        data_key="If-Match",
+        validate=validate.Regexp(IF_MATCH_PATTERN, error="Entity tags, comma-separated, or *."),
+        metadata={
+            "description": "The ETag from GET: the change is made only if the resource is still in "
+            "that state, else 412 (someone changed it since you read it)."
+        },
+    )
+
+
 class ConditionalWriteHeaders(WriteHeaders):
     if_match = fields.String(
         data_key="If-Match",
@@ -791,7 +807,10 @@ class ListPatchSchema(Schema):
     legal_basis = Line(validate=validate.Length(min=1, max=500))
     url = HttpUrl()
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
-    sources = fields.List(fields.Nested(SourceSchema), validate=validate.Length(max=20))
+    sources = fields.List(
+        fields.Nested(SourceSchema),
+        validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources: a list stays cited."),
+    )
 
     @ma.validates_schema
     def not_empty(self, data, **_kwargs):

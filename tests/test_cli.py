@@ -48,3 +48,33 @@ def test_openapi_write_writes_what_the_service_serves(app, client, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert target.read_text() == client.get("/openapi.yaml").get_data(as_text=True)
+
+
+def test_make_runs_worker_is_started_again_when_it_dies(monkeypatch):
+    """`make run` supervises its webhook worker: a killed worker is replaced (probe finding)."""
+    import subprocess
+    import sys
+    import time
+
+    from service import cli
+
+    monkeypatch.setattr(cli.WorkerSupervisor, "CHECK_EVERY", 0.05)
+    started = []
+
+    def start():
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        started.append(process)
+        return process
+
+    supervisor = cli.WorkerSupervisor(start)
+    supervisor.start()
+    try:
+        started[0].kill()  # as kill -9 would
+        deadline = time.monotonic() + 10
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(started) == 2 and supervisor.restarts == 1
+        assert started[1].poll() is None
+    finally:
+        supervisor.stop()
+    assert all(p.poll() is not None for p in started)  # stopping stops the worker too

@@ -19,6 +19,7 @@ from service.schemas import (
     ChangeCreatedSchema,
     ChangeCreateSchema,
     ChangeSchema,
+    ConditionalHeaders,
     ConditionalWriteHeaders,
     EntriesQuery,
     EntrySchema,
@@ -131,16 +132,24 @@ class ListDetail(MethodView):
         return lookups.list_document(lookups.get_list(db.session(), list_id))
 
     @blp.authorized(Role.ADMIN, write=True, json=True)
+    @blp.arguments(ConditionalHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(ListPatchSchema())
     @blp.response(200, ListSchema)
-    @blp.problems(404)
-    def patch(self, body, list_id):
-        """Change a list's descriptive fields (admin). Effect and completeness are fixed at creation."""
+    @blp.problems(404, 412)
+    def patch(self, body, list_id, if_match=None):
+        """Change a list's descriptive fields (admin). Effect and completeness are fixed at creation.
+
+        Send the ETag of your GET as `If-Match` so that two editors cannot overwrite each
+        other: if the list changed since, the answer is 412 and nothing changes. The audit
+        log keeps the values each update replaced.
+        """
 
         def operation(session, principal):
             control_list = lookups.get_list(session, list_id)
+            writes.require_if_match(lookups.list_document(control_list))
             update_list(session, control_list, body, actor=writes.actor(principal))
-            return writes.Outcome(lookups.list_document(control_list), 200)
+            document = lookups.list_document(control_list)
+            return writes.Outcome(document, 200, {"ETag": f'"{writes.rendered_etag(document)}"'})
 
         return writes.perform(operation)
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from service import clock, db
 from service.auth import current_principal
 from service.domain.audit import Actor
-from service.domain.errors import ConcurrentUpdate, DomainError
+from service.domain.errors import ConcurrentUpdate, DomainError, VersionMismatch
 from service.domain.keys import Principal
 from service.errors import IdempotencyKeyReused, PayloadTooLarge, UnsupportedMediaType
 from service.models import IdempotencyRecord
@@ -74,6 +74,9 @@ def json_body(view):
             raise UnsupportedMediaType(
                 f"Send the body as application/json (got {mimetype or 'no Content-Type'})."
             )
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):  # JSON is UTF-8 (RFC 8259): another charset would be misread
+            raise UnsupportedMediaType(f"Send JSON as UTF-8 (got charset={charset}).")
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         # A chunked body has no Content-Length: the server cuts it at the limit, so a body
         # that fills the limit may have been cut and must not be read as if it were whole.
@@ -107,6 +110,22 @@ def known_race(error: IntegrityError) -> bool:
     """Whether `error` is a write race a fresh attempt resolves (else it is a bug, not retried)."""
     text = str(error.orig)
     return any(constraint in text or columns in text for constraint, columns in KNOWN_RACES)
+
+
+def rendered_etag(data: Any) -> str:
+    """The ETag GET gives `data` (rendered by this operation's response schema)."""
+    from service.api.rendering import render
+
+    return render(data, g.get("response_schema")).etag
+
+
+def require_if_match(current: Any) -> None:
+    """For resources whose ETag is their rendered content: a sent If-Match must name `current`'s
+    ETag (or be `*`), else VersionMismatch (412): it changed since the client read it."""
+    if "If-Match" not in request.headers or request.if_match.star_tag:
+        return
+    if not request.if_match.contains(rendered_etag(current)):
+        raise VersionMismatch("If-Match names another state of this resource: it changed since you read it.")
 
 
 def fingerprint() -> str:

@@ -67,12 +67,14 @@ def create_list(
 def update_list(
     session: Session, control_list: ControlList, changes: dict[str, Any], *, actor: Actor
 ) -> ControlList:
-    for name in DESCRIPTIVE_FIELDS:
-        if name in changes:
-            setattr(control_list, name, jsonable(changes[name]))
+    changed = [name for name in DESCRIPTIVE_FIELDS if name in changes]
+    # The audit log keeps what was replaced, so a list's past wording can be rebuilt.
+    previous = {name: jsonable(getattr(control_list, name)) for name in changed}
+    for name in changed:
+        setattr(control_list, name, jsonable(changes[name]))
     control_list.updated_at = clock.utcnow()
     session.flush()
     event = emit(session, EventType.LIST_UPDATED, _event_data(control_list, actor), list_id=control_list.id)
-    audit.record(session, actor, "list.updated", f"list:{control_list.id}", **changes)
+    audit.record(session, actor, "list.updated", f"list:{control_list.id}", **changes, previous=previous)
     fan_out(session, event)
     return control_list

@@ -1,0 +1,74 @@
+"""Defects an outside probe found (issue 7's closing run): each failed before its fix."""
+
+import pytest
+from sqlalchemy import func, select
+
+from service.models import AuditEntry, ControlList
+from tests.conftest import a_change
+
+
+def test_patching_a_list_honours_if_match(client, admin, session):
+    etag = client.get("/v1/lists/us-ear-d1").headers["ETag"]
+
+    stale = client.patch(
+        "/v1/lists/us-ear-d1", json={"name": "Renamed"}, headers={**admin, "If-Match": '"not-this-one"'}
+    )
+    assert stale.status_code == 412
+    assert stale.content_type == "application/problem+json"
+    session.expire_all()
+    assert session.get(ControlList, "us-ear-d1").name != "Renamed"
+
+    fresh = client.patch("/v1/lists/us-ear-d1", json={"name": "Renamed"}, headers={**admin, "If-Match": etag})
+    assert fresh.status_code == 200
+    assert fresh.headers["ETag"] != etag  # the new state's tag, for the next conditional write
+    again = client.patch("/v1/lists/us-ear-d1", json={"name": "Again"}, headers={**admin, "If-Match": etag})
+    assert again.status_code == 412  # someone (we) changed it since that tag was read
+
+
+def test_the_audit_log_keeps_what_a_list_update_replaced(client, admin, session):
+    before = client.get("/v1/lists/us-ear-d1").get_json()
+
+    client.patch("/v1/lists/us-ear-d1", json={"authority": "Someone else"}, headers=admin)
+
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "list.updated").order_by(AuditEntry.id.desc())
+    ).first()
+    assert entry.details["authority"] == "Someone else"
+    assert entry.details["previous"] == {"authority": before["authority"]}
+
+
+def test_a_patch_cannot_strip_a_list_of_its_sources(client, admin, session):
+    session.expire_all()
+    response = client.patch("/v1/lists/us-ear-d1", json={"sources": []}, headers=admin)
+
+    assert response.status_code == 422
+    assert "sources" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=latin-1", "application/json; charset=utf-16"]
+)
+def test_a_json_body_declared_in_another_charset_is_a_415(client, editor, content_type, session):
+    before = session.scalar(select(func.count()).select_from(AuditEntry))
+    import json
+
+    response = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes",
+        data=json.dumps(a_change()).encode(),
+        headers={**editor, "Content-Type": content_type},
+    )
+
+    assert response.status_code == 415
+    assert session.scalar(select(func.count()).select_from(AuditEntry)) == before
+
+
+def test_utf8_charset_is_fine(client, editor):
+    import json
+
+    response = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes",
+        data=json.dumps(a_change()).encode(),
+        headers={**editor, "Content-Type": "application/json; charset=UTF-8"},
+    )
+
+    assert response.status_code == 201
