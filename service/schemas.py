@@ -84,11 +84,17 @@ class RFC3339Field(fields.AwareDateTime):
 
 
 EARLIEST_DATE = date(1900, 1, 1)
+# YYYY-MM-DD from 1900 on, as a pattern the spec can carry.
+DATE_PATTERN = r"^(19[0-9]{2}|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
 class StrictDate(fields.Date):
     """A calendar date written YYYY-MM-DD, nothing else, from 1900-01-01 on (no export-control
     record is older: an earlier date is a typo, and some drivers mishandle it)."""
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": DATE_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _serialize(self, value, attr, obj, **kwargs):
         if isinstance(value, str):  # already ISO 8601, as stored in JSON columns
@@ -211,8 +217,25 @@ class Schema(ma.Schema):
         return data
 
 
+# The same rules as JSON Schema patterns (ECMA-262), so the spec says what the service refuses.
+TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\ud800-\\udfff]*$"
+LINE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff]*$"
+
+
+class Text(fields.String):
+    """Free text (a note, a description): TAB, LF and CR allowed, no other control character."""
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": TEXT_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+
 class Line(fields.String):
     """One line of text (a code, a name, a title): no TAB, LF or CR either."""
+
+    def __init__(self, **kwargs):
+        metadata = {"pattern": LINE_PATTERN, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -725,7 +748,7 @@ class ConditionalWriteHeaders(WriteHeaders):
 class EvidenceFields(Schema):
     """What a recorded change and a recorded observation both carry: their sources and a note."""
 
-    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    note = Text(allow_none=True, load_default=None, validate=validate.Length(max=5000))
     sources = fields.List(
         fields.Nested(SourceSchema),
         required=True,
@@ -806,7 +829,7 @@ class ListPatchSchema(Schema):
     authority = Line(validate=SHORT_TEXT)
     legal_basis = Line(validate=validate.Length(min=1, max=500))
     url = HttpUrl()
-    description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    description = Text(allow_none=True, validate=validate.Length(max=5000))
     sources = fields.List(
         fields.Nested(SourceSchema),
         validate=validate.Length(min=1, max=20, error="Between 1 and 20 sources: a list stays cited."),
@@ -839,7 +862,7 @@ class ListCreateSchema(ListPatchSchema):
         metadata={"description": "True only if every member is recorded: absence then means `not_listed`."},
     )
     membership_complete_from = StrictDate(allow_none=True, load_default=None)
-    description = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    description = Text(allow_none=True, load_default=None, validate=validate.Length(max=5000))
     sources = fields.List(fields.Nested(SourceSchema), load_default=list, validate=validate.Length(max=20))
 
 
@@ -928,7 +951,7 @@ class WebhookFilters(Schema):
 
 class WebhookCreateSchema(WebhookFilters):
     url = HttpUrl(required=True, metadata={"description": "Where events are POSTed."})
-    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+    description = Text(allow_none=True, validate=validate.Length(max=500))
 
 
 class WebhookPatchSchema(WebhookFilters):
@@ -936,7 +959,7 @@ class WebhookPatchSchema(WebhookFilters):
         json_schema = {"minProperties": 1}
 
     url = HttpUrl()
-    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+    description = Text(allow_none=True, validate=validate.Length(max=500))
     enabled = fields.Boolean(metadata={"description": "true re-enables a disabled subscription."})
 
     @ma.validates_schema
