@@ -62,6 +62,7 @@ def init_app(app: Flask) -> None:
         openapi_group,
         keys_group,
         worker_command,
+        schedule_group,
         import_group,
         watch_command,
     ):
@@ -180,6 +181,28 @@ def worker_command(once: bool):
         worker.run(stop)
     finally:
         worker.close()
+
+
+@click.group("schedule", help="Events that fall due on a date (the worker runs this in its loop).")
+def schedule_group():
+    pass
+
+
+@schedule_group.command(
+    "run", help="Emit once every entry.took_effect / entry.pending_overdue event due now, oldest first."
+)
+@with_appcontext
+@needs_schema
+def schedule_run_command():
+    from service import clock
+    from service.domain.schedule import run_due
+
+    result = run_due(db.database().sessionmaker, clock.utcnow(), begin_write=db.begin_write)
+    click.echo(
+        f"{result.emitted} events emitted, {result.skipped} notices superseded, {result.failed} failed"
+    )
+    if result.failed:
+        raise SystemExit(1)
 
 
 @click.group("openapi", help="The OpenAPI document.")

@@ -19,6 +19,7 @@ from service.domain.errors import (
 from service.domain.events import EventType, emit, touch_data
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
+from service.domain.schedule import schedule_notices
 from service.domain.sources import with_kind
 from service.domain.statuses import PENDING, Answer, Status
 from service.domain.timeline import ordered, place, visible
@@ -206,6 +207,7 @@ def record_status_change(
     session.add(change)
     bump_version(session, entry)
     session.flush()
+    schedule_notices(session, change, recorded_at)
 
     document = jsonable(lookups.change_document(change, control_list, country_code))
     event = emit(

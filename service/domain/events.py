@@ -19,6 +19,8 @@ DATA_VERSION_QUERY = "SELECT value FROM counters WHERE name = 'data'"  # the raw
 
 class EventType(StrEnum):
     ENTRY_STATUS_CHANGED = "entry.status_changed"
+    ENTRY_TOOK_EFFECT = "entry.took_effect"
+    ENTRY_PENDING_OVERDUE = "entry.pending_overdue"
     LIST_CREATED = "list.created"
     LIST_UPDATED = "list.updated"
     WEBHOOK_PING = "webhook.ping"

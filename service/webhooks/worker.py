@@ -28,6 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from service import clock, db
+from service.domain import schedule
 from service.domain.events import event_document
 from service.models import Delivery, Webhook
 from service.webhooks import targets
@@ -211,8 +212,21 @@ class DeliveryWorker:
         self.executor.shutdown(wait=True)
         self.http.close()
 
+    def run_scheduled(self, now: datetime | None = None) -> schedule.ScheduleRun:
+        """Emit the events that fall due by `now` (changes taking effect, pending statuses overdue),
+        queued for delivery like any other."""
+        with self.app.app_context():
+            return schedule.run_due(
+                db.database().sessionmaker, now or clock.utcnow(), begin_write=db.begin_write
+            )
+
     def run_once(self) -> int:
-        """Claim one batch, deliver it concurrently, and return how many were attempted."""
+        """Emit what fell due, then claim one batch, deliver it concurrently, and return how
+        many deliveries were attempted."""
+        try:
+            self.run_scheduled()
+        except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
+            log.exception("scheduled events failed; retrying next batch")
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
             ids = claim(
