@@ -1163,3 +1163,75 @@ class RejectSchema(Schema):
         validate=validate.Length(min=1, max=5000),
         metadata={"description": "Why: kept with the proposal and in the audit log."},
     )
+
+
+# --- changes between two dates --------------------------------------------------
+
+
+class ChangesBetweenQuery(Schema):
+    from_ = StrictDate(
+        data_key="from",
+        required=True,
+        metadata={"description": "The earlier date (YYYY-MM-DD): the status you last screened against."},
+    )
+    to = StrictDate(metadata={"description": "The later date (YYYY-MM-DD). Default: today (UTC)."})
+    country = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Only this country (any reference: `VN`, `Vietnam`)."},
+    )
+    list = fields.String(
+        data_key="list",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only this list (its id)."},
+    )
+    jurisdiction = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only the lists this jurisdiction keeps (`US`, `EU`, ...)."},
+    )
+    known_at = RFC3339Field(
+        metadata={"description": "Answer as the service would have at this moment (RFC 3339). Default: now."}
+    )
+
+    @ma.validates_schema
+    def ordered_dates(self, data, **_kwargs):
+        to = data.get("to") or clock.today()
+        if "from_" in data and data["from_"] > to:
+            raise ma.ValidationError("Must not be before `from`.", "to" if "to" in data else "from")
+
+
+class EntryMoveSchema(Schema):
+    country = fields.Nested(CountrySchema, required=True)
+    list = fields.Nested(ListRefSchema, required=True)
+    from_ = fields.Nested(StandingSchema, data_key="from", required=True)
+    to = fields.Nested(StandingSchema, required=True)
+    restrictions_changed = fields.Boolean(
+        required=True, metadata={"description": "Whether `restrictions_apply` differs between the dates."}
+    )
+    changes = fields.List(
+        fields.Nested(ChangeSchema),
+        required=True,
+        metadata={"description": "The changes that took effect after `from`, up to and including `to`."},
+    )
+
+
+class ChangesBetweenSchema(Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    known_at = UTCDateTimeField(required=True, allow_none=True)
+    count = fields.Integer(required=True, metadata={"description": "How many entries moved."})
+    entries = fields.List(
+        fields.Nested(EntryMoveSchema),
+        required=True,
+        metadata={"description": "Entries whose status on `to` differs from their status on `from`."},
+    )
+    unknown_count = fields.Integer(
+        required=True, metadata={"description": "How many entries are `unknown` on one of the dates."}
+    )
+    unknown = fields.List(
+        fields.Nested(EntryMoveSchema),
+        required=True,
+        metadata={
+            "description": "Entries `unknown` on either date, whose status therefore cannot be said to "
+            "have changed (moving from not yet observed to observed is not news)."
+        },
+    )
