@@ -189,17 +189,21 @@ def schedule_group():
 
 
 @schedule_group.command(
-    "run", help="Emit once every entry.took_effect / entry.pending_overdue event due now, oldest first."
+    "run", help="Emit once every entry.took_effect / entry.pending_overdue / list.stale event due now."
 )
 @with_appcontext
 @needs_schema
 def schedule_run_command():
     from service import clock
+    from service.domain.freshness import emit_stale
     from service.domain.schedule import run_due
 
-    result = run_due(db.database().sessionmaker, clock.utcnow(), begin_write=db.begin_write)
+    now = clock.utcnow()
+    result = run_due(db.database().sessionmaker, now, begin_write=db.begin_write)
+    stale = emit_stale(db.database().sessionmaker, current_app.config, now, begin_write=db.begin_write)
     click.echo(
-        f"{result.emitted} events emitted, {result.skipped} notices superseded, {result.failed} failed"
+        f"{result.emitted} events emitted, {result.skipped} notices superseded, {result.failed} failed; "
+        f"{stale} lists turned stale"
     )
     if result.failed:
         raise SystemExit(1)

@@ -423,11 +423,17 @@ class Proposal(Base):
     control_list: Mapped[ControlList | None] = relationship()
 
 
+CHECK_FINDINGS = ["unchanged", "differences"]
+
+
 class ListCheck(Base):
     """A list's membership compared with the regulator's text and found to agree (freshness)."""
 
     __tablename__ = "list_checks"
-    __table_args__ = (Index(None, "list_id", "checked_at"),)
+    __table_args__ = (
+        Index(None, "list_id", "checked_at"),
+        CheckConstraint(_in("found", CHECK_FINDINGS), name="found"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[str] = mapped_column(ForeignKey("control_lists.id"))
@@ -438,6 +444,10 @@ class ListCheck(Base):
     document_key: Mapped[str] = mapped_column(String(200))
     source: Mapped[dict[str, Any]] = mapped_column(default=dict)
     actor: Mapped[str | None] = mapped_column(String(200))
+    # What the check found: `unchanged` (the list agrees with its source) or `differences`
+    # (changes to record, which a check never records itself).
+    found: Mapped[str] = mapped_column(String(16), default="unchanged", server_default="unchanged")
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 NOTICE_KINDS = ["entry.took_effect", "entry.pending_overdue"]

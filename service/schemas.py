@@ -474,6 +474,12 @@ class StandingSchema(Schema):
     links = fields.Nested(EntryLinksSchema, required=True)
 
 
+class ListCheckedSchema(Schema):
+    list_id = fields.String(required=True)
+    checked_at = UTCDateTimeField(required=True, allow_none=True)
+    stale = fields.Boolean(required=True)
+
+
 class CountryStatusSchema(Schema):
     country = fields.Nested(CountrySchema, required=True)
     as_of = fields.Date(required=True)
@@ -503,6 +509,11 @@ class CountryStatusSchema(Schema):
         fields.Nested(StandingSchema),
         required=True,
         metadata={"description": "One per list, ordered by the list's jurisdiction, then its id."},
+    )
+    lists_checked = fields.List(
+        fields.Nested(ListCheckedSchema),
+        required=True,
+        metadata={"description": "When each list this answer relies on was last checked against its source."},
     )
 
 
@@ -1235,3 +1246,78 @@ class ChangesBetweenSchema(Schema):
             "have changed (moving from not yet observed to observed is not news)."
         },
     )
+
+
+# --- freshness -----------------------------------------------------------------
+
+CHECK_FINDINGS = ["unchanged", "differences"]
+
+
+class ListCheckCreateSchema(Schema):
+    source = fields.Nested(
+        SourceSchema, required=True, metadata={"description": "What the list was compared with."}
+    )
+    found = fields.String(
+        required=True,
+        validate=validate.OneOf(CHECK_FINDINGS),
+        metadata={
+            "description": "`unchanged`: the list agrees with its source. `differences`: it does not; record "
+            "the changes separately (a check records none)."
+        },
+    )
+    as_of = StrictDate(
+        load_default=None,
+        metadata={"description": "The date the source speaks for (YYYY-MM-DD). Default: today."},
+    )
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+
+    @ma.validates("as_of")
+    def not_future(self, value, **_kwargs):
+        if value is not None and value > clock.today():
+            raise ma.ValidationError("A check speaks for a date that has come; not in the future.")
+
+
+class ListCheckSchema(Schema):
+    id = fields.Integer(required=True)
+    list_id = fields.String(required=True)
+    as_of = fields.Date(required=True)
+    checked_at = UTCDateTimeField(required=True)
+    origin = fields.String(required=True, metadata={"description": "`manual`, `ecfr`, `federal-register`."})
+    source = fields.Dict(required=True)
+    found = fields.String(required=True, validate=validate.OneOf(CHECK_FINDINGS))
+    note = fields.String(required=True, allow_none=True)
+    actor = fields.String(required=True, allow_none=True)
+
+
+class ListFreshnessSchema(Schema):
+    list = fields.Nested(ListRefSchema, required=True)
+    checked_at = UTCDateTimeField(
+        required=True,
+        allow_none=True,
+        metadata={"description": "When the membership was last checked against its source."},
+    )
+    check_origin = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "`manual`, `ecfr`, `federal-register`, or `reference` (never checked since "
+            "loaded: the date of the reference it was loaded from)."
+        },
+    )
+    check_source = fields.Nested(SourceSchema, required=True, allow_none=True)
+    found = fields.String(required=True, allow_none=True, validate=validate.OneOf(CHECK_FINDINGS))
+    changed_at = UTCDateTimeField(
+        required=True, allow_none=True, metadata={"description": "When a change to it was last recorded."}
+    )
+    age_days = fields.Integer(required=True, allow_none=True)
+    max_age_days = fields.Integer(required=True)
+    publishes_amendments = fields.Boolean(
+        required=True, metadata={"description": "Its source publishes amendments (eCFR, Federal Register)."}
+    )
+    stale = fields.Boolean(required=True, metadata={"description": "Unchecked for longer than max_age_days."})
+
+
+class ServiceStatusSchema(Schema):
+    now = UTCDateTimeField(required=True)
+    stale_count = fields.Integer(required=True)
+    lists = fields.List(fields.Nested(ListFreshnessSchema), required=True)

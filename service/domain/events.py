@@ -28,16 +28,18 @@ class EventType(StrEnum):
     WEBHOOK_RECOVERED = "webhook.recovered"
     WEBHOOK_DISABLED = "webhook.disabled"
     PROPOSAL_CREATED = "proposal.created"
+    LIST_STALE = "list.stale"
 
     @property
     def public(self) -> bool:
-        """Data changes are public (the feed); webhook.* and proposal.* events are not."""
-        return not self.value.startswith(("webhook.", "proposal."))
+        """Data changes are public (the feed); webhook.*, proposal.* and list.stale events are not."""
+        return not self.value.startswith(("webhook.", "proposal.")) and self is not EventType.LIST_STALE
 
     @property
     def opt_in(self) -> bool:
-        """Sent only to subscriptions that name the type (editors' tooling), never to catch-alls."""
-        return self.value.startswith("proposal.")
+        """Sent only to subscriptions that name the type (editors' tooling: proposals, lists turning
+        stale), never to catch-alls."""
+        return self.value.startswith("proposal.") or self is EventType.LIST_STALE
 
 
 PUBLIC_EVENT_TYPES = [t.value for t in EventType if t.public]

@@ -28,7 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from service import clock, db
-from service.domain import schedule
+from service.domain import freshness, schedule
 from service.domain.events import event_document
 from service.models import Delivery, Webhook
 from service.webhooks import targets
@@ -213,12 +213,13 @@ class DeliveryWorker:
         self.http.close()
 
     def run_scheduled(self, now: datetime | None = None) -> schedule.ScheduleRun:
-        """Emit the events that fall due by `now` (changes taking effect, pending statuses overdue),
-        queued for delivery like any other."""
+        """Emit the events that fall due by `now` (changes taking effect, pending statuses overdue,
+        lists turning stale), queued for delivery like any other."""
+        now = now or clock.utcnow()
         with self.app.app_context():
-            return schedule.run_due(
-                db.database().sessionmaker, now or clock.utcnow(), begin_write=db.begin_write
-            )
+            result = schedule.run_due(db.database().sessionmaker, now, begin_write=db.begin_write)
+            freshness.emit_stale(db.database().sessionmaker, self.app.config, now, begin_write=db.begin_write)
+            return result
 
     def run_once(self) -> int:
         """Emit what fell due, then claim one batch, deliver it concurrently, and return how

@@ -1,4 +1,4 @@
-"""scheduled notices: events a change owes on a later date (took effect, pending overdue)
+"""scheduled notices (events a change owes on a later date); what a list check found
 
 Revision ID: 0008
 Revises: 0007
@@ -52,6 +52,16 @@ def upgrade() -> None:
             batch_op.f("ix_scheduled_notices_state_due_on_id"), ["state", "due_on", "id"], unique=False
         )
 
+    # list_checks is referenced by nothing: SQLite can rebuild it for the CHECK constraint.
+    with op.batch_alter_table("list_checks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("found", sa.String(length=16), server_default="unchanged", nullable=False)
+        )
+        batch_op.add_column(sa.Column("note", sa.Text(), nullable=True))
+        batch_op.create_check_constraint(
+            batch_op.f("ck_list_checks_found"), "found IN ('unchanged', 'differences')"
+        )
+
     # Changes recorded before this revision whose date is still to come get their notice
     # (a date already passed was told by the change's own entry.status_changed).
     changes = sa.table(
@@ -83,6 +93,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("list_checks", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("ck_list_checks_found"), type_="check")
+        batch_op.drop_column("note")
+        batch_op.drop_column("found")
     with op.batch_alter_table("scheduled_notices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_scheduled_notices_state_due_on_id"))
     op.drop_table("scheduled_notices")
