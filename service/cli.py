@@ -63,6 +63,7 @@ def init_app(app: Flask) -> None:
         keys_group,
         worker_command,
         schedule_group,
+        export_command,
         import_group,
         watch_command,
     ):
@@ -207,6 +208,45 @@ def schedule_run_command():
     )
     if result.failed:
         raise SystemExit(1)
+
+
+@click.command("export", help="Write a snapshot of every entry (what GET /v1/snapshot serves).")
+@click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="The date (default: today, UTC).")
+@click.option("--known-at", help="As known at this moment (RFC 3339).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@with_appcontext
+@needs_schema
+def export_command(format_: str, as_of, known_at: str | None, output: Path | None):
+    from datetime import datetime
+
+    from service import clock
+    from service.domain import snapshot
+    from service.schemas import ListedEntrySchema
+
+    try:
+        moment = datetime.fromisoformat(known_at.replace("Z", "+00:00")) if known_at else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not an RFC 3339 moment: {known_at!r}", param_hint="--known-at") from exc
+    if moment is not None and moment.tzinfo is None:
+        raise click.BadParameter("give a UTC offset (2026-11-23T12:00:00Z)", param_hint="--known-at")
+    day = as_of.date() if as_of else clock.today()
+    with db.database().sessionmaker() as session:
+        snapshot.begin_snapshot(session)
+        versions = snapshot.versions(session)
+        stream = snapshot.rows(session, day, moment)
+        if format_ == "csv":
+            chunks = snapshot.csv_chunks(stream)
+        else:
+            chunks = snapshot.jsonl_chunks(stream, ListedEntrySchema().dump)
+        target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            for chunk in chunks:
+                target.write(chunk)
+        finally:
+            if output:
+                target.close()
+    click.echo(f"data version {versions.data_version}, event sequence {versions.event_sequence}", err=True)
 
 
 @click.group("openapi", help="The OpenAPI document.")

@@ -1321,3 +1321,16 @@ class ServiceStatusSchema(Schema):
     now = UTCDateTimeField(required=True)
     stale_count = fields.Integer(required=True)
     lists = fields.List(fields.Nested(ListFreshnessSchema), required=True)
+
+
+# --- snapshots -----------------------------------------------------------------
+
+
+class SnapshotQuery(TimeQuery):
+    format = fields.String(
+        load_default="csv",
+        validate=validate.OneOf(["csv", "jsonl"]),
+        metadata={
+            "description": "`csv` (RFC 4180, a header row) or `jsonl` (one entry a line). Default csv."
+        },
+    )
