@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from service.domain import lookups
@@ -62,10 +62,12 @@ def versions(session: Session) -> Versions:
 
 
 def begin_snapshot(session: Session) -> None:
-    """One consistent view for the whole stream: REPEATABLE READ on PostgreSQL; on SQLite the
-    first read of a transaction fixes its view (WAL) and the session holds it to the end."""
+    """One consistent view for the whole stream: REPEATABLE READ on PostgreSQL; on SQLite an
+    explicit read transaction, whose first read fixes its view (WAL) until the session closes."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        session.execute(text("BEGIN"))
 
 
 def rows(session: Session, as_of: date, known_at: datetime | None) -> Iterator[dict[str, Any]]:

@@ -191,6 +191,7 @@ class DeliveryWorker:
     """
 
     RECORD_CHUNK = 32
+    STALE_CHECK_EVERY = timedelta(minutes=1)
 
     def __init__(self, app: Flask, name: str | None = None):
         self.app = app
@@ -207,6 +208,7 @@ class DeliveryWorker:
         self.require_https = bool(config["WEBHOOK_REQUIRE_HTTPS"])
         self.http = targets.http_session(config)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
+        self._stale_checked_at: datetime | None = None
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -218,7 +220,12 @@ class DeliveryWorker:
         now = now or clock.utcnow()
         with self.app.app_context():
             result = schedule.run_due(db.database().sessionmaker, now, begin_write=db.begin_write)
-            freshness.emit_stale(db.database().sessionmaker, self.app.config, now, begin_write=db.begin_write)
+            # Staleness moves by days: looking once a minute is plenty (and spares the idle poll).
+            if self._stale_checked_at is None or now - self._stale_checked_at >= self.STALE_CHECK_EVERY:
+                freshness.emit_stale(
+                    db.database().sessionmaker, self.app.config, now, begin_write=db.begin_write
+                )
+                self._stale_checked_at = now
             return result
 
     def run_once(self) -> int:
