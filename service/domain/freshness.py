@@ -22,7 +22,7 @@ from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.sources import with_kind
 from service.domain.statuses import EvidenceKind
-from service.models import ControlList, Entry, Event, ListCheck, StatusChange
+from service.models import ControlList, Entry, Event, ListCheck, Observation, StatusChange
 
 AMENDING_HOSTS = ("ecfr.gov", "federalregister.gov")
 
@@ -74,6 +74,43 @@ def last_changes(session: Session, list_ids: list[str]) -> dict[str, datetime]:
     return dict(rows.all())
 
 
+def _newest(session: Session, model, day_column, list_ids: list[str], today: date) -> dict:
+    newest = (
+        select(Entry.list_id, func.max(day_column).label("on"))
+        .join(model, model.entry_id == Entry.id)
+        .where(Entry.list_id.in_(list_ids), day_column <= today)
+        .group_by(Entry.list_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Entry.list_id, day_column, model.sources)
+        .join(model, model.entry_id == Entry.id)
+        .join(newest, (newest.c.list_id == Entry.list_id) & (newest.c.on == day_column))
+        .order_by(Entry.list_id, model.id)
+    )
+    out: dict[str, tuple[date, dict]] = {}
+    for list_id, day, sources in rows:
+        if list_id not in out and sources:
+            out[list_id] = (day, with_kind(sources[0]))
+    return out
+
+
+def latest_evidence(session: Session, list_ids: list[str], today: date) -> dict[str, tuple[datetime, dict]]:
+    """Each list's newest dated evidence (an observation, or a change in effect), as a reference
+    date (00:00 UTC) with one of its sources: what a list with no dated source of its own was
+    read from."""
+    found = _newest(session, Observation, Observation.observed_on, list_ids, today)
+    for list_id, (day, source) in _newest(
+        session, StatusChange, StatusChange.effective_on, list_ids, today
+    ).items():
+        if list_id not in found or day > found[list_id][0]:
+            found[list_id] = (day, source)
+    return {
+        list_id: (datetime(day.year, day.month, day.day, tzinfo=UTC), source)
+        for list_id, (day, source) in found.items()
+    }
+
+
 def check_document(check: ListCheck) -> dict[str, Any]:
     return {
         "id": check.id,
@@ -91,11 +128,12 @@ def check_document(check: ListCheck) -> dict[str, Any]:
 def statuses(
     session: Session, config: Mapping, now: datetime, lists: list[ControlList] | None = None
 ) -> list[dict[str, Any]]:
-    """Each list's freshness at `now` (three queries however many lists)."""
+    """Each list's freshness at `now` (five queries however many lists)."""
     lists = lookups.all_lists(session) if lists is None else lists
     ids = [cl.id for cl in lists]
     checks = latest_checks(session, ids)
     changed = last_changes(session, ids)
+    observed = latest_evidence(session, ids, now.date())
     out = []
     for control_list in lists:
         check = checks.get(control_list.id)
@@ -103,6 +141,9 @@ def statuses(
             checked_at, source, origin, found = check.checked_at, check.source, check.origin, check.found
         elif (reference := _reference(control_list)) is not None:
             (checked_at, source), origin, found = reference, "reference", None
+        elif control_list.id in observed:
+            # No dated source of its own: its newest dated evidence is the reference it was read from.
+            (checked_at, source), origin, found = observed[control_list.id], "reference", None
         else:
             checked_at = source = origin = found = None
         limit = max_age(control_list, config)

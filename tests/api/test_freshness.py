@@ -111,3 +111,10 @@ def test_status_age_moves_with_the_clock(client, frozen_clock):
     frozen_clock.advance(days=2)
     assert status_of(client, "us-ear-d1")["age_days"] == before + 2
     assert timedelta(days=before)  # the age is whole days
+
+
+def test_every_seeded_list_has_a_check_date(client):
+    lists = client.get("/v1/status").get_json()["lists"]
+    assert all(s["checked_at"] and s["check_source"] for s in lists), [
+        s["list"]["id"] for s in lists if not s["checked_at"]
+    ]
