@@ -69,8 +69,8 @@ class Snapshot(MethodView):
             return response
 
         def generate():
+            stream = snapshot.rows(session, as_of, known_at)
             try:
-                stream = snapshot.rows(session, as_of, known_at)
                 if format == "csv":
                     chunks = snapshot.csv_chunks(stream)
                 else:
@@ -78,6 +78,7 @@ class Snapshot(MethodView):
                 for chunk in chunks:
                     yield chunk.encode()
             finally:
+                stream.close()  # a client gone mid-stream: close the cursor before the session
                 session.close()
 
         filename = f"exportctl-snapshot-{as_of.isoformat()}.{format}"

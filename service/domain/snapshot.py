@@ -78,21 +78,22 @@ def rows(session: Session, as_of: date, known_at: datetime | None) -> Iterator[d
     treated = {
         (t.list_id, t.country_code) for t in treatments if lookups.treatment_applies(t, as_of, known_at)
     }
-    entries = session.scalars(
+    # A server-side cursor on PostgreSQL (yield_per): closed however the stream ends.
+    with session.scalars(
         select(Entry)
         .order_by(Entry.list_id, Entry.country_code)
         .options(selectinload(Entry.changes), selectinload(Entry.observations))
         .execution_options(yield_per=BATCH)
-    )
-    for entry in entries:
-        if (entry.list_id, entry.country_code) in treated:
-            continue
-        control_list = lists[entry.list_id]
-        answer = lookups.answer(
-            control_list, entry.country_code, entry.changes, as_of, known_at, entry.observations
-        )
-        yield {"country": lookups.country_summary(registry().get(entry.country_code)), **answer}
-        session.expunge(entry)  # keep the identity map (and memory) flat
+    ) as entries:
+        for entry in entries:
+            if (entry.list_id, entry.country_code) in treated:
+                continue
+            control_list = lists[entry.list_id]
+            answer = lookups.answer(
+                control_list, entry.country_code, entry.changes, as_of, known_at, entry.observations
+            )
+            yield {"country": lookups.country_summary(registry().get(entry.country_code)), **answer}
+            session.expunge(entry)  # keep the identity map (and memory) flat
     applying = [t for t in treatments if (t.list_id, t.country_code) in treated]
     if applying:
         changes = lookups._changes_for(session, sorted({t.country_code for t in applying}))
