@@ -11,7 +11,7 @@ help:
 	@echo "make run      create .venv, install, migrate + seed var/exportctl.sqlite3, serve on :$(PORT) with a webhook worker"
 	@echo "make test     create .venv with the test extras and run the whole suite"
 	@echo "make openapi  regenerate openapi.yaml from the code"
-	@echo "make bench    load-test GET /v1/countries/VN against bare Flask (installs wrk if missing)"
+	@echo "make bench    load-test GET /v1/countries/VN against bare Flask (installs wrk if missing); time the snapshot and changes"
 	@echo "make lint     ruff and mypy (strict on service/domain/)"
 
 $(BIN)/python:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bulk
 import fanout
 import pages
 from harness import (
@@ -211,10 +212,16 @@ def bench_pages(ctx: Context) -> Result:
     return pages.bench_pages(ctx, prepare_database, Result, ratio)
 
 
+def bench_bulk(ctx: Context) -> Result:
+    """The snapshot (CSV, JSON Lines) and the changes between two dates: time, memory, queries."""
+    return bulk.bench_bulk(ctx, prepare_database, Result)
+
+
 BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "lookup": bench_lookup,
     "pages": bench_pages,
     "fanout": bench_fanout,
+    "bulk": bench_bulk,
 }
 
 

@@ -63,6 +63,8 @@ def init_app(app: Flask) -> None:
         openapi_group,
         keys_group,
         worker_command,
+        schedule_group,
+        export_command,
         import_group,
         watch_command,
     ):
@@ -231,6 +233,71 @@ def _start_import_schedule(config, stop: threading.Event) -> threading.Thread | 
     thread = threading.Thread(target=run, name="import-schedule", daemon=True)
     thread.start()
     return thread
+
+
+@click.group("schedule", help="Events that fall due on a date (the worker runs this in its loop).")
+def schedule_group():
+    pass
+
+
+@schedule_group.command(
+    "run", help="Emit once every entry.took_effect / entry.pending_overdue / list.stale event due now."
+)
+@with_appcontext
+@needs_schema
+def schedule_run_command():
+    from service import clock
+    from service.domain.freshness import emit_stale
+    from service.domain.schedule import run_due
+
+    now = clock.utcnow()
+    result = run_due(db.database().sessionmaker, now, begin_write=db.begin_write)
+    stale = emit_stale(db.database().sessionmaker, current_app.config, now, begin_write=db.begin_write)
+    click.echo(
+        f"{result.emitted} events emitted, {result.skipped} notices superseded, {result.failed} failed; "
+        f"{stale} lists turned stale"
+    )
+    if result.failed:
+        raise SystemExit(1)
+
+
+@click.command("export", help="Write a snapshot of every entry (what GET /v1/snapshot serves).")
+@click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="The date (default: today, UTC).")
+@click.option("--known-at", help="As known at this moment (RFC 3339).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@with_appcontext
+@needs_schema
+def export_command(format_: str, as_of, known_at: str | None, output: Path | None):
+    from datetime import datetime
+
+    from service import clock
+    from service.domain import snapshot
+    from service.schemas import ListedEntrySchema
+
+    try:
+        moment = datetime.fromisoformat(known_at.replace("Z", "+00:00")) if known_at else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not an RFC 3339 moment: {known_at!r}", param_hint="--known-at") from exc
+    if moment is not None and moment.tzinfo is None:
+        raise click.BadParameter("give a UTC offset (2026-11-23T12:00:00Z)", param_hint="--known-at")
+    day = as_of.date() if as_of else clock.today()
+    with db.database().sessionmaker() as session:
+        snapshot.begin_snapshot(session)
+        versions = snapshot.versions(session)
+        stream = snapshot.rows(session, day, moment)
+        if format_ == "csv":
+            chunks = snapshot.csv_chunks(stream)
+        else:
+            chunks = snapshot.jsonl_chunks(stream, ListedEntrySchema().dump)
+        target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            for chunk in chunks:
+                target.write(chunk)
+        finally:
+            if output:
+                target.close()
+    click.echo(f"data version {versions.data_version}, event sequence {versions.event_sequence}", err=True)
 
 
 @click.group("openapi", help="The OpenAPI document.")

@@ -37,6 +37,21 @@ def parse_schedule(value: str | list) -> list[timedelta]:
     return [parse_duration(item) for item in items if str(item).strip()]
 
 
+def parse_per_list(value: str | dict) -> dict[str, timedelta]:
+    """'us-ear-d1=30d,eu-dual-use=90d' -> {list id: duration}."""
+    if isinstance(value, dict):
+        return {k: parse_duration(v) for k, v in value.items()}
+    out = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        list_id, sep, duration = item.partition("=")
+        if not sep or not list_id.strip():
+            raise ValueError(f"not a list=duration pair: {item!r} (use e.g. us-ear-d1=30d)")
+        out[list_id.strip()] = parse_duration(duration)
+    return out
+
+
 def _bool(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -104,6 +119,11 @@ SETTINGS: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     "IMPORT_READ_TIMEOUT": ("EXPORTCTL_IMPORT_READ_TIMEOUT", "60s", parse_duration),
     "IMPORT_RETRIES": ("EXPORTCTL_IMPORT_RETRIES", 4, int),
     "IMPORT_BACKOFF": ("EXPORTCTL_IMPORT_BACKOFF", "2s", parse_duration),
+    # Freshness (GET /v1/status): a list unchecked for longer is stale. Lists whose source
+    # publishes amendments (eCFR, Federal Register) age faster; per-list overrides: "id=30d,id=90d".
+    "FRESHNESS_MAX_AGE_AMENDED": ("EXPORTCTL_FRESHNESS_MAX_AGE_AMENDED", "35d", parse_duration),
+    "FRESHNESS_MAX_AGE": ("EXPORTCTL_FRESHNESS_MAX_AGE", "365d", parse_duration),
+    "FRESHNESS_MAX_AGE_BY_LIST": ("EXPORTCTL_FRESHNESS_MAX_AGE_BY_LIST", "", parse_per_list),
 }
 
 

@@ -424,11 +424,17 @@ class Proposal(Base):
     control_list: Mapped[ControlList | None] = relationship()
 
 
+CHECK_FINDINGS = ["unchanged", "differences"]
+
+
 class ListCheck(Base):
     """A list's membership compared with the regulator's text and found to agree (freshness)."""
 
     __tablename__ = "list_checks"
-    __table_args__ = (Index(None, "list_id", "checked_at"),)
+    __table_args__ = (
+        Index(None, "list_id", "checked_at"),
+        CheckConstraint(_in("found", CHECK_FINDINGS), name="found"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[str] = mapped_column(ForeignKey("control_lists.id"))
@@ -439,3 +445,35 @@ class ListCheck(Base):
     document_key: Mapped[str] = mapped_column(String(200))
     source: Mapped[dict[str, Any]] = mapped_column(default=dict)
     actor: Mapped[str | None] = mapped_column(String(200))
+    # What the check found: `unchanged` (the list agrees with its source) or `differences`
+    # (changes to record, which a check never records itself).
+    found: Mapped[str] = mapped_column(String(16), default="unchanged", server_default="unchanged")
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+NOTICE_KINDS = ["entry.took_effect", "entry.pending_overdue"]
+NOTICE_STATES = ["scheduled", "emitted", "superseded"]
+
+
+class ScheduledNotice(Base):
+    """An event a recorded change owes on a later date: when it takes effect, or when its
+    expected effective date passes. Written with the change; the scheduler claims each row
+    once (`scheduled` → `emitted`/`superseded`) in the transaction that emits its event."""
+
+    __tablename__ = "scheduled_notices"
+    __table_args__ = (
+        UniqueConstraint("change_id", "kind"),
+        CheckConstraint(_in("kind", NOTICE_KINDS), name="kind"),
+        CheckConstraint(_in("state", NOTICE_STATES), name="state"),
+        Index(None, "state", "due_on", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("status_changes.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The day from 00:00 UTC of which the notice is due.
+    due_on: Mapped[date]
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    created_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    event_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("events.id"))

@@ -499,6 +499,12 @@ class StandingSchema(Schema):
     links = fields.Nested(EntryLinksSchema, required=True)
 
 
+class ListCheckedSchema(Schema):
+    list_id = fields.String(required=True)
+    checked_at = UTCDateTimeField(required=True, allow_none=True)
+    stale = fields.Boolean(required=True)
+
+
 class CountryStatusSchema(Schema):
     country = fields.Nested(CountrySchema, required=True)
     as_of = fields.Date(required=True)
@@ -528,6 +534,11 @@ class CountryStatusSchema(Schema):
         fields.Nested(StandingSchema),
         required=True,
         metadata={"description": "One per list, ordered by the list's jurisdiction, then its id."},
+    )
+    lists_checked = fields.List(
+        fields.Nested(ListCheckedSchema),
+        required=True,
+        metadata={"description": "When each list this answer relies on was last checked against its source."},
     )
 
 
@@ -1195,4 +1206,164 @@ class RejectSchema(Schema):
         required=True,
         validate=validate.Length(min=1, max=5000),
         metadata={"description": "Why: kept with the proposal and in the audit log."},
+    )
+
+
+# --- changes between two dates --------------------------------------------------
+
+
+class ChangesBetweenQuery(Schema):
+    from_ = StrictDate(
+        data_key="from",
+        required=True,
+        metadata={"description": "The earlier date (YYYY-MM-DD): the status you last screened against."},
+    )
+    to = StrictDate(metadata={"description": "The later date (YYYY-MM-DD). Default: today (UTC)."})
+    country = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Only this country (any reference: `VN`, `Vietnam`)."},
+    )
+    list = fields.String(
+        data_key="list",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only this list (its id)."},
+    )
+    jurisdiction = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Only the lists this jurisdiction keeps (`US`, `EU`, ...)."},
+    )
+    known_at = RFC3339Field(
+        metadata={"description": "Answer as the service would have at this moment (RFC 3339). Default: now."}
+    )
+
+    @ma.validates_schema
+    def ordered_dates(self, data, **_kwargs):
+        to = data.get("to") or clock.today()
+        if "from_" in data and data["from_"] > to:
+            raise ma.ValidationError("Must not be before `from`.", "to" if "to" in data else "from")
+
+
+class EntryMoveSchema(Schema):
+    country = fields.Nested(CountrySchema, required=True)
+    list = fields.Nested(ListRefSchema, required=True)
+    from_ = fields.Nested(StandingSchema, data_key="from", required=True)
+    to = fields.Nested(StandingSchema, required=True)
+    restrictions_changed = fields.Boolean(
+        required=True, metadata={"description": "Whether `restrictions_apply` differs between the dates."}
+    )
+    changes = fields.List(
+        fields.Nested(ChangeSchema),
+        required=True,
+        metadata={"description": "The changes that took effect after `from`, up to and including `to`."},
+    )
+
+
+class ChangesBetweenSchema(Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    known_at = UTCDateTimeField(required=True, allow_none=True)
+    count = fields.Integer(required=True, metadata={"description": "How many entries moved."})
+    entries = fields.List(
+        fields.Nested(EntryMoveSchema),
+        required=True,
+        metadata={"description": "Entries whose status on `to` differs from their status on `from`."},
+    )
+    unknown_count = fields.Integer(
+        required=True, metadata={"description": "How many entries are `unknown` on one of the dates."}
+    )
+    unknown = fields.List(
+        fields.Nested(EntryMoveSchema),
+        required=True,
+        metadata={
+            "description": "Entries `unknown` on either date, whose status therefore cannot be said to "
+            "have changed (moving from not yet observed to observed is not news)."
+        },
+    )
+
+
+# --- freshness -----------------------------------------------------------------
+
+CHECK_FINDINGS = ["unchanged", "differences"]
+
+
+class ListCheckCreateSchema(Schema):
+    source = fields.Nested(
+        SourceSchema, required=True, metadata={"description": "What the list was compared with."}
+    )
+    found = fields.String(
+        required=True,
+        validate=validate.OneOf(CHECK_FINDINGS),
+        metadata={
+            "description": "`unchanged`: the list agrees with its source. `differences`: it does not; record "
+            "the changes separately (a check records none)."
+        },
+    )
+    as_of = StrictDate(
+        load_default=None,
+        metadata={"description": "The date the source speaks for (YYYY-MM-DD). Default: today."},
+    )
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+
+    @ma.validates("as_of")
+    def not_future(self, value, **_kwargs):
+        if value is not None and value > clock.today():
+            raise ma.ValidationError("A check speaks for a date that has come; not in the future.")
+
+
+class ListCheckSchema(Schema):
+    id = fields.Integer(required=True)
+    list_id = fields.String(required=True)
+    as_of = fields.Date(required=True)
+    checked_at = UTCDateTimeField(required=True)
+    origin = fields.String(required=True, metadata={"description": "`manual`, `ecfr`, `federal-register`."})
+    source = fields.Dict(required=True)
+    found = fields.String(required=True, validate=validate.OneOf(CHECK_FINDINGS))
+    note = fields.String(required=True, allow_none=True)
+    actor = fields.String(required=True, allow_none=True)
+
+
+class ListFreshnessSchema(Schema):
+    list = fields.Nested(ListRefSchema, required=True)
+    checked_at = UTCDateTimeField(
+        required=True,
+        allow_none=True,
+        metadata={"description": "When the membership was last checked against its source."},
+    )
+    check_origin = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "`manual`, `ecfr`, `federal-register`, or `reference` (never checked since "
+            "loaded: the date of the reference it was loaded from)."
+        },
+    )
+    check_source = fields.Nested(SourceSchema, required=True, allow_none=True)
+    found = fields.String(required=True, allow_none=True, validate=validate.OneOf(CHECK_FINDINGS))
+    changed_at = UTCDateTimeField(
+        required=True, allow_none=True, metadata={"description": "When a change to it was last recorded."}
+    )
+    age_days = fields.Integer(required=True, allow_none=True)
+    max_age_days = fields.Integer(required=True)
+    publishes_amendments = fields.Boolean(
+        required=True, metadata={"description": "Its source publishes amendments (eCFR, Federal Register)."}
+    )
+    stale = fields.Boolean(required=True, metadata={"description": "Unchecked for longer than max_age_days."})
+
+
+class ServiceStatusSchema(Schema):
+    now = UTCDateTimeField(required=True)
+    stale_count = fields.Integer(required=True)
+    lists = fields.List(fields.Nested(ListFreshnessSchema), required=True)
+
+
+# --- snapshots -----------------------------------------------------------------
+
+
+class SnapshotQuery(TimeQuery):
+    format = fields.String(
+        load_default="csv",
+        validate=validate.OneOf(["csv", "jsonl"]),
+        metadata={
+            "description": "`csv` (RFC 4180, a header row) or `jsonl` (one entry a line). Default csv."
+        },
     )

@@ -60,6 +60,8 @@ class Confidence(StrEnum):
 
 class EventType(StrEnum):
     ENTRY_STATUS_CHANGED = "entry.status_changed"
+    ENTRY_TOOK_EFFECT = "entry.took_effect"
+    ENTRY_PENDING_OVERDUE = "entry.pending_overdue"
     LIST_CREATED = "list.created"
     LIST_UPDATED = "list.updated"
     WEBHOOK_PING = "webhook.ping"
@@ -67,16 +69,18 @@ class EventType(StrEnum):
     WEBHOOK_RECOVERED = "webhook.recovered"
     WEBHOOK_DISABLED = "webhook.disabled"
     PROPOSAL_CREATED = "proposal.created"
+    LIST_STALE = "list.stale"
 
     @property
     def public(self) -> bool:
-        """Data changes are public (the feed); webhook.* and proposal.* events are not."""
-        return not self.value.startswith(("webhook.", "proposal."))
+        """Data changes are public (the feed); webhook.*, proposal.* and list.stale are not."""
+        return not self.value.startswith(("webhook.", "proposal.")) and self is not EventType.LIST_STALE
 
     @property
     def opt_in(self) -> bool:
-        """Sent only to subscriptions that name the type (editors' tooling), never to catch-alls."""
-        return self.value.startswith("proposal.")
+        """Sent only to subscriptions that name the type (editors' tooling: proposals, lists turning
+        stale), never to catch-alls."""
+        return self.value.startswith("proposal.") or self is EventType.LIST_STALE
 
     @property
     def operational(self) -> bool:

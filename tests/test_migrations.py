@@ -154,3 +154,66 @@ def test_the_new_seeds_load_over_a_database_holding_the_old_ones(templates):
             }, backend
         finally:
             factory.drop(url)
+
+
+def test_0008_schedules_the_notices_of_changes_still_to_come(templates):
+    """Upgrading gives changes recorded ahead of their date their notice; past dates owe none."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from service.db import make_engine
+    from service.models import ControlList, Entry, ScheduledNotice, StatusChange
+
+    now = datetime.now(UTC)  # the migration reads the real clock, as it does in production
+    today = now.date()
+    source = [{"title": "t", "publisher": "p", "url": "https://www.federalregister.gov/d/1"}]
+    for backend, factory in templates.items():
+        url = factory.create(seeded=False)
+        try:
+            migrate.downgrade(url, "0007")
+            engine = make_engine(url)
+            with engine.begin() as connection:
+                connection.execute(
+                    insert(ControlList.__table__).values(
+                        id="l", code="L", name="L", jurisdiction="US", authority="a", legal_basis="b",
+                        url="https://www.ecfr.gov/x", effect="restrictive", membership_complete=False,
+                        sources=[], recorded_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+                connection.execute(insert(Entry.__table__).values(id=1, list_id="l", country_code="VN",
+                                                                  version=3, created_at=now))  # fmt: skip
+                changes = [
+                    {"id": 1, "status": "listed", "effective_on": today - timedelta(days=400),
+                     "expected_effective_on": None},
+                    {"id": 2, "status": "pending_removal", "effective_on": today - timedelta(days=1),
+                     "expected_effective_on": today + timedelta(days=20)},
+                    {"id": 3, "status": "removed", "effective_on": today + timedelta(days=30),
+                     "expected_effective_on": None},
+                ]  # fmt: skip
+                for change in changes:
+                    connection.execute(
+                        insert(StatusChange.__table__).values(
+                            entry_id=1, recorded_at=now, sources=source, **change
+                        )
+                    )
+            engine.dispose()
+
+            migrate.upgrade(url)
+
+            engine = make_engine(url)
+            with engine.connect() as connection:
+                notices = connection.execute(
+                    select(ScheduledNotice.change_id, ScheduledNotice.kind, ScheduledNotice.due_on).order_by(
+                        ScheduledNotice.change_id
+                    )
+                ).all()
+            engine.dispose()
+            assert [tuple(n) for n in notices] == [
+                (2, "entry.pending_overdue", today + timedelta(days=21)),
+                (3, "entry.took_effect", today + timedelta(days=30)),
+            ], backend
+            migrate.check(url)
+            migrate.downgrade(url, "0007")
+        finally:
+            factory.drop(url)

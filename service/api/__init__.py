@@ -293,7 +293,18 @@ def _echo_request_id(response):
 
 
 def init_app(app: Flask) -> Api:
-    from service.api import audit, countries, events, lists, meta, proposals, webhooks
+    from service.api import (
+        audit,
+        changes,
+        countries,
+        events,
+        freshness,
+        lists,
+        meta,
+        proposals,
+        snapshot,
+        webhooks,
+    )
 
     for key, value in spec_config().items():
         app.config.setdefault(key, value)
@@ -311,6 +322,6 @@ def init_app(app: Flask) -> Api:
     app.before_request(_assign_request_id)
     app.before_request(_refuse_nul_characters)
     app.after_request(_echo_request_id)
-    for module in (countries, lists, events, webhooks, proposals, audit, meta):
+    for module in (countries, lists, changes, freshness, snapshot, events, webhooks, proposals, audit, meta):
         api.register_blueprint(module.blp)
     return api

@@ -2,12 +2,13 @@
 
 from datetime import date
 
+from flask import current_app
 from flask.views import MethodView
 
 from service import clock, db
 from service.api import Blueprint
 from service.api.paging import page
-from service.domain import lookups
+from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
 from service.domain.errors import InvalidInput, UnknownCountry
 from service.schemas import (
@@ -74,7 +75,12 @@ class CountryStatus(MethodView):
     def get(self, ref, as_of=None, known_at=None):
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
-        return lookups.country_status(db.session(), country, as_of or clock.today(), known_at)
+        answer = lookups.country_status(db.session(), country, as_of or clock.today(), known_at)
+        checked = freshness.statuses(db.session(), current_app.config, clock.utcnow())
+        answer["lists_checked"] = [
+            {"list_id": s["list"]["id"], "checked_at": s["checked_at"], "stale": s["stale"]} for s in checked
+        ]
+        return answer
 
 
 @blp.route("/<ref>/history", parameters=[REF_PARAMETER])

@@ -20,6 +20,7 @@ from service.domain.errors import (
 from service.domain.events import emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
+from service.domain.schedule import schedule_notices
 from service.domain.sources import with_kind
 from service.domain.statuses import PENDING, Answer, Status
 from service.domain.timeline import Placement, ordered, place, visible
@@ -231,6 +232,7 @@ def _append_change(
     session.add(change)
     bump_version(session, entry)
     session.flush()
+    schedule_notices(session, change, recorded_at)
     return change
 
 

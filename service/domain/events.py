@@ -7,7 +7,16 @@ from sqlalchemy import Connection, event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from service import clock
-from service.models import ControlList, Counter, Entry, Event, Observation, StatusChange, Treatment
+from service.models import (
+    ControlList,
+    Counter,
+    Entry,
+    Event,
+    ListCheck,
+    Observation,
+    StatusChange,
+    Treatment,
+)
 from service.vocabulary import EventType
 
 EVENTS_COUNTER = "events"
@@ -44,7 +53,7 @@ def touch_data(session: Session) -> None:
 # The tables every cached document is built from. Any write to them moves the data version,
 # so no writer can leave the cache stale by forgetting to (webhooks, keys, deliveries and
 # operational events are not among them: they leave the cache alone).
-CACHED_MODELS: tuple[type, ...] = (ControlList, Entry, StatusChange, Observation, Treatment)
+CACHED_MODELS: tuple[type, ...] = (ControlList, Entry, StatusChange, Observation, Treatment, ListCheck)
 _TOUCHED = "exportctl.data_touched"
 
 

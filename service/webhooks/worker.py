@@ -29,6 +29,7 @@ from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from service import clock, db
+from service.domain import freshness, schedule
 from service.domain.events import event_document
 from service.models import Delivery, Webhook
 from service.vocabulary import DeliveryState
@@ -196,6 +197,7 @@ class DeliveryWorker:
     """
 
     RECORD_CHUNK = 32
+    STALE_CHECK_EVERY = timedelta(minutes=1)
 
     def __init__(self, app: Flask, name: str | None = None):
         self.app = app
@@ -212,13 +214,33 @@ class DeliveryWorker:
         self.require_https = bool(config["WEBHOOK_REQUIRE_HTTPS"])
         self.http = targets.http_session(config)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
+        self._stale_checked_at: datetime | None = None
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         self.http.close()
 
+    def run_scheduled(self, now: datetime | None = None) -> schedule.ScheduleRun:
+        """Emit the events that fall due by `now` (changes taking effect, pending statuses overdue,
+        lists turning stale), queued for delivery like any other."""
+        now = now or clock.utcnow()
+        with self.app.app_context():
+            result = schedule.run_due(db.database().sessionmaker, now, begin_write=db.begin_write)
+            # Staleness moves by days: looking once a minute is plenty (and spares the idle poll).
+            if self._stale_checked_at is None or now - self._stale_checked_at >= self.STALE_CHECK_EVERY:
+                freshness.emit_stale(
+                    db.database().sessionmaker, self.app.config, now, begin_write=db.begin_write
+                )
+                self._stale_checked_at = now
+            return result
+
     def run_once(self) -> int:
-        """Claim one batch, deliver it concurrently, and return how many were attempted."""
+        """Emit what fell due, then claim one batch, deliver it concurrently, and return how
+        many deliveries were attempted."""
+        try:
+            self.run_scheduled()
+        except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
+            log.exception("scheduled events failed; retrying next batch")
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
             ids = claim(

@@ -1,0 +1,120 @@
+"""Freshness: GET /v1/status, POST /v1/lists/{id}/checks, list.stale once, checks on country answers."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from service.models import ListCheck, StatusChange
+from tests.conftest import a_source, make_app
+
+CHECKS = "/v1/lists/us-ear-d1/checks"
+
+
+def status_of(client, list_id):
+    body = client.get("/v1/status").get_json()
+    [found] = [s for s in body["lists"] if s["list"]["id"] == list_id]
+    return found
+
+
+def a_check(**overrides):
+    return {
+        "source": a_source(
+            title="15 CFR 740 Supplement No. 1",
+            publisher="eCFR",
+            url="https://www.ecfr.gov/current/title-15/part-740",
+            citation=None,
+            published_on=None,
+        ),
+        "found": "unchanged",
+        **overrides,
+    }
+
+
+def test_seeded_lists_carry_their_reference_date_and_say_they_are_stale(client):
+    body = client.get("/v1/status").get_json()
+    assert body["lists"] and body["stale_count"] == sum(s["stale"] for s in body["lists"])
+    d1 = status_of(client, "us-ear-d1")
+    assert d1["checked_at"] == "2026-07-23T00:00:00Z"
+    assert d1["check_origin"] == "reference"
+    assert d1["publishes_amendments"] is True
+    assert d1["max_age_days"] == 35
+    assert d1["age_days"] == 123
+    assert d1["stale"] is True
+    assert d1["changed_at"] is not None
+
+
+def test_an_editor_records_a_check_without_inventing_a_change(client, editor, session, frozen_clock):
+    changes_before = session.scalar(select(func.count()).select_from(StatusChange))
+    response = client.post(CHECKS, json=a_check(note="Compared row by row."), headers=editor)
+    assert response.status_code == 201, response.get_json()
+    check = response.get_json()
+    assert check["found"] == "unchanged" and check["origin"] == "manual" and check["actor"] == "alice"
+    assert check["as_of"] == "2026-11-23"
+    assert session.scalar(select(func.count()).select_from(StatusChange)) == changes_before
+    d1 = status_of(client, "us-ear-d1")
+    assert d1["checked_at"] == check["checked_at"]
+    assert d1["check_origin"] == "manual"
+    assert d1["check_source"]["url"] == "https://www.ecfr.gov/current/title-15/part-740"
+    assert (d1["age_days"], d1["stale"]) == (0, False)
+    frozen_clock.advance(days=36)
+    assert status_of(client, "us-ear-d1")["stale"] is True
+
+
+def test_a_country_answer_says_when_each_list_was_checked(client, editor):
+    client.post(CHECKS, json=a_check(), headers=editor)
+    body = client.get("/v1/countries/VN").get_json()
+    checked = {c["list_id"]: c for c in body["lists_checked"]}
+    assert {e["list"]["id"] for e in body["entries"]} <= set(checked)
+    assert checked["us-ear-d1"]["stale"] is False
+    assert checked["us-ear-d3"]["checked_at"] == "2026-07-23T00:00:00Z"
+
+
+def test_max_age_is_configurable_per_list(database_url):
+    from service import close_app
+
+    app = make_app(database_url, FRESHNESS_MAX_AGE_BY_LIST="us-ear-d1=200d")
+    try:
+        body = app.test_client().get("/v1/status").get_json()
+        [d1] = [s for s in body["lists"] if s["list"]["id"] == "us-ear-d1"]
+        assert (d1["max_age_days"], d1["stale"]) == (200, False)
+    finally:
+        close_app(app)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"found": "maybe"}, "found"),
+        ({"found": None}, "found"),
+        ({"source": {"title": "x"}}, "source.publisher"),
+        ({"as_of": "2999-01-01"}, "as_of"),
+        ({"as_of": "01/02/2026"}, "as_of"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_bad_checks_are_problems_naming_the_field(client, editor, session, change, field):
+    response = client.post(CHECKS, json={**a_check(), **change}, headers=editor)
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["errors"]
+    assert session.scalar(select(func.count()).select_from(ListCheck)) == 0
+
+
+def test_a_check_needs_an_editor_and_a_known_list(client, reader, editor):
+    assert client.post(CHECKS, json=a_check()).status_code == 401
+    assert client.post(CHECKS, json=a_check(), headers=reader).status_code == 403
+    assert client.post("/v1/lists/nope/checks", json=a_check(), headers=editor).status_code == 404
+
+
+def test_status_age_moves_with_the_clock(client, frozen_clock):
+    before = status_of(client, "us-ear-d1")["age_days"]
+    frozen_clock.advance(days=2)
+    assert status_of(client, "us-ear-d1")["age_days"] == before + 2
+    assert timedelta(days=before)  # the age is whole days
+
+
+def test_every_seeded_list_has_a_check_date(client):
+    lists = client.get("/v1/status").get_json()["lists"]
+    assert all(s["checked_at"] and s["check_source"] for s in lists), [
+        s["list"]["id"] for s in lists if not s["checked_at"]
+    ]
