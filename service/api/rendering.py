@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cachetools
-from flask import Flask, current_app, json, request
+from flask import Flask, current_app, g, json, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -25,6 +25,8 @@ from service.domain.events import DATA_VERSION_QUERY
 class Rendered:
     body: bytes
     etag: str
+    # The query parameters that fetch the next page of a paged document (its Link rel="next").
+    next_page: dict[str, str] | None = None
 
 
 class DocumentCache:
@@ -121,9 +123,15 @@ def render(
     etag_prefix: Callable[[Any], str] | None = None,
 ) -> Rendered:
     """Bytes of a document: dumped by its schema as JSON, or by `serialize` (Atom)."""
+    from service.api.paging import next_page
+
     body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-    return Rendered(body=body, etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest)
+    return Rendered(
+        body=body,
+        etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest,
+        next_page=next_page(data),
+    )
 
 
 def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:
@@ -139,6 +147,8 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
 
 def respond(rendered: Rendered, mimetype: str = "application/json"):
     """The document with a strong ETag; 304 when If-None-Match already has it."""
+    if rendered.next_page is not None:
+        g.next_page = rendered.next_page
     response_class = current_app.response_class
     if "If-None-Match" in request.headers and request.if_none_match.contains_weak(rendered.etag):
         response = response_class(status=304)
