@@ -72,6 +72,8 @@ SETTINGS = {
     # Browser apps (CORS): origins that may read, and origins that may also write ('none' for none).
     "CORS_READ_ORIGINS": ("EXPORTCTL_CORS_READ_ORIGINS", "*", parse_origins),
     "CORS_WRITE_ORIGINS": ("EXPORTCTL_CORS_WRITE_ORIGINS", "none", parse_origins),
+    # Compress large responses for clients that accept it (off behind a proxy that compresses).
+    "COMPRESS_RESPONSES": ("EXPORTCTL_COMPRESS_RESPONSES", True, _bool),
     "IDEMPOTENCY_TTL": ("EXPORTCTL_IDEMPOTENCY_TTL", "48h", parse_duration),
     "LOOKUP_CACHE_SIZE": ("EXPORTCTL_LOOKUP_CACHE_SIZE", 2048, int),
     "WEBHOOK_RETRY_SCHEDULE": (

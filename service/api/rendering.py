@@ -7,6 +7,7 @@ its own bounded LRU, so several workers stay correct without coordination.
 """
 
 import contextlib
+import gzip
 import hashlib
 import threading
 from collections.abc import Callable, Hashable
@@ -27,6 +28,13 @@ class Rendered:
     etag: str
     # The query parameters that fetch the next page of a paged document (its Link rel="next").
     next_page: dict[str, str] | None = None
+    # The body gzipped once when the document is built (large documents only): a cached
+    # lookup that accepts gzip costs no compression, and its ETag differs from the identity's.
+    gzipped: bytes | None = None
+
+    @property
+    def gzip_etag(self) -> str:
+        return f"{self.etag}:gzip"  # flask-compress's convention for the responses it compresses
 
 
 class DocumentCache:
@@ -127,10 +135,12 @@ def render(
 
     body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    large = current_app.config.get("COMPRESS_MIN_SIZE", 1024)
     return Rendered(
         body=body,
         etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest,
         next_page=next_page(data),
+        gzipped=gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= large else None,
     )
 
 
@@ -150,10 +160,17 @@ def respond(rendered: Rendered, mimetype: str = "application/json"):
     if rendered.next_page is not None:
         g.next_page = rendered.next_page
     response_class = current_app.response_class
-    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(rendered.etag):
+    compressible = rendered.gzipped is not None and current_app.config["COMPRESS_RESPONSES"]
+    compressed = compressible and request.accept_encodings["gzip"] > 0
+    etag = rendered.gzip_etag if compressed else rendered.etag
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
         response = response_class(status=304)
     else:
-        response = response_class(rendered.body, mimetype=mimetype)
-    response.set_etag(rendered.etag)
+        response = response_class(rendered.gzipped if compressed else rendered.body, mimetype=mimetype)
+        if compressed:
+            response.headers["Content-Encoding"] = "gzip"
+    if compressible:
+        response.vary.add("Accept-Encoding")
+    response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"
     return response
