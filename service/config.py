@@ -74,6 +74,9 @@ SETTINGS = {
     "CORS_WRITE_ORIGINS": ("EXPORTCTL_CORS_WRITE_ORIGINS", "none", parse_origins),
     # Compress large responses for clients that accept it (off behind a proxy that compresses).
     "COMPRESS_RESPONSES": ("EXPORTCTL_COMPRESS_RESPONSES", True, _bool),
+    # GET /metrics (Prometheus); a token, when set, must be sent as a bearer token to read it.
+    "METRICS": ("EXPORTCTL_METRICS", True, _bool),
+    "METRICS_TOKEN": ("EXPORTCTL_METRICS_TOKEN", None, str),
     "IDEMPOTENCY_TTL": ("EXPORTCTL_IDEMPOTENCY_TTL", "48h", parse_duration),
     "LOOKUP_CACHE_SIZE": ("EXPORTCTL_LOOKUP_CACHE_SIZE", 2048, int),
     "WEBHOOK_RETRY_SCHEDULE": (

@@ -19,6 +19,7 @@ from flask import Flask, current_app, g, json, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from service import metrics
 from service.domain.events import DATA_VERSION_QUERY
 
 
@@ -149,6 +150,7 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     versioned = (key, data_version())
     rendered = cache.get(versioned)
+    metrics.cache_lookup(rendered is not None)
     if rendered is None:
         rendered = render(build(), schema, **render_options)
         cache.put(versioned, rendered)

@@ -68,3 +68,23 @@ def test_compression_can_be_turned_off(plain_app):
 
     assert "Content-Encoding" not in client.get("/v1/countries/VN", headers=GZIP).headers
     assert "Content-Encoding" not in client.get("/countries/VN", headers=GZIP).headers
+
+
+def test_the_gzipped_entry_tag_works_for_if_match(client, editor):
+    from tests.conftest import a_change
+
+    entry = client.get("/v1/lists/us-ear-d1/entries/VN", headers=GZIP)
+    assert entry.headers.get("Content-Encoding") == "gzip"
+    tag = entry.headers["ETag"]
+
+    first = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes", json=a_change(), headers={**editor, "If-Match": tag}
+    )
+    stale = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes",
+        json=a_change(status="listed", effective_on="2026-11-21"),
+        headers={**editor, "If-Match": tag},
+    )
+
+    assert first.status_code == 201
+    assert stale.status_code == 412
