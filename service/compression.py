@@ -15,9 +15,8 @@ MIMETYPES = [
     "application/atom+xml",
     "application/yaml",
     "text/html",
-    "text/css",
     "text/csv",
-]
+]  # not static files (CSS): flask-compress would read them without closing the file
 
 
 def init_app(app: Flask) -> None:
