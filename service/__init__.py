@@ -11,7 +11,7 @@ from service.config import load_config, normalise
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app. `config` overrides the environment (tests pass a mapping)."""
-    from service import api, auth, cli, db, errors, pages, ratelimit
+    from service import api, auth, cli, compression, cors, db, errors, metrics, pages, ratelimit
     from service.api import rendering
 
     app = Flask(__name__)
@@ -28,6 +28,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     errors.init_app(app)
     rendering.init_app(app)
     ratelimit.init_app(app)
+    cors.init_app(app)
+    compression.init_app(app)
+    metrics.init_app(app)
     api.init_app(app)
     auth.init_app(app)
     pages.init_app(app)

@@ -90,8 +90,16 @@ def _guard_reads():
         raise _unauthorized()
 
 
-# Always public: health checks and the API's own description.
-_PUBLIC_ENDPOINTS = {"meta.healthz", "meta.openapi_yaml", "meta.docs", "meta.problem_type", "static"}
+# Always public: health checks and the API's own description. /metrics checks its own token
+# (service.metrics), which is not an API key.
+_PUBLIC_ENDPOINTS = {
+    "meta.healthz",
+    "meta.openapi_yaml",
+    "meta.docs",
+    "meta.problem_type",
+    "static",
+    "metrics",
+}
 # The analysts' pages check a sign-in session themselves (service.pages); Swagger UI is public like /docs.
 _SELF_GUARDED_BLUEPRINTS = {"pages", "swagger_ui"}
 

@@ -58,6 +58,13 @@ def _bool(value: str | bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def parse_origins(value: str | list) -> list[str]:
+    """'*', 'none', or origins separated by commas ('https://app.example.com,https://b.example')."""
+    items = value.split(",") if isinstance(value, str) else value
+    origins = [item.strip().rstrip("/") for item in items if item.strip()]
+    return [] if origins in ([], ["none"]) else origins
+
+
 def default_database_url() -> str:
     return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
 
@@ -79,6 +86,14 @@ SETTINGS: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     "WRITE_RATE_LIMIT": ("EXPORTCTL_WRITE_RATE_LIMIT", "120 per minute", str),
     "RATELIMIT_STORAGE_URI": ("EXPORTCTL_RATELIMIT_STORAGE_URI", "memory://", str),
     "RATELIMIT_NAMESPACE": ("EXPORTCTL_RATELIMIT_NAMESPACE", "exportctl-writes", str),
+    # Browser apps (CORS): origins that may read, and origins that may also write ('none' for none).
+    "CORS_READ_ORIGINS": ("EXPORTCTL_CORS_READ_ORIGINS", "*", parse_origins),
+    "CORS_WRITE_ORIGINS": ("EXPORTCTL_CORS_WRITE_ORIGINS", "none", parse_origins),
+    # Compress large responses for clients that accept it (off behind a proxy that compresses).
+    "COMPRESS_RESPONSES": ("EXPORTCTL_COMPRESS_RESPONSES", True, _bool),
+    # GET /metrics (Prometheus); a token, when set, must be sent as a bearer token to read it.
+    "METRICS": ("EXPORTCTL_METRICS", True, _bool),
+    "METRICS_TOKEN": ("EXPORTCTL_METRICS_TOKEN", None, str),
     "IDEMPOTENCY_TTL": ("EXPORTCTL_IDEMPOTENCY_TTL", "48h", parse_duration),
     "LOOKUP_CACHE_SIZE": ("EXPORTCTL_LOOKUP_CACHE_SIZE", 2048, int),
     "WEBHOOK_RETRY_SCHEDULE": (

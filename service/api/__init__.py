@@ -19,6 +19,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from service import clock, errors
+from service.api.paging import forget_next_page, link_next_page, next_page
 from service.api.rendering import cached, respond
 from service.domain.errors import InvalidInput, NotFound
 from service.schemas import ProblemSchema, json_object
@@ -85,13 +86,19 @@ class Blueprint(SmorestBlueprint):
         """flask-smorest's response; the schema instance it documents is also the one that
         renders a write's outcome (`writes.perform`), so no schema is declared twice."""
         instance = schema() if isinstance(schema, type) else schema
+        if _is_paged(instance):
+            kwargs.setdefault("headers", {"Link": LINK_HEADER})
         decorator = super().response(status_code, instance, **kwargs)
 
         def outer(func):
             @wraps(func)
             def with_schema(*args, **view_kwargs):
                 g.response_schema = instance
-                return func(*args, **view_kwargs)
+                data = func(*args, **view_kwargs)
+                following = next_page(data)
+                if following is not None:
+                    g.next_page = following
+                return data
 
             return decorator(with_schema)
 
@@ -179,6 +186,16 @@ class Blueprint(SmorestBlueprint):
         return decorator
 
 
+LINK_HEADER = {
+    "description": 'The next page (RFC 8288): `<url>; rel="next"`, absent on the last page.',
+    "schema": {"type": "string"},
+}
+
+
+def _is_paged(schema: ma.Schema | None) -> bool:
+    return schema is not None and ("next_cursor" in schema.fields or "has_more" in schema.fields)
+
+
 class _Converter(OpenAPIConverter):
     """Schema-level JSON Schema keywords from a schema's `Meta.json_schema` (e.g. minProperties)."""
 
@@ -212,7 +229,11 @@ class Api(SmorestApi):
     RESPONSE_HEADERS = {
         401: {"WWW-Authenticate": 'Bearer realm="exportctl" (with error="invalid_token" for a bad key)'},
         405: {"Allow": "The methods the resource supports"},
-        429: {"Retry-After": "Seconds to wait before retrying"},
+        429: {
+            "Retry-After": "Seconds to wait before retrying",
+            "RateLimit": 'What is left of the budget (IETF httpapi draft): `"writes";r=0;t=<seconds>`',
+            "RateLimit-Policy": 'The budget (IETF httpapi draft): `"writes";q=<writes>;w=<seconds>`',
+        },
         503: {"Retry-After": "Seconds to wait before retrying"},
     }
 
@@ -322,6 +343,8 @@ def init_app(app: Flask) -> Api:
     app.before_request(_assign_request_id)
     app.before_request(_refuse_nul_characters)
     app.after_request(_echo_request_id)
+    app.before_request(forget_next_page)
+    app.after_request(link_next_page)
     for module in (countries, lists, changes, freshness, snapshot, events, webhooks, proposals, audit, meta):
         api.register_blueprint(module.blp)
     return api

@@ -64,7 +64,8 @@ CHANGE_PARAMETER = {
 
 # --- writes ----------------------------------------------------------------------
 
-ENTRY_TAG_VERSION = re.compile(r'(W/)?"v(\d+)(?:-[0-9a-f]+)?"')
+# The gzipped representation's tag (":gzip", service/api/rendering.py) names the same version.
+ENTRY_TAG_VERSION = re.compile(r'(W/)?"v(\d+)(?:-[0-9a-f]+)?(?::gzip)?"')
 
 
 def expected_versions(if_match: str | None) -> tuple[set[int] | None, bool]:

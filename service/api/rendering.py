@@ -7,6 +7,7 @@ its own bounded LRU, so several workers stay correct without coordination.
 """
 
 import contextlib
+import gzip
 import hashlib
 import threading
 from collections.abc import Callable, Hashable
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import cachetools
-from flask import Flask, current_app, json, request
+from flask import Flask, current_app, g, json, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from service import metrics
 from service.domain.events import DATA_VERSION_QUERY
 
 
@@ -25,6 +27,15 @@ from service.domain.events import DATA_VERSION_QUERY
 class Rendered:
     body: bytes
     etag: str
+    # The query parameters that fetch the next page of a paged document (its Link rel="next").
+    next_page: dict[str, str] | None = None
+    # The body gzipped once when the document is built (large documents only): a cached
+    # lookup that accepts gzip costs no compression, and its ETag differs from the identity's.
+    gzipped: bytes | None = None
+
+    @property
+    def gzip_etag(self) -> str:
+        return f"{self.etag}:gzip"  # flask-compress's convention for the responses it compresses
 
 
 class DocumentCache:
@@ -121,9 +132,17 @@ def render(
     etag_prefix: Callable[[Any], str] | None = None,
 ) -> Rendered:
     """Bytes of a document: dumped by its schema as JSON, or by `serialize` (Atom)."""
+    from service.api.paging import next_page
+
     body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-    return Rendered(body=body, etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest)
+    large = current_app.config.get("COMPRESS_MIN_SIZE", 1024)
+    return Rendered(
+        body=body,
+        etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest,
+        next_page=next_page(data),
+        gzipped=gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= large else None,
+    )
 
 
 def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:
@@ -131,6 +150,7 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     versioned = (key, data_version())
     rendered = cache.get(versioned)
+    metrics.cache_lookup(rendered is not None)
     if rendered is None:
         rendered = render(build(), schema, **render_options)
         cache.put(versioned, rendered)
@@ -139,11 +159,20 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
 
 def respond(rendered: Rendered, mimetype: str = "application/json"):
     """The document with a strong ETag; 304 when If-None-Match already has it."""
+    if rendered.next_page is not None:
+        g.next_page = rendered.next_page
     response_class = current_app.response_class
-    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(rendered.etag):
+    compressible = rendered.gzipped is not None and current_app.config["COMPRESS_RESPONSES"]
+    compressed = compressible and request.accept_encodings["gzip"] > 0
+    etag = rendered.gzip_etag if compressed else rendered.etag
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
         response = response_class(status=304)
     else:
-        response = response_class(rendered.body, mimetype=mimetype)
-    response.set_etag(rendered.etag)
+        response = response_class(rendered.gzipped if compressed else rendered.body, mimetype=mimetype)
+        if compressed:
+            response.headers["Content-Encoding"] = "gzip"
+    if compressible:
+        response.vary.add("Accept-Encoding")
+    response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"
     return response

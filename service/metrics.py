@@ -1,0 +1,124 @@
+"""Prometheus metrics (prometheus_client) at GET /metrics.
+
+Per process: requests by route and status with latency histograms, and the
+document cache's hits and misses. From the database at scrape time (so every
+API process reports the same truth, with no multiprocess files): webhook
+deliveries by state, the queue depth and the delivery lag. Off with
+EXPORTCTL_METRICS=false; EXPORTCTL_METRICS_TOKEN requires `Authorization: Bearer <token>`.
+"""
+
+import hmac
+import time
+
+from flask import Flask, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from service import clock
+from service.errors import Unauthorized
+
+
+class DeliveryCollector:
+    """Delivery states, queue depth and lag, read from the outbox when scraped."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        from service import db
+        from service.models import Delivery
+
+        with self.app.app_context(), db.database().sessionmaker() as session:
+            states = session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
+            now = clock.utcnow()
+            due = session.execute(
+                select(func.count(), func.min(Delivery.next_attempt_at)).where(
+                    Delivery.state == "pending", Delivery.next_attempt_at <= now
+                )
+            ).one()
+        by_state = GaugeMetricFamily(
+            "exportctl_webhook_deliveries", "Webhook deliveries by state (outcome)", labels=["state"]
+        )
+        for state, count in states:
+            by_state.add_metric([state], count)
+        yield by_state
+        yield GaugeMetricFamily(
+            "exportctl_webhook_queue_depth", "Deliveries due now and not yet made", value=due[0]
+        )
+        oldest = due[1]
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=now.tzinfo)
+        yield GaugeMetricFamily(
+            "exportctl_webhook_delivery_lag_seconds",
+            "How long the oldest due delivery has waited",
+            value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        )
+
+
+class Metrics:
+    def __init__(self, app: Flask):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "exportctl_http_requests",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "exportctl_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "exportctl_document_cache_lookups",
+            "Rendered-document cache lookups",
+            ["result"],
+            registry=self.registry,
+        )
+        self.registry.register(DeliveryCollector(app))
+
+
+def init_app(app: Flask) -> None:
+    if not app.config["METRICS"]:
+        return
+    app.extensions["exportctl.metrics"] = Metrics(app)
+    app.before_request(_start_timer)
+    app.after_request(_count_request)
+    app.add_url_rule("/metrics", "metrics", _serve_metrics)
+
+
+def cache_lookup(hit: bool) -> None:
+    """Count one document-cache lookup (called by the cache; a no-op when metrics are off)."""
+    metrics = current_app.extensions.get("exportctl.metrics")
+    if metrics is not None:
+        metrics.cache.labels("hit" if hit else "miss").inc()
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _count_request(response):
+    started = g.pop("metrics_started", None)
+    if started is None or request.endpoint == "metrics":
+        return response
+    metrics: Metrics = current_app.extensions["exportctl.metrics"]
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+    metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    return response
+
+
+def _serve_metrics():
+    token = current_app.config["METRICS_TOKEN"]
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized(
+                "Send the metrics token as `Authorization: Bearer <token>`.",
+                headers={"WWW-Authenticate": 'Bearer realm="exportctl-metrics"'},
+            )
+    metrics: Metrics = current_app.extensions["exportctl.metrics"]
+    return current_app.response_class(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)

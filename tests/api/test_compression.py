@@ -1,0 +1,90 @@
+"""Large responses are compressed for clients that accept it, with their own ETag, and still 304."""
+
+import gzip
+
+import pytest
+
+from service import close_app
+from tests.conftest import make_app
+
+GZIP = {"Accept-Encoding": "gzip"}
+
+
+def test_a_country_document_is_gzipped_when_accepted(client):
+    plain = client.get("/v1/countries/VN")
+    packed = client.get("/v1/countries/VN", headers=GZIP)
+
+    assert len(plain.data) > 1024
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert len(packed.data) < len(plain.data) / 2
+    assert gzip.decompress(packed.data) == plain.data
+    for response in (plain, packed):
+        assert "Accept-Encoding" in response.headers["Vary"]
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+
+
+def test_if_none_match_answers_304_for_each_encoding(client):
+    plain = client.get("/v1/countries/VN")
+    packed = client.get("/v1/countries/VN", headers=GZIP)
+
+    again_packed = client.get("/v1/countries/VN", headers={**GZIP, "If-None-Match": packed.headers["ETag"]})
+    again_plain = client.get("/v1/countries/VN", headers={"If-None-Match": plain.headers["ETag"]})
+    # An identity validator does not name the gzipped representation: send it whole.
+    crossed = client.get("/v1/countries/VN", headers={**GZIP, "If-None-Match": plain.headers["ETag"]})
+
+    assert again_packed.status_code == 304
+    assert again_packed.headers["ETag"] == packed.headers["ETag"]
+    assert again_plain.status_code == 304
+    assert crossed.status_code == 200
+    assert crossed.headers["Content-Encoding"] == "gzip"
+
+
+def test_small_documents_and_refused_encodings_stay_identity(client):
+    small = client.get("/healthz", headers=GZIP)
+    refused = client.get("/v1/countries/VN", headers={"Accept-Encoding": "gzip;q=0, identity"})
+
+    assert "Content-Encoding" not in small.headers
+    assert "Content-Encoding" not in refused.headers
+
+
+def test_uncached_responses_are_compressed_by_flask_compress(client):
+    page = client.get("/countries/VN", headers=GZIP)  # the analysts' HTML page
+
+    assert page.status_code == 200
+    assert page.headers["Content-Encoding"] == "gzip"
+    assert b"<html" in gzip.decompress(page.data).lower()
+
+
+@pytest.fixture
+def plain_app(database_url):
+    app = make_app(database_url, COMPRESS_RESPONSES=False)
+    yield app
+    close_app(app)
+
+
+def test_compression_can_be_turned_off(plain_app):
+    client = plain_app.test_client()
+
+    assert "Content-Encoding" not in client.get("/v1/countries/VN", headers=GZIP).headers
+    assert "Content-Encoding" not in client.get("/countries/VN", headers=GZIP).headers
+
+
+def test_the_gzipped_entry_tag_works_for_if_match(client, editor):
+    from tests.conftest import a_change
+
+    entry = client.get("/v1/lists/us-ear-d1/entries/VN", headers=GZIP)
+    assert entry.headers.get("Content-Encoding") == "gzip"
+    tag = entry.headers["ETag"]
+
+    first = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes", json=a_change(), headers={**editor, "If-Match": tag}
+    )
+    stale = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes",
+        json=a_change(status="listed", effective_on="2026-11-21"),
+        headers={**editor, "If-Match": tag},
+    )
+
+    assert first.status_code == 201
+    assert stale.status_code == 412
