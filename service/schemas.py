@@ -1271,9 +1271,12 @@ class ChangesBetweenSchema(Schema):
     unknown_count = fields.Integer(
         required=True, metadata={"description": "How many entries are `unknown` on one of the dates."}
     )
-    unknown = fields.List(
+    # Not `unknown`: that name is Schema's own option (what to do with unknown fields on load).
+    unknown_ = fields.List(
         fields.Nested(EntryMoveSchema),
         required=True,
+        attribute="unknown",
+        data_key="unknown",
         metadata={
             "description": "Entries `unknown` on either date, whose status therefore cannot be said to "
             "have changed (moving from not yet observed to observed is not news)."

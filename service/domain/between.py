@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.domain import lookups
-from service.domain.countries import Country, registry
+from service.domain.countries import Country
 from service.domain.errors import InvalidInput
 from service.domain.statuses import Answer
 from service.domain.timeline import ordered
@@ -67,26 +67,33 @@ def changes_between(
         pairs = {p for p in pairs if p[0] == country.alpha_2}
     order = {cl.id: i for i, cl in enumerate(lists)}
     lists_by_id = {cl.id: cl for cl in lists}
-    moved, unknown = [], []
+    moved: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
     for code, lid in sorted(pairs, key=lambda p: (p[0], order[p[1]])):
         control_list = lists_by_id[lid]
         before = changes.answer(control_list, code, from_, known_at)
         after = changes.answer(control_list, code, to, known_at)
         if before["status"] == after["status"]:
             continue
-        entry = by_pair.get((code, lid)) or by_pair.get((treated_as.get((code, lid)), lid))
-        between = [
-            c
-            for c in (ordered(entry.changes, known_at) if entry else [])
-            if c.effective_on is not None and from_ < c.effective_on <= to
-        ]
+        entry = by_pair.get((code, lid))
+        if entry is None and (as_code := treated_as.get((code, lid))) is not None:
+            entry = by_pair.get((as_code, lid))
+        change_documents = (
+            [
+                lookups.change_document(c, control_list, entry.country_code)
+                for c in ordered(entry.changes, known_at)
+                if c.effective_on is not None and from_ < c.effective_on <= to
+            ]
+            if entry is not None
+            else []
+        )
         item = {
-            "country": lookups.country_summary(registry().get(code)),
+            "country": lookups.country_summary(lookups._country(code)),
             "list": lookups.list_ref(control_list),
             "from_": before,
             "to": after,
             "restrictions_changed": before["restrictions_apply"] != after["restrictions_apply"],
-            "changes": [lookups.change_document(c, control_list, entry.country_code) for c in between],
+            "changes": change_documents,
         }
         if Answer.UNKNOWN in (before["status"], after["status"]):
             unknown.append(item)

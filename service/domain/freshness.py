@@ -7,13 +7,13 @@ latest publication date among its sources (the eCFR table the seeds were read fr
 Lists whose source publishes amendments (eCFR, Federal Register) go stale sooner.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from service.config import parse_duration
 from service.domain import lookups
@@ -40,7 +40,7 @@ def publishes_amendments(control_list: ControlList) -> bool:
     return any(_host(u) == h or _host(u).endswith("." + h) for u in urls for h in AMENDING_HOSTS)
 
 
-def max_age(control_list: ControlList, config: Mapping) -> timedelta:
+def max_age(control_list: ControlList, config: Mapping[str, Any]) -> timedelta:
     by_list = config.get("FRESHNESS_MAX_AGE_BY_LIST") or {}
     if control_list.id in by_list:
         return parse_duration(by_list[control_list.id])
@@ -48,7 +48,7 @@ def max_age(control_list: ControlList, config: Mapping) -> timedelta:
     return parse_duration(config[key])
 
 
-def _reference(control_list: ControlList) -> tuple[datetime, dict] | None:
+def _reference(control_list: ControlList) -> tuple[datetime, dict[str, Any]] | None:
     """The list's reference date, as a check at 00:00 UTC that day: the date of its strongest
     dated source (the eCFR table it was loaded from, not a later machine-parsed copy of it)."""
     dated = [with_kind(s) for s in control_list.sources or [] if s.get("published_on")]
@@ -75,7 +75,13 @@ def last_changes(session: Session, list_ids: list[str]) -> dict[str, datetime]:
     return dict(rows.all())
 
 
-def _newest(session: Session, model, day_column, list_ids: list[str], today: date) -> dict:
+def _newest(
+    session: Session,
+    model: type[Observation] | type[StatusChange],
+    day_column: InstrumentedAttribute[date] | InstrumentedAttribute[date | None],
+    list_ids: list[str],
+    today: date,
+) -> dict[str, tuple[date, dict[str, Any]]]:
     newest = (
         select(Entry.list_id, func.max(day_column).label("on"))
         .join(model, model.entry_id == Entry.id)
@@ -89,14 +95,19 @@ def _newest(session: Session, model, day_column, list_ids: list[str], today: dat
         .join(newest, (newest.c.list_id == Entry.list_id) & (newest.c.on == day_column))
         .order_by(Entry.list_id, model.id)
     )
-    out: dict[str, tuple[date, dict]] = {}
-    for list_id, day, sources in rows:
+    out: dict[str, tuple[date, dict[str, Any]]] = {}
+    for row in rows:  # mypy types an unpacked Row as `object`s (SQLAlchemy 2.1); indexing is Any
+        list_id: str = row[0]
+        day: date = row[1]
+        sources: list[Any] = row[2]
         if list_id not in out and sources:
             out[list_id] = (day, with_kind(sources[0]))
     return out
 
 
-def latest_evidence(session: Session, list_ids: list[str], today: date) -> dict[str, tuple[datetime, dict]]:
+def latest_evidence(
+    session: Session, list_ids: list[str], today: date
+) -> dict[str, tuple[datetime, dict[str, Any]]]:
     """Each list's newest dated evidence (an observation, or a change in effect), as a reference
     date (00:00 UTC) with one of its sources: what a list with no dated source of its own was
     read from."""
@@ -127,7 +138,7 @@ def check_document(check: ListCheck) -> dict[str, Any]:
 
 
 def statuses(
-    session: Session, config: Mapping, now: datetime, lists: list[ControlList] | None = None
+    session: Session, config: Mapping[str, Any], now: datetime, lists: list[ControlList] | None = None
 ) -> list[dict[str, Any]]:
     """Each list's freshness at `now` (five queries however many lists)."""
     lists = lookups.all_lists(session) if lists is None else lists
@@ -137,6 +148,10 @@ def statuses(
     observed = latest_evidence(session, ids, now.date())
     out = []
     for control_list in lists:
+        checked_at: datetime | None
+        source: dict[str, Any] | None
+        origin: str | None
+        found: str | None
         check = checks.get(control_list.id)
         if check is not None:
             checked_at, source, origin, found = check.checked_at, check.source, check.origin, check.found
@@ -171,7 +186,7 @@ def record_check(
     control_list: ControlList,
     *,
     as_of: date,
-    source: dict,
+    source: dict[str, Any],
     found: str,
     note: str | None,
     actor: str | None,
@@ -198,15 +213,21 @@ def record_check(
 _NEVER = object()
 
 
-def _announced(session: Session, list_id: str | None = None) -> dict[str, Any]:
+def _announced(session: Session, list_id: str | None = None) -> dict[str | None, Any]:
     """The `checked_at` each list's latest list.stale event announced as too old."""
     query = select(Event.list_id, Event.data).where(Event.type == EventType.LIST_STALE.value)
     if list_id is not None:
         query = query.where(Event.list_id == list_id)
-    return {lid: data.get("checked_at") for lid, data in session.execute(query.order_by(Event.id))}
+    return {row.list_id: row.data.get("checked_at") for row in session.execute(query.order_by(Event.id))}
 
 
-def emit_stale(sessionmaker, config: Mapping, now: datetime, *, begin_write) -> int:
+def emit_stale(
+    sessionmaker: sessionmaker[Session],
+    config: Mapping[str, Any],
+    now: datetime,
+    *,
+    begin_write: Callable[[Session], None],
+) -> int:
     """Emit `list.stale` once for each list that has turned stale since its last check: a
     list stays announced until a newer check (a new `checked_at`) makes it fresh again."""
     with sessionmaker() as session:

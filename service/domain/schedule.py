@@ -13,16 +13,16 @@ overrode (or that no longer moves the status) is marked `superseded` and emits n
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service import clock
 from service.domain import lookups
-from service.domain.countries import registry
 from service.domain.events import emit
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
@@ -79,16 +79,20 @@ def due_notices(session: Session, today: date, limit: int) -> list[int]:
 
 def _claim(session: Session, notice_id: int, now: datetime) -> bool:
     """Take the notice (one statement; the row count says whether this caller won it)."""
-    won = session.execute(
-        update(ScheduledNotice)
-        .where(ScheduledNotice.id == notice_id, ScheduledNotice.state == "scheduled")
-        .values(state="superseded", processed_at=now)
-        .execution_options(synchronize_session=False)
+    # Session.execute is typed to return a Result; an UPDATE's is a CursorResult (sqlalchemy#9185).
+    won = cast(
+        CursorResult[Any],
+        session.execute(
+            update(ScheduledNotice)
+            .where(ScheduledNotice.id == notice_id, ScheduledNotice.state == "scheduled")
+            .values(state="superseded", processed_at=now)
+            .execution_options(synchronize_session=False)
+        ),
     )
     return won.rowcount == 1
 
 
-def _state(answer: dict) -> dict[str, Any]:
+def _state(answer: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": answer["status"],
         "restrictions_apply": answer["restrictions_apply"],
@@ -98,27 +102,29 @@ def _state(answer: dict) -> dict[str, Any]:
 
 def _took_effect(change: StatusChange, entry: Entry) -> dict[str, Any] | None:
     control_list = entry.control_list
+    effective_on = change.effective_on
+    assert effective_on is not None, "only a change with an effective date owes entry.took_effect"
     observations = visible(entry.observations)
-    current = standing(ordered(entry.changes), change.effective_on, observations)
+    current = standing(ordered(entry.changes), effective_on, observations)
     if current is None or current.change is None or current.change.id != change.id:
         return None  # overridden: a correction recorded since puts another change in force that day
     before = lookups.answer(
         control_list,
         entry.country_code,
         entry.changes,
-        change.effective_on - timedelta(days=1),
+        effective_on - timedelta(days=1),
         None,
         entry.observations,
     )
     after = lookups.answer(
-        control_list, entry.country_code, entry.changes, change.effective_on, None, entry.observations
+        control_list, entry.country_code, entry.changes, effective_on, None, entry.observations
     )
     if before["status"] == after["status"]:
         return None  # a correction since made the day before say the same: nothing takes effect
     return {
-        "took_effect_on": change.effective_on,
+        "took_effect_on": effective_on,
         "list": lookups.list_ref(control_list),
-        "country": lookups.country_summary(registry().get(entry.country_code)),
+        "country": lookups.country_summary(lookups._country(entry.country_code)),
         "before": _state(before),
         "after": _state(after),
         "change": lookups.change_document(change, control_list, entry.country_code),
@@ -137,7 +143,7 @@ def _pending_overdue(change: StatusChange, entry: Entry, due_on: date) -> dict[s
         "overdue_since": due_on,
         "announced_on": current.announced_on,
         "list": lookups.list_ref(control_list),
-        "country": lookups.country_summary(registry().get(entry.country_code)),
+        "country": lookups.country_summary(lookups._country(entry.country_code)),
         "status": change.status,
         "restrictions_apply": restrictions_apply(change.status, control_list.effect),
         "change": lookups.change_document(change, control_list, entry.country_code),
@@ -153,7 +159,9 @@ def process_notice(session: Session, notice_id: int, now: datetime) -> Event | N
     if not _claim(session, notice_id, now):
         return None
     notice = session.get(ScheduledNotice, notice_id, populate_existing=True)
+    assert notice is not None, "the notice was just claimed"
     change = session.get(StatusChange, notice.change_id)
+    assert change is not None, "a notice's change_id is a foreign key"
     entry = session.scalars(
         select(Entry)
         .where(Entry.id == change.entry_id)
@@ -194,7 +202,13 @@ class ScheduleRun:
     failed: int  # left scheduled, retried on the next run
 
 
-def run_due(sessionmaker, now: datetime, *, begin_write, batch: int = 100) -> ScheduleRun:
+def run_due(
+    sessionmaker: sessionmaker[Session],
+    now: datetime,
+    *,
+    begin_write: Callable[[Session], None],
+    batch: int = 100,
+) -> ScheduleRun:
     """Process every notice due at `now`, oldest first, each in a transaction of its own:
     one notice's failure is its own (it stays scheduled and is retried on the next run)."""
     emitted = skipped = failed = 0

@@ -8,7 +8,7 @@ transaction as its rows: a client resumes the feed with `GET /v1/events?after=<s
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,7 +17,6 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from service.domain import lookups
-from service.domain.countries import registry
 from service.domain.events import DATA_COUNTER, EVENTS_COUNTER
 from service.domain.jsonable import jsonable
 from service.models import Counter, Entry, Treatment
@@ -92,17 +91,17 @@ def rows(session: Session, as_of: date, known_at: datetime | None) -> Iterator[d
             answer = lookups.answer(
                 control_list, entry.country_code, entry.changes, as_of, known_at, entry.observations
             )
-            yield {"country": lookups.country_summary(registry().get(entry.country_code)), **answer}
+            yield {"country": lookups.country_summary(lookups._country(entry.country_code)), **answer}
             session.expunge(entry)  # keep the identity map (and memory) flat
     applying = [t for t in treatments if (t.list_id, t.country_code) in treated]
     if applying:
         changes = lookups._changes_for(session, sorted({t.country_code for t in applying}))
         for treatment in applying:
             answer = changes.answer(lists[treatment.list_id], treatment.country_code, as_of, known_at)
-            yield {"country": lookups.country_summary(registry().get(treatment.country_code)), **answer}
+            yield {"country": lookups.country_summary(lookups._country(treatment.country_code)), **answer}
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     """Spreadsheets run cells that start with = + - @ as formulas; quote those."""
     text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(jsonable(value))
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -154,9 +153,9 @@ def csv_chunks(stream: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield out.getvalue()
 
 
-def jsonl_chunks(stream: Iterator[dict[str, Any]], dump) -> Iterator[str]:
+def jsonl_chunks(stream: Iterator[dict[str, Any]], dump: Callable[[dict[str, Any]], Any]) -> Iterator[str]:
     """One JSON document a line: the API's own entry representation (`dump`)."""
-    lines = []
+    lines: list[str] = []
     for row in stream:
         lines.append(json.dumps(dump(row), ensure_ascii=False, separators=(",", ":")))
         if len(lines) >= BATCH:
