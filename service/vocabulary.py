@@ -46,8 +46,10 @@ class EvidenceKind(StrEnum):
     @property
     def strength(self) -> int:
         """Higher is stronger."""
-        order = list(EvidenceKind)
-        return len(order) - order.index(self)
+        return _EVIDENCE_STRENGTH[self]
+
+
+_EVIDENCE_STRENGTH = {kind: len(EvidenceKind) - index for index, kind in enumerate(EvidenceKind)}
 
 
 class Confidence(StrEnum):

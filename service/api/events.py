@@ -53,10 +53,6 @@ def feed_filter(args: dict) -> feed.FeedFilter:
     )
 
 
-def _key(args: dict) -> tuple:
-    return tuple(sorted((k, str(v)) for k, v in args.items()))
-
-
 @blp.route("/events")
 class Events(MethodView):
     @blp.arguments(EventQuery(), location="query")

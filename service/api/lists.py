@@ -147,7 +147,7 @@ class ListDetail(MethodView):
 
         def operation(session, principal):
             control_list = lookups.get_list(session, list_id)
-            writes.require_if_match(lookups.list_document(control_list))
+            writes.require_if_match(lambda: lookups.list_document(control_list))
             update_list(session, control_list, body, actor=writes.actor(principal))
             document = lookups.list_document(control_list)
             return writes.Outcome(document, 200, {"ETag": f'"{writes.rendered_etag(document)}"'})

@@ -42,13 +42,6 @@ def page(
     }
 
 
-def cache_key(cursor: Any) -> Any:
-    """A decoded cursor in a hashable form, for cache keys."""
-    if isinstance(cursor, list):
-        return tuple(cache_key(item) for item in cursor)
-    return cursor
-
-
 def id_cursor(cursor: Any) -> int | None:
     """A cursor that must hold a row id (newest-first logs page back from it)."""
     if cursor is None:

@@ -119,12 +119,13 @@ def rendered_etag(data: Any) -> str:
     return render(data, g.get("response_schema")).etag
 
 
-def require_if_match(current: Any) -> None:
-    """For resources whose ETag is their rendered content: a sent If-Match must name `current`'s
-    ETag (or be `*`), else VersionMismatch (412): it changed since the client read it."""
+def require_if_match(current: Callable[[], Any]) -> None:
+    """For resources whose ETag is their rendered content: a sent If-Match must name the ETag of
+    `current()` (or be `*`), else VersionMismatch (412): it changed since the client read it.
+    The document is built only when the header was sent."""
     if "If-Match" not in request.headers or request.if_match.star_tag:
         return
-    if not request.if_match.contains(rendered_etag(current)):
+    if not request.if_match.contains(rendered_etag(current())):
         raise VersionMismatch("If-Match names another state of this resource: it changed since you read it.")
 
 

@@ -7,9 +7,6 @@ from service.vocabulary import Answer, Effect, EvidenceKind, Status
 __all__ = ["PENDING", "Answer", "Effect", "EvidenceKind", "Status", "allowed_next", "restrictions_apply"]
 
 
-EVIDENCE_ORDER = list(EvidenceKind)
-
-
 def strongest(kinds: Iterable[str | None]) -> EvidenceKind | None:
     """The strongest of these kinds (None when there are none)."""
     found = [EvidenceKind(k) for k in kinds if k]
