@@ -7,7 +7,8 @@ done to produce them:
 - BENCH_BARE_BODY: path of a file holding the body bytes
 - BENCH_BARE_CONTENT_TYPE: the Content-Type header, verbatim
 - BENCH_BARE_HEADERS: optional JSON object of further headers (the real ETag, Cache-Control)
-- BENCH_BARE_PATH: the route to serve, the real one so that URLs differ only by port
+- BENCH_BARE_PATH: the route to serve, the real one so that URLs differ only by port (it may hold
+  a variable part, `/v1/countries/<code>`, to answer the random paths of a wrk script alike)
 """
 
 import json
@@ -25,6 +26,6 @@ app = Flask(__name__)
 
 
 @app.get(PATH)
-def document() -> Response:
+def document(**_path: str) -> Response:
     # A new Response per request, as any Flask view pays for; only the content is precomputed.
     return Response(BODY, content_type=CONTENT_TYPE, headers=HEADERS)

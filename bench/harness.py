@@ -277,6 +277,14 @@ class Target:
     name: str
     url: str
     server: Server | None = None
+    # A wrk script of its own (random paths, see `wrk_script`); None: the report script alone.
+    script: Path | None = None
+
+
+def wrk_script(path: Path, request_lua: str) -> Path:
+    """Write a wrk script: `request_lua` (which may define request()) followed by the report hook."""
+    path.write_text(f"{request_lua}\n{REPORT_LUA.read_text()}")
+    return path
 
 
 @dataclass
@@ -314,8 +322,12 @@ def wrk_version() -> str:
     return first[0].split(" Copyright")[0] if first else "wrk (unknown version)"
 
 
-def run_wrk(url: str, duration: str, load: LoadSettings) -> WrkResult:
-    """One wrk run; its done() hook prints a WRKJSON line with exact percentiles."""
+def run_wrk(url: str, duration: str, load: LoadSettings, script: Path | None = None) -> WrkResult:
+    """One wrk run; its done() hook prints a WRKJSON line with exact percentiles.
+
+    `script` replaces the report script: it must define the same done() hook (see
+    `wrk_script`), and may add a request() that varies the path.
+    """
     argv = [
         "wrk",
         f"-t{load.threads}",
@@ -323,7 +335,7 @@ def run_wrk(url: str, duration: str, load: LoadSettings) -> WrkResult:
         f"-d{duration}",
         "--latency",
         "-s",
-        str(REPORT_LUA),
+        str(script or REPORT_LUA),
         url,
     ]
     try:
@@ -409,12 +421,12 @@ def measure_interleaved(
     if load.warmup != "0":
         for entry in stats:
             progress(f"  warm-up {entry.target.name:<8} {load.warmup}")
-            entry.warmups.append(run_wrk(entry.target.url, load.warmup, load))
+            entry.warmups.append(run_wrk(entry.target.url, load.warmup, load, entry.target.script))
     for rep in range(1, load.reps + 1):
         order = stats if rep % 2 == 1 else stats[::-1]
         for entry in order:
             meter.start()
-            run = run_wrk(entry.target.url, load.duration, load)
+            run = run_wrk(entry.target.url, load.duration, load, entry.target.script)
             run = replace(run, other_cpu=meter.stop())
             entry.runs.append(run)
             progress(

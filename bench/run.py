@@ -26,6 +26,7 @@ from pathlib import Path
 
 import bulk
 import fanout
+import lookups
 import pages
 from harness import (
     HERE,
@@ -222,6 +223,8 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "pages": bench_pages,
     "fanout": bench_fanout,
     "bulk": bench_bulk,
+    "asof": lambda ctx: lookups.bench_asof(ctx, prepare_database, Result, ratio),
+    "deep": lambda ctx: lookups.bench_deep(ctx, prepare_database, Result, ratio),
 }
 
 

@@ -5,11 +5,12 @@ Each function loads what it needs in a few queries and returns plain data
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, SQLColumnExpression, and_, false, func, literal, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, Date, SQLColumnExpression, and_, false, func, literal, or_, select, true
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from service.domain.countries import Country, registry
 from service.domain.errors import UnknownList
@@ -179,7 +180,7 @@ def membership_known(control_list: ControlList, as_of: date, known_at: datetime 
 class Changes:
     """Every entry's changes by (country, list), and the treatments that redirect them."""
 
-    def __init__(self, entries: Iterable[Entry], treatments: Iterable[Treatment]):
+    def __init__(self, entries: Iterable["Entry | _EntryAt"], treatments: Iterable[Treatment]):
         self._entries = {(e.country_code, e.list_id): e for e in entries}
         self._treatments = {(t.country_code, t.list_id): t for t in treatments}
 
@@ -396,10 +397,161 @@ def _changes_for(session: Session, country_codes: list[str] | None = None) -> Ch
     return Changes(_entries(session, Entry.country_code.in_(codes)), treatments)
 
 
+@dataclass(slots=True)
+class _EntryAt:
+    """An entry reduced to the changes and observations that decide its answer on one date, as
+    known at one moment: `answer` gives the same for it as for the whole entry (see `_entries_at`)."""
+
+    list_id: str
+    country_code: str
+    changes: list[StatusChange] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+
+
+def _visible(model: type[StatusChange] | type[Observation] | Any, known_at: datetime | None) -> list[Any]:
+    return [] if known_at is None else [model.recorded_at <= known_at]
+
+
+def _entries_at(
+    session: Session, criteria: ColumnElement[bool], as_of: date, known_at: datetime | None
+) -> list[_EntryAt]:
+    """The entries matching `criteria`, each with only what decides its status on `as_of` as known
+    at `known_at`, found by the (entry_id, effective_on, id) index whatever the history's depth.
+
+    Where a dated change is in force: that change and the first of its run (the earliest
+    change since the last one with another status: `since`). Before the first dated change:
+    that first change (its `from_status` is evidence), the undated changes and the
+    observations before it, as `standing` reads them. Everything else cannot change the
+    answer, so it is never read (nor its sources decoded).
+    """
+    in_force = aliased(StatusChange)
+    current_id = (
+        select(in_force.id)
+        .where(in_force.entry_id == Entry.id, in_force.effective_on <= as_of, *_visible(in_force, known_at))
+        .order_by(in_force.effective_on.desc(), in_force.id.desc())
+        .limit(1)
+        .correlate(Entry)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Entry.id, Entry.list_id, Entry.country_code, StatusChange)
+        .outerjoin(StatusChange, StatusChange.id == current_id)
+        .where(criteria)
+    ).all()
+    entries: dict[int, _EntryAt] = {}
+    current: dict[int, StatusChange] = {}
+    for entry_id, list_id, country_code, change in rows:
+        entries[entry_id] = _EntryAt(list_id, country_code)
+        if change is not None:
+            current[entry_id] = change
+    if current:
+        for entry_id, first in _runs_started(session, list(current.values()), known_at):
+            if first.id != current[entry_id].id:
+                entries[entry_id].changes.append(first)
+        for entry_id, change in current.items():
+            entries[entry_id].changes.append(change)
+    before = [entry_id for entry_id in entries if entry_id not in current]
+    if before:
+        _load_first_stretch(session, {i: entries[i] for i in before}, known_at)
+    return list(entries.values())
+
+
+def _runs_started(
+    session: Session, current: list[StatusChange], known_at: datetime | None
+) -> list[tuple[int, StatusChange]]:
+    """For each change in force, the first change of its run: the one right after the latest
+    earlier change (in timeline order) with another status, else the entry's first dated one."""
+    cur = aliased(StatusChange)
+    other = aliased(StatusChange)
+    breaker = aliased(StatusChange)
+    first = aliased(StatusChange)
+    breaker_id = (
+        select(other.id)
+        .where(
+            other.entry_id == cur.entry_id,
+            other.effective_on <= cur.effective_on,
+            or_(other.effective_on < cur.effective_on, other.id < cur.id),
+            other.status != cur.status,
+            *_visible(other, known_at),
+        )
+        .order_by(other.effective_on.desc(), other.id.desc())
+        .limit(1)
+        .correlate(cur)
+        .scalar_subquery()
+    )
+    first_id = (
+        select(first.id)
+        .where(
+            first.entry_id == cur.entry_id,
+            first.effective_on <= cur.effective_on,
+            first.effective_on >= func.coalesce(breaker.effective_on, literal(date.min, Date)),
+            or_(
+                breaker.id.is_(None),
+                first.effective_on > breaker.effective_on,
+                first.id > breaker.id,
+            ),
+            *_visible(first, known_at),
+        )
+        .order_by(first.effective_on, first.id)
+        .limit(1)
+        .correlate(cur, breaker)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(cur.entry_id, StatusChange)
+        .select_from(cur)
+        .outerjoin(breaker, breaker.id == breaker_id)
+        .join(StatusChange, StatusChange.id == first_id)
+        .where(cur.id.in_([c.id for c in current]))
+    ).all()
+    return [(entry_id, change) for entry_id, change in rows]
+
+
+def _load_first_stretch(session: Session, entries: dict[int, _EntryAt], known_at: datetime | None) -> None:
+    """For entries with no dated change in force: what `standing` reads before the first dated
+    change (all of it when there is none)."""
+    starts = dict(
+        session.execute(
+            select(StatusChange.entry_id, func.min(StatusChange.effective_on))
+            .where(StatusChange.entry_id.in_(entries), *_visible(StatusChange, known_at))
+            .group_by(StatusChange.entry_id)
+        ).all()
+    )
+    changes = [
+        and_(
+            StatusChange.entry_id == entry_id,
+            or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == start)
+            if start is not None
+            else true(),
+        )
+        for entry_id, start in starts.items()
+    ]
+    if changes:
+        query = select(StatusChange).where(or_(*changes), *_visible(StatusChange, known_at))
+        for change in session.scalars(query.order_by(StatusChange.id)):
+            entries[change.entry_id].changes.append(change)
+    observations = [
+        and_(Observation.entry_id == entry_id, Observation.observed_on < starts[entry_id])
+        if starts.get(entry_id) is not None
+        else Observation.entry_id == entry_id
+        for entry_id in entries
+    ]
+    query = select(Observation).where(or_(*observations), *_visible(Observation, known_at))
+    for observation in session.scalars(query.order_by(Observation.id)):
+        entries[observation.entry_id].observations.append(observation)
+
+
+def _changes_at(session: Session, country_codes: list[str], as_of: date, known_at: datetime | None) -> Changes:
+    """Like `_changes_for`, but holding only what answers for `as_of` and `known_at`: ask it for no other."""
+    treatments = list(session.scalars(select(Treatment).where(Treatment.country_code.in_(country_codes))))
+    codes = set(country_codes) | {t.treated_as for t in treatments}
+    return Changes(_entries_at(session, Entry.country_code.in_(codes), as_of, known_at), treatments)
+
+
 def country_status(
     session: Session, country: Country, as_of: date, known_at: datetime | None
 ) -> dict[str, Any]:
-    changes = _changes_for(session, [country.alpha_2])
+    changes = _changes_at(session, [country.alpha_2], as_of, known_at)
     lists = by_jurisdiction(all_lists(session))
     answers = [changes.answer(cl, country.alpha_2, as_of, known_at) for cl in lists]
     restricted, pending = _overall(answers)
@@ -564,7 +716,7 @@ def entry_state(session: Session, control_list: ControlList, country: Country, a
     entry = find_entry(session, control_list, country)
     return {
         "country": country_summary(country),
-        **_changes_for(session, [country.alpha_2]).answer(control_list, country.alpha_2, as_of, None),
+        **_changes_at(session, [country.alpha_2], as_of, None).answer(control_list, country.alpha_2, as_of, None),
         "as_of": as_of,
         "version": entry.version if entry else 0,
     }

@@ -1,0 +1,106 @@
+"""A lookup reads only the changes that decide its answer (`lookups._entries_at`); it must answer
+exactly as reading the entry's whole history does, for any history, date and `known_at`."""
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from service import db
+from service.domain import lookups
+from service.models import ControlList, Entry, Observation, StatusChange
+from tests.conftest import make_app
+
+STATUSES = ["listed", "pending_removal", "removed", "pending_addition"]
+OBSERVED = ["listed", "pending_removal", "removed", "pending_addition", "not_listed"]
+START = date(2000, 1, 1)
+SOURCE = {"title": "T", "publisher": "P", "url": "https://www.federalregister.gov/d/1", "published_on": None}
+
+
+def _moment(rng: random.Random) -> datetime:
+    return datetime(2000, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randrange(24 * 365 * 12))
+
+
+def _history(session, entry: Entry, rng: random.Random) -> None:
+    """Any history: same-day changes, runs of one status, backdated corrections, undated changes and
+    observations, recorded in any order (the rules of transitions do not matter to a lookup)."""
+    for i in range(rng.randrange(0, 25)):
+        pending = rng.random() < 0.4
+        status = rng.choice(STATUSES[1::2] if pending else STATUSES[0::2])
+        session.add(
+            StatusChange(
+                entry_id=entry.id,
+                from_status=rng.choice([None, *STATUSES]),
+                status=status,
+                effective_on=None if rng.random() < 0.1 else START + timedelta(days=rng.randrange(0, 4000, 7)),
+                expected_effective_on=START + timedelta(days=rng.randrange(4000)) if pending else None,
+                recorded_at=_moment(rng),
+                note=f"change {i}",
+                sources=[SOURCE],
+            )
+        )
+    for i in range(rng.randrange(0, 6)):
+        session.add(
+            Observation(
+                entry_id=entry.id,
+                status=rng.choice(OBSERVED),
+                observed_on=START + timedelta(days=rng.randrange(0, 4000, 7)),
+                recorded_at=_moment(rng),
+                note=f"observation {i}",
+                sources=[SOURCE],
+            )
+        )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_lookup_at_a_date_answers_as_the_whole_history_does(empty_database_url, seed):
+    rng = random.Random(seed)
+    app = make_app(empty_database_url)
+    try:
+        with app.app_context(), db.database().sessionmaker() as session:
+            now = datetime(2026, 1, 1, tzinfo=UTC)
+            lists = []
+            for n, complete in enumerate([True, False, True]):
+                control_list = ControlList(
+                    id=f"list-{n}",
+                    code=f"L{n}",
+                    name=f"List {n}",
+                    jurisdiction="US",
+                    authority="A",
+                    legal_basis="B",
+                    url="https://example.org/",
+                    effect="restrictive",
+                    membership_complete=complete,
+                    membership_complete_from=START + timedelta(days=2000) if n == 2 else None,
+                    sources=[],
+                    recorded_at=datetime(2003, 1, 1, tzinfo=UTC),
+                    updated_at=now,
+                )
+                session.add(control_list)
+                lists.append(control_list)
+            session.flush()
+            for code in ("VN", "CN", "FR"):
+                for control_list in lists:
+                    entry = Entry(list_id=control_list.id, country_code=code, version=0, created_at=now)
+                    session.add(entry)
+                    session.flush()
+                    _history(session, entry, rng)
+            session.commit()
+            whole = lookups._changes_for(session, ["VN", "CN", "FR"])
+            for _ in range(60):
+                as_of = START + timedelta(days=rng.randrange(-30, 4100))
+                known_at = None if rng.random() < 0.3 else _moment(rng)
+                for code in ("VN", "CN", "FR"):
+                    reduced = lookups._changes_at(session, [code], as_of, known_at)
+                    for control_list in lists:
+                        expected = whole.answer(control_list, code, as_of, known_at)
+                        assert reduced.answer(control_list, code, as_of, known_at) == expected, (
+                            code,
+                            control_list.id,
+                            as_of,
+                            known_at,
+                        )
+    finally:
+        from service import close_app
+
+        close_app(app)
