@@ -117,6 +117,9 @@ class StatusChange(Base):
             name="expected_only_when_pending",
         ),
         Index(None, "entry_id", "id"),
+        # A lookup's one seek: the latest change of an entry in force on a date (recorded_at
+        # lets `known_at` skip later recordings without reading the rows).
+        Index(None, "entry_id", "effective_on", "id", "recorded_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
