@@ -1,6 +1,6 @@
 """Countries: one country's status on every list, its history, and the overview of all."""
 
-from datetime import date
+from datetime import date, datetime
 
 from flask import current_app
 from flask.views import MethodView
@@ -8,6 +8,7 @@ from flask.views import MethodView
 from service import clock, db
 from service.api import Blueprint
 from service.api.paging import page
+from service.api.rendering import data_version
 from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
 from service.domain.errors import InvalidInput, UnknownCountry
@@ -75,12 +76,32 @@ class CountryStatus(MethodView):
     def get(self, ref, as_of=None, known_at=None):
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
+        version = data_version()  # before the session reads: the data it sees is at least this new
         answer = lookups.country_status(db.session(), country, as_of or clock.today(), known_at)
-        checked = freshness.statuses(db.session(), current_app.config, clock.utcnow())
-        answer["lists_checked"] = [
-            {"list_id": s["list"]["id"], "checked_at": s["checked_at"], "stale": s["stale"]} for s in checked
-        ]
+        answer["lists_checked"] = lists_checked(version, clock.utcnow())
         return answer
+
+
+def lists_checked(version: int, now: datetime) -> list[dict]:
+    """When each list was last checked and whether that is too long ago. The same for every
+    country and date asked, so read once per data version and day; staleness is judged at `now`."""
+    cache = current_app.extensions.setdefault("exportctl.lists_checked", {})
+    key = (version, now.date())
+    checked = cache.get(key)
+    if checked is None:
+        session = db.session()
+        lists = {cl.id: cl for cl in lookups.all_lists(session)}
+        statuses = freshness.statuses(session, current_app.config, now, list(lists.values()))
+        checked = [
+            (s["list"]["id"], s["checked_at"], freshness.max_age(lists[s["list"]["id"]], current_app.config))
+            for s in statuses
+        ]
+        cache.clear()  # an older version is never asked for again
+        cache[key] = checked
+    return [
+        {"list_id": list_id, "checked_at": at, "stale": at is None or now - at > limit}
+        for list_id, at, limit in checked
+    ]
 
 
 @blp.route("/<ref>/history", parameters=[REF_PARAMETER])

@@ -4,12 +4,25 @@ Each function loads what it needs in a few queries and returns plain data
 (dicts of Python values) that the API dumps with its schemas.
 """
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, SQLColumnExpression, and_, false, func, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    SQLColumnExpression,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from service.domain.countries import Country, registry
@@ -408,59 +421,43 @@ class _EntryAt:
     observations: list[Observation] = field(default_factory=list)
 
 
-def _visible(model: type[StatusChange] | type[Observation] | Any, known_at: datetime | None) -> list[Any]:
-    return [] if known_at is None else [model.recorded_at <= known_at]
+def _visible(model: Any, known: bool) -> list[ColumnElement[bool]]:
+    """Recorded by `known_at` (a bound parameter), when the lookup asks for it."""
+    return [model.recorded_at <= bindparam("known_at")] if known else []
 
 
-def _entries_at(
-    session: Session, criteria: ColumnElement[bool], as_of: date, known_at: datetime | None
-) -> list[_EntryAt]:
-    """The entries matching `criteria`, each with only what decides its status on `as_of` as known
-    at `known_at`, found by the (entry_id, effective_on, id) index whatever the history's depth.
+@dataclass(frozen=True)
+class _Statements:
+    current: Select
+    runs: Select
+    stretch_changes: Select
+    stretch_observations: Select
 
-    Where a dated change is in force: that change and the first of its run (the earliest
-    change since the last one with another status: `since`). Before the first dated change:
-    that first change (its `from_status` is evidence), the undated changes and the
-    observations before it, as `standing` reads them. Everything else cannot change the
-    answer, so it is never read (nor its sources decoded).
-    """
+
+@functools.cache
+def _statements(known: bool) -> _Statements:
+    """The lookup's statements, built once (with and without `known_at`): building them per request
+    would cost more than running them. Parameters: `as_of`, `known_at`, `codes`, `ids`."""
     in_force = aliased(StatusChange)
     current_id = (
         select(in_force.id)
-        .where(in_force.entry_id == Entry.id, in_force.effective_on <= as_of, *_visible(in_force, known_at))
+        .where(
+            in_force.entry_id == Entry.id,
+            in_force.effective_on <= bindparam("as_of"),
+            *_visible(in_force, known),
+        )
         .order_by(in_force.effective_on.desc(), in_force.id.desc())
         .limit(1)
         .correlate(Entry)
         .scalar_subquery()
     )
-    rows = session.execute(
+    current = (
         select(Entry.id, Entry.list_id, Entry.country_code, StatusChange)
         .outerjoin(StatusChange, StatusChange.id == current_id)
-        .where(criteria)
-    ).all()
-    entries: dict[int, _EntryAt] = {}
-    current: dict[int, StatusChange] = {}
-    for entry_id, list_id, country_code, change in rows:
-        entries[entry_id] = _EntryAt(list_id, country_code)
-        if change is not None:
-            current[entry_id] = change
-    if current:
-        for entry_id, first in _runs_started(session, list(current.values()), known_at):
-            if first.id != current[entry_id].id:
-                entries[entry_id].changes.append(first)
-        for entry_id, change in current.items():
-            entries[entry_id].changes.append(change)
-    before = [entry_id for entry_id in entries if entry_id not in current]
-    if before:
-        _load_first_stretch(session, {i: entries[i] for i in before}, known_at)
-    return list(entries.values())
-
-
-def _runs_started(
-    session: Session, current: list[StatusChange], known_at: datetime | None
-) -> list[tuple[int, StatusChange]]:
-    """For each change in force, the first change of its run: the one right after the latest
-    earlier change (in timeline order) with another status, else the entry's first dated one."""
+        .where(Entry.country_code.in_(bindparam("codes", expanding=True)))
+    )
+    # The first change of the run in force: right after the latest earlier change (in timeline
+    # order) with another status (the "breaker"), else the entry's first dated change.
     cur = aliased(StatusChange)
     other = aliased(StatusChange)
     breaker = aliased(StatusChange)
@@ -472,7 +469,7 @@ def _runs_started(
             other.effective_on <= cur.effective_on,
             or_(other.effective_on < cur.effective_on, other.id < cur.id),
             other.status != cur.status,
-            *_visible(other, known_at),
+            *_visible(other, known),
         )
         .order_by(other.effective_on.desc(), other.id.desc())
         .limit(1)
@@ -485,67 +482,97 @@ def _runs_started(
             first.entry_id == cur.entry_id,
             first.effective_on <= cur.effective_on,
             first.effective_on >= func.coalesce(breaker.effective_on, literal(date.min, Date)),
-            or_(
-                breaker.id.is_(None),
-                first.effective_on > breaker.effective_on,
-                first.id > breaker.id,
-            ),
-            *_visible(first, known_at),
+            or_(breaker.id.is_(None), first.effective_on > breaker.effective_on, first.id > breaker.id),
+            *_visible(first, known),
         )
         .order_by(first.effective_on, first.id)
         .limit(1)
         .correlate(cur, breaker)
         .scalar_subquery()
     )
-    rows = session.execute(
+    runs = (
         select(cur.entry_id, StatusChange)
         .select_from(cur)
         .outerjoin(breaker, breaker.id == breaker_id)
         .join(StatusChange, StatusChange.id == first_id)
-        .where(cur.id.in_([c.id for c in current]))
-    ).all()
-    return [(entry_id, change) for entry_id, change in rows]
-
-
-def _load_first_stretch(session: Session, entries: dict[int, _EntryAt], known_at: datetime | None) -> None:
-    """For entries with no dated change in force: what `standing` reads before the first dated
-    change (all of it when there is none)."""
-    starts = dict(
-        session.execute(
-            select(StatusChange.entry_id, func.min(StatusChange.effective_on))
-            .where(StatusChange.entry_id.in_(entries), *_visible(StatusChange, known_at))
-            .group_by(StatusChange.entry_id)
-        ).all()
+        .where(cur.id.in_(bindparam("ids", expanding=True)))
     )
-    changes = [
-        and_(
-            StatusChange.entry_id == entry_id,
-            or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == start)
-            if start is not None
-            else true(),
+
+    # Before the first dated change: that change (and any on its day), the undated ones, and the
+    # observations before it (all of them when no dated change is on record).
+    def first_day(model: Any) -> Any:
+        earliest = aliased(StatusChange)
+        return (
+            select(func.min(earliest.effective_on))
+            .where(earliest.entry_id == model.entry_id, *_visible(earliest, known))
+            .scalar_subquery()
         )
-        for entry_id, start in starts.items()
-    ]
-    if changes:
-        query = select(StatusChange).where(or_(*changes), *_visible(StatusChange, known_at))
-        for change in session.scalars(query.order_by(StatusChange.id)):
+
+    stretch_changes = (
+        select(StatusChange)
+        .where(
+            StatusChange.entry_id.in_(bindparam("ids", expanding=True)),
+            or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == first_day(StatusChange)),
+            *_visible(StatusChange, known),
+        )
+        .order_by(StatusChange.id)
+    )
+    stretch_observations = (
+        select(Observation)
+        .where(
+            Observation.entry_id.in_(bindparam("ids", expanding=True)),
+            Observation.observed_on < func.coalesce(first_day(Observation), literal(date.max, Date)),
+            *_visible(Observation, known),
+        )
+        .order_by(Observation.id)
+    )
+    return _Statements(current, runs, stretch_changes, stretch_observations)
+
+
+def _entries_at(
+    session: Session, country_codes: Iterable[str], as_of: date, known_at: datetime | None
+) -> list[_EntryAt]:
+    """The entries of these countries, each with only what decides its status on `as_of` as known
+    at `known_at`, found by the (entry_id, effective_on, id) index whatever the history's depth.
+
+    Where a dated change is in force: that change and the first of its run (`since`). Before
+    the first dated change: that change (its `from_status` is evidence), the undated changes
+    and the observations before it, as `standing` reads them. Nothing else can change the
+    answer, so nothing else is read (nor its sources decoded).
+    """
+    statements = _statements(known_at is not None)
+    params: dict[str, Any] = {"as_of": as_of, "known_at": known_at}
+    rows = session.execute(statements.current, {**params, "codes": sorted(country_codes)}).all()
+    entries: dict[int, _EntryAt] = {}
+    current: dict[int, StatusChange] = {}
+    for entry_id, list_id, country_code, change in rows:
+        entries[entry_id] = _EntryAt(list_id, country_code)
+        if change is not None:
+            current[entry_id] = change
+    if current:
+        for entry_id, first in session.execute(
+            statements.runs, {**params, "ids": [c.id for c in current.values()]}
+        ):
+            if first.id != current[entry_id].id:
+                entries[entry_id].changes.append(first)
+        for entry_id, change in current.items():
+            entries[entry_id].changes.append(change)
+    before = [entry_id for entry_id in entries if entry_id not in current]
+    if before:
+        for change in session.scalars(statements.stretch_changes, {**params, "ids": before}):
             entries[change.entry_id].changes.append(change)
-    observations = [
-        and_(Observation.entry_id == entry_id, Observation.observed_on < starts[entry_id])
-        if starts.get(entry_id) is not None
-        else Observation.entry_id == entry_id
-        for entry_id in entries
-    ]
-    query = select(Observation).where(or_(*observations), *_visible(Observation, known_at))
-    for observation in session.scalars(query.order_by(Observation.id)):
-        entries[observation.entry_id].observations.append(observation)
+        for observation in session.scalars(statements.stretch_observations, {**params, "ids": before}):
+            entries[observation.entry_id].observations.append(observation)
+    return list(entries.values())
 
 
-def _changes_at(session: Session, country_codes: list[str], as_of: date, known_at: datetime | None) -> Changes:
+def _changes_at(
+    session: Session, country_codes: list[str], as_of: date, known_at: datetime | None
+) -> Changes:
     """Like `_changes_for`, but holding only what answers for `as_of` and `known_at`: ask it for no other."""
     treatments = list(session.scalars(select(Treatment).where(Treatment.country_code.in_(country_codes))))
     codes = set(country_codes) | {t.treated_as for t in treatments}
-    return Changes(_entries_at(session, Entry.country_code.in_(codes), as_of, known_at), treatments)
+    return Changes(_entries_at(session, codes, as_of, known_at), treatments)
 
 
 def country_status(
@@ -716,7 +743,9 @@ def entry_state(session: Session, control_list: ControlList, country: Country, a
     entry = find_entry(session, control_list, country)
     return {
         "country": country_summary(country),
-        **_changes_at(session, [country.alpha_2], as_of, None).answer(control_list, country.alpha_2, as_of, None),
+        **_changes_at(session, [country.alpha_2], as_of, None).answer(
+            control_list, country.alpha_2, as_of, None
+        ),
         "as_of": as_of,
         "version": entry.version if entry else 0,
     }
