@@ -94,7 +94,9 @@ def seeded_countries(database_url: str) -> list[str]:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return list(connection.scalars(select(Entry.country_code).distinct().order_by(Entry.country_code)))
+            return list(
+                connection.scalars(select(Entry.country_code).distinct().order_by(Entry.country_code))
+            )
     finally:
         engine.dispose()
 

@@ -288,6 +288,10 @@ class HistoryQuery(PageQuery):
     known_at = RFC3339Field(metadata={"description": "Only changes recorded by this moment (RFC 3339)."})
 
 
+class EntryQuery(TimeQuery, PageQuery):
+    """One entry: its status on `as_of`, and a page of its history (recorded by `known_at`)."""
+
+
 class EntriesQuery(TimeQuery, PageQuery):
     status = fields.String(
         validate=validate.OneOf(STATUSES),
@@ -624,7 +628,16 @@ class EntrySchema(StandingSchema):
     version = fields.Integer(
         required=True, metadata={"description": "Bumped by every change; the ETag carries it."}
     )
-    history = fields.List(fields.Nested(ChangeSchema), required=True)
+    history = fields.List(
+        fields.Nested(ChangeSchema),
+        required=True,
+        metadata={"description": "A page of the entry's changes and observations, newest first."},
+    )
+    next_cursor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page of `history`; null on the last page."},
+    )
 
 
 class ListedEntrySchema(StandingSchema):

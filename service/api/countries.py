@@ -114,10 +114,11 @@ class CountryHistory(MethodView):
         items, last = lookups.country_history(
             db.session(), resolve_country(ref), known_at, limit=limit, cursor=history_cursor(cursor)
         )
-        return {
-            "items": items,
-            "next_cursor": encode_cursor([last[0].isoformat(), last[1], last[2]]) if last else None,
-        }
+        return {"items": items, "next_cursor": history_next_cursor(last)}
+
+
+def history_next_cursor(last: lookups.HistoryCursor | None) -> str | None:
+    return encode_cursor([last[0].isoformat(), last[1], last[2]]) if last else None
 
 
 def history_cursor(cursor) -> lookups.HistoryCursor | None:

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from service import clock, db
 from service.api import Blueprint, writes
-from service.api.countries import REF_PARAMETER, resolve_country
+from service.api.countries import REF_PARAMETER, history_cursor, history_next_cursor, resolve_country
 from service.api.paging import page
 from service.domain import lookups
 from service.domain.changes import ChangeRequest, ObservationRequest, record_observation, record_status_change
@@ -22,6 +22,7 @@ from service.schemas import (
     ConditionalHeaders,
     ConditionalWriteHeaders,
     EntriesQuery,
+    EntryQuery,
     EntrySchema,
     ListCreateSchema,
     ListedEntryPage,
@@ -31,7 +32,6 @@ from service.schemas import (
     ObservationCreatedSchema,
     ObservationCreateSchema,
     PageQuery,
-    TimeQuery,
     WriteHeaders,
 )
 from service.vocabulary import Role
@@ -175,19 +175,30 @@ class ListEntries(MethodView):
 
 @blp.route("/<list_id>/entries/<ref>", parameters=[LIST_PARAMETER, REF_PARAMETER])
 class EntryDetail(MethodView):
-    @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
+    @blp.arguments(EntryQuery(), location="query", as_kwargs=True)
     @blp.cached_response(EntrySchema, etag_prefix=entry_etag_prefix)
     @blp.problems(404)
-    def get(self, list_id, ref, as_of=None, known_at=None):
-        """A country's status on one list and its whole history, newest first.
+    def get(self, list_id, ref, limit, cursor=None, as_of=None, known_at=None):
+        """A country's status on one list and its history, newest first, a page at a time.
 
+        `history` holds up to `limit` changes and observations; `next_cursor` (and the
+        `Link: rel="next"` header) fetch the next page, with the status again.
         The ETag starts with the entry's version (`"v3-…"`); send it back as
         `If-Match` when recording a change to fail fast if someone else wrote first.
         """
         country = resolve_country(ref)
         session = db.session()
         control_list = lookups.get_list(session, list_id)
-        return lookups.entry_detail(session, control_list, country, as_of or clock.today(), known_at)
+        document, last = lookups.entry_detail(
+            session,
+            control_list,
+            country,
+            as_of or clock.today(),
+            known_at,
+            limit=limit,
+            cursor=history_cursor(cursor),
+        )
+        return {**document, "next_cursor": history_next_cursor(last)}
 
 
 @blp.route(

@@ -667,7 +667,20 @@ def country_history(
     cursor: HistoryCursor | None = None,
 ) -> tuple[list[dict[str, Any]], HistoryCursor | None]:
     """A page of every change and observation across lists, newest first (by date, observations
-    before changes on their day, then recording), and the cursor of the next page.
+    before changes on their day, then recording), and the cursor of the next page."""
+    return _history_page(session, country.alpha_2, [], known_at, limit=limit, cursor=cursor)
+
+
+def _history_page(
+    session: Session,
+    country_code: str,
+    criteria: list[ColumnElement[bool]],
+    known_at: datetime | None,
+    *,
+    limit: int,
+    cursor: HistoryCursor | None,
+) -> tuple[list[dict[str, Any]], HistoryCursor | None]:
+    """A page of the changes and observations of a country's entries (those matching `criteria`).
 
     Keyset paging in SQL: each table gives at most limit + 1 rows after the cursor, and the
     two are merged; nothing before the page is read.
@@ -678,7 +691,11 @@ def country_history(
         select(StatusChange, ControlList)
         .join(Entry, Entry.id == StatusChange.entry_id)
         .join(ControlList, ControlList.id == Entry.list_id)
-        .where(Entry.country_code == country.alpha_2, *_after_cursor(change_day, 1, StatusChange.id, cursor))
+        .where(
+            Entry.country_code == country_code,
+            *criteria,
+            *_after_cursor(change_day, 1, StatusChange.id, cursor),
+        )
         .order_by(change_day.desc(), StatusChange.id.desc())
         .limit(limit + 1)
     )
@@ -687,7 +704,8 @@ def country_history(
         .join(Entry, Entry.id == Observation.entry_id)
         .join(ControlList, ControlList.id == Entry.list_id)
         .where(
-            Entry.country_code == country.alpha_2,
+            Entry.country_code == country_code,
+            *criteria,
             *_after_cursor(Observation.observed_on, 0, Observation.id, cursor),
         )
         .order_by(Observation.observed_on.desc(), Observation.id.desc())
@@ -699,7 +717,7 @@ def country_history(
     rows = list(session.execute(changes)) + list(session.execute(observations))
     rows.sort(key=lambda row: history_key(row[0]), reverse=True)
     page, more = rows[:limit], len(rows) > limit
-    documents = [history_documents([item], control_list, country.alpha_2)[0] for item, control_list in page]
+    documents = [history_documents([item], control_list, country_code)[0] for item, control_list in page]
     if not more or not page:
         return documents, None
     last = history_key(page[-1][0])
@@ -732,9 +750,7 @@ def list_entries(
 
 def find_entry(session: Session, control_list: ControlList, country: Country) -> Entry | None:
     return session.scalars(
-        select(Entry)
-        .where(Entry.list_id == control_list.id, Entry.country_code == country.alpha_2)
-        .options(selectinload(Entry.changes), selectinload(Entry.observations))
+        select(Entry).where(Entry.list_id == control_list.id, Entry.country_code == country.alpha_2)
     ).one_or_none()
 
 
@@ -757,21 +773,27 @@ def entry_detail(
     country: Country,
     as_of: date,
     known_at: datetime | None,
-) -> dict[str, Any]:
-    """One country on one list: its status and its whole history (changes and observations), newest first."""
+    *,
+    limit: int,
+    cursor: HistoryCursor | None = None,
+) -> tuple[dict[str, Any], HistoryCursor | None]:
+    """One country on one list: its status, and a page of its history (changes and observations),
+    newest first; and the cursor of the next page."""
     entry = find_entry(session, control_list, country)
-    changes = entry.changes if entry else []
-    observations = entry.observations if entry else []
-    items: list[StatusChange | Observation] = [*ordered(changes, known_at), *visible(observations, known_at)]
-    history = sorted(items, key=history_key, reverse=True)
-    return {
+    history, last = _history_page(
+        session, country.alpha_2, [Entry.list_id == control_list.id], known_at, limit=limit, cursor=cursor
+    )
+    document = {
         "country": country_summary(country),
-        **_changes_for(session, [country.alpha_2]).answer(control_list, country.alpha_2, as_of, known_at),
+        **_changes_at(session, [country.alpha_2], as_of, known_at).answer(
+            control_list, country.alpha_2, as_of, known_at
+        ),
         "as_of": as_of,
         "known_at": known_at,
         "version": entry.version if entry else 0,
-        "history": history_documents(history, control_list, country.alpha_2),
+        "history": history,
     }
+    return document, last
 
 
 def country_changes(session: Session, country: Country) -> Changes:

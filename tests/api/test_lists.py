@@ -151,6 +151,31 @@ def test_entry_with_its_history_newest_first(client):
     assert response.headers["ETag"].startswith('"v2-')
 
 
+def test_entry_history_comes_a_page_at_a_time_with_the_status_on_every_page(client):
+    whole = client.get("/v1/lists/us-ear-d5/entries/VN").get_json()
+    first = client.get("/v1/lists/us-ear-d5/entries/VN?limit=1")
+    page = first.get_json()
+
+    assert whole["next_cursor"] is None
+    assert page["history"] == whole["history"][:1]
+    assert page["next_cursor"] is not None
+    link = first.headers["Link"]
+    assert 'rel="next"' in link and "limit=1" in link and f"cursor={page['next_cursor']}" in link
+    second = client.get(f"/v1/lists/us-ear-d5/entries/VN?limit=1&cursor={page['next_cursor']}").get_json()
+    assert second["history"] == whole["history"][1:2]
+    assert second["next_cursor"] is None
+    for each in (page, second):
+        assert (each["status"], each["since"], each["version"]) == (whole["status"], whole["since"], 2)
+
+
+@pytest.mark.parametrize("cursor", ["bm9wZQ", "WzEsMiwzXQ", "WyIyMDI2LTAxLTAxIiwwLDBd"])
+def test_entry_history_refuses_a_cursor_it_did_not_issue(client, cursor):
+    response = client.get(f"/v1/lists/us-ear-d5/entries/VN?cursor={cursor}")
+
+    assert response.status_code == 422
+    assert "cursor" in response.get_json()["errors"]
+
+
 def test_entry_for_a_country_never_on_the_list(client):
     entry = client.get("/v1/lists/us-ear-d1/entries/FR").get_json()
 

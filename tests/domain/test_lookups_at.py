@@ -32,7 +32,9 @@ def _history(session, entry: Entry, rng: random.Random) -> None:
                 entry_id=entry.id,
                 from_status=rng.choice([None, *STATUSES]),
                 status=status,
-                effective_on=None if rng.random() < 0.1 else START + timedelta(days=rng.randrange(0, 4000, 7)),
+                effective_on=None
+                if rng.random() < 0.1
+                else START + timedelta(days=rng.randrange(0, 4000, 7)),
                 expected_effective_on=START + timedelta(days=rng.randrange(4000)) if pending else None,
                 recorded_at=_moment(rng),
                 note=f"change {i}",
