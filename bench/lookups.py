@@ -9,18 +9,35 @@
   against one whose entry has 2: history depth must cost (almost) nothing.
 
 The data is generated in the benchmark's scratch database (never var/), and the
-database is analysed after loading, as an operator would after a bulk load.
+database is analysed after loading, as an operator would after a bulk load. With
+--postgres (BENCH_POSTGRES) both also run on PostgreSQL, in a scratch database named
+BENCH_POSTGRES_PREFIX_asof / _deep (prefix default `exportctl_bench`), created and
+dropped by the run.
 """
 
+import contextlib
+import os
 import random
 import statistics
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from harness import BenchError, Target, gunicorn_server, http_get, measure_interleaved, tail, wrk_script
+from harness import (
+    VENV_BIN,
+    BenchError,
+    Target,
+    gunicorn_server,
+    http_get,
+    measure_interleaved,
+    tail,
+    wrk_script,
+)
 from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
 
-from service.db import make_engine
+from service.db import make_engine, normalise_url
 from service.domain.countries import registry
 from service.models import ControlList, Entry, StatusChange
 from service.vocabulary import Status
@@ -154,96 +171,140 @@ def _report_errors(stats) -> None:
             print(tail(entry.target.server.log_path))
 
 
+def _exportctl(*args: str, database_url: str) -> None:
+    command = [str(VENV_BIN / "exportctl"), *args]
+    result = subprocess.run(
+        command, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BenchError(f"`{' '.join(command)}` failed:\n{result.stdout}{result.stderr}")
+
+
+def _on_server(server_url: str, statement: str) -> None:
+    engine = make_engine(server_url)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def databases(ctx, name: str, prepare_database) -> Iterator[list[tuple[str, str]]]:
+    """(label, URL) of each database to run on: a fresh seeded SQLite one, and, with --postgres, a
+    scratch PostgreSQL database (named BENCH_POSTGRES_PREFIX_<name>), dropped afterwards."""
+    sqlite_dir = ctx.workdir / name / "sqlite"
+    sqlite_dir.mkdir(parents=True)
+    found = [("sqlite", prepare_database(sqlite_dir))]
+    scratch = None
+    if ctx.postgres:
+        scratch = f"{os.environ.get('BENCH_POSTGRES_PREFIX', 'exportctl_bench')}_{name}"
+        _on_server(ctx.postgres, f'DROP DATABASE IF EXISTS "{scratch}"')
+        _on_server(ctx.postgres, f'CREATE DATABASE "{scratch}"')
+        url = (
+            make_url(normalise_url(ctx.postgres)).set(database=scratch).render_as_string(hide_password=False)
+        )
+        _exportctl("db", "upgrade", database_url=url)
+        _exportctl("seed", database_url=url)
+        found.append(("pg", url))
+    try:
+        yield found
+    finally:
+        if scratch is not None:
+            _on_server(ctx.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+def _server(ctx, stack: contextlib.ExitStack, name: str, database_url: str):
+    return stack.enter_context(
+        gunicorn_server(
+            name,
+            "service.wsgi:app",
+            ctx.gunicorn,
+            ctx.workdir,
+            env={"DATABASE_URL": database_url},
+            ready_path="/healthz",
+        )
+    )
+
+
 def bench_asof(ctx, prepare_database, result_class, ratio):
-    workdir = ctx.workdir / "asof"
-    workdir.mkdir()
-    database_url = prepare_database(workdir)
-    analyse(database_url)
-    codes = seeded_countries(database_url)
-    script = wrk_script(workdir / "asof.lua", request_lua(codes))
-    with gunicorn_server(
-        "asof",
-        "service.wsgi:app",
-        ctx.gunicorn,
-        workdir,
-        env={"DATABASE_URL": database_url},
-        ready_path="/healthz",
-    ) as real:
+    with databases(ctx, "asof", prepare_database) as found, contextlib.ExitStack() as stack:
+        workdir = ctx.workdir / "asof"
+        for _label, url in found:
+            analyse(url)
+        codes = seeded_countries(found[0][1])
+        script = wrk_script(workdir / "asof.lua", request_lua(codes))
+        reals = [(label, _server(ctx, stack, f"asof-{label}", url)) for label, url in found]
         rng = random.Random(13)
-        bodies = [_fetch_ok(real, random_path(codes, rng)) for _ in range(SAMPLE)]
+        for _label, real in reals[1:]:  # the first answers the sample below: start every worker up alike
+            for _ in range(SAMPLE):
+                _fetch_ok(real, random_path(codes, rng))
+        bodies = [_fetch_ok(reals[0][1], random_path(codes, rng)) for _ in range(SAMPLE)]
         body = sorted(bodies, key=len)[len(bodies) // 2]
         body_path = workdir / "bare-body"
         body_path.write_bytes(body)
-        with gunicorn_server(
-            "bare",
-            "bare_app:app",
-            ctx.gunicorn,
-            workdir,
-            env={
-                "BENCH_BARE_BODY": str(body_path),
-                "BENCH_BARE_CONTENT_TYPE": "application/json",
-                "BENCH_BARE_PATH": COUNTRY_ROUTE,
-            },
-            ready_path="/v1/countries/VN",
-            pythonpath=Path(__file__).resolve().parent,
-        ) as bare:
-            sizes = [len(b) for b in bodies]
-            print(
-                f"  asof: {len(codes)} seeded countries x dates {FIRST_DAY}..{LAST_DAY} "
-                f"({KNOWN_AT_SHARE:.0%} with known_at); answers {min(sizes)}-{max(sizes)} bytes "
-                f"(median {statistics.median(sizes):.0f}); bare serves {len(body)} bytes"
+        bare = stack.enter_context(
+            gunicorn_server(
+                "bare",
+                "bare_app:app",
+                ctx.gunicorn,
+                workdir,
+                env={
+                    "BENCH_BARE_BODY": str(body_path),
+                    "BENCH_BARE_CONTENT_TYPE": "application/json",
+                    "BENCH_BARE_PATH": COUNTRY_ROUTE,
+                },
+                ready_path="/v1/countries/VN",
+                pythonpath=Path(__file__).resolve().parent,
             )
-            stats = measure_interleaved(
-                [
-                    Target("asof", real.url("/v1/countries/VN"), real, script),
-                    Target("bare", bare.url("/v1/countries/VN"), bare, script),
-                ],
-                ctx.load,
-            )
-            _report_errors(stats)
+        )
+        sizes = [len(b) for b in bodies]
+        print(
+            f"  asof: {len(codes)} seeded countries x dates {FIRST_DAY}..{LAST_DAY} "
+            f"({KNOWN_AT_SHARE:.0%} with known_at) on {', '.join(label for label, _ in found)}; answers "
+            f"{min(sizes)}-{max(sizes)} bytes (median {statistics.median(sizes):.0f}); "
+            f"bare serves {len(body)}"
+        )
+        targets = [
+            Target(f"asof-{label}", real.url("/v1/countries/VN"), real, script) for label, real in reals
+        ]
+        stats = measure_interleaved(
+            [*targets, Target("bare", bare.url("/v1/countries/VN"), bare, script)], ctx.load
+        )
+        _report_errors(stats)
     return result_class(
         name="asof",
         title="GET /v1/countries/{random}?as_of={random}[&known_at=...], cold, vs. bare Flask (same size)",
         stats=stats,
-        ratios=[ratio(*stats, target=ASOF_TARGET_RATIO)],
+        ratios=[ratio(each, stats[-1], target=ASOF_TARGET_RATIO) for each in stats[:-1]],
     )
 
 
 def bench_deep(ctx, prepare_database, result_class, ratio):
-    workdir = ctx.workdir / "deep"
-    workdir.mkdir()
-    database_url = prepare_database(workdir)
-    deep = add_entry(database_url, DEEP_CHANGES, exclude=set())
-    short = add_entry(database_url, SHORT_CHANGES, exclude={deep})
-    analyse(database_url)
-    deep_script = wrk_script(workdir / "deep.lua", request_lua([deep]))
-    short_script = wrk_script(workdir / "short.lua", request_lua([short]))
-    with gunicorn_server(
-        "deep",
-        "service.wsgi:app",
-        ctx.gunicorn,
-        workdir,
-        env={"DATABASE_URL": database_url},
-        ready_path="/healthz",
-    ) as server:
-        rng = random.Random(13)
-        deep_sizes = [len(_fetch_ok(server, random_path([deep], rng))) for _ in range(5)]
-        short_sizes = [len(_fetch_ok(server, random_path([short], rng))) for _ in range(5)]
-        print(
-            f"  deep: {deep} has {DEEP_CHANGES} changes on one list (answers {min(deep_sizes)}-"
-            f"{max(deep_sizes)} bytes), {short} has {SHORT_CHANGES} ({min(short_sizes)}-{max(short_sizes)})"
-        )
-        stats = measure_interleaved(
-            [
-                Target("deep", server.url(f"/v1/countries/{deep}"), server, deep_script),
-                Target("short", server.url(f"/v1/countries/{short}"), server, short_script),
-            ],
-            ctx.load,
-        )
+    with databases(ctx, "deep", prepare_database) as found, contextlib.ExitStack() as stack:
+        workdir = ctx.workdir / "deep"
+        targets = []
+        for label, url in found:
+            deep = add_entry(url, DEEP_CHANGES, exclude=set())
+            short = add_entry(url, SHORT_CHANGES, exclude={deep})
+            analyse(url)
+            server = _server(ctx, stack, f"deep-{label}", url)
+            rng = random.Random(13)
+            deep_sizes = [len(_fetch_ok(server, random_path([deep], rng))) for _ in range(SAMPLE // 2)]
+            short_sizes = [len(_fetch_ok(server, random_path([short], rng))) for _ in range(SAMPLE // 2)]
+            print(
+                f"  deep ({label}): {deep} has {DEEP_CHANGES} changes on one list (answers "
+                f"{min(deep_sizes)}-{max(deep_sizes)} bytes), {short} has {SHORT_CHANGES} "
+                f"({min(short_sizes)}-{max(short_sizes)})"
+            )
+            for kind, code in (("deep", deep), ("short", short)):
+                script = wrk_script(workdir / f"{kind}-{label}.lua", request_lua([code]))
+                targets.append(Target(f"{kind}-{label}", server.url(f"/v1/countries/{code}"), server, script))
+        stats = measure_interleaved(targets, ctx.load)
         _report_errors(stats)
     return result_class(
         name="deep",
         title=f"random-date lookups of an entry with {DEEP_CHANGES} changes vs. one with {SHORT_CHANGES}",
         stats=stats,
-        ratios=[ratio(*stats, target=DEEP_TARGET_RATIO)],
+        ratios=[ratio(stats[i], stats[i + 1], target=DEEP_TARGET_RATIO) for i in range(0, len(stats), 2)],
     )

@@ -62,6 +62,9 @@ class Context:
     workdir: Path
     gunicorn: GunicornSettings
     load: LoadSettings
+    # A PostgreSQL server's URL (a database to connect to for CREATE DATABASE): benchmarks that
+    # support it also run on a scratch database there. None: SQLite only.
+    postgres: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=env.get("EXPORTCTL_WEB_THREADS", "4"),
         help="gunicorn gthread threads per worker (default %(default)s)",
     )
+    parser.add_argument(
+        "--postgres",
+        default=env.get("BENCH_POSTGRES") or None,
+        metavar="URL",
+        help="also run the asof and deep workloads on PostgreSQL, in a scratch database created "
+        "(and dropped) on this server, e.g. postgresql://postgres@127.0.0.1:5432/postgres (BENCH_POSTGRES)",
+    )
     return parser.parse_args(argv)
 
 
@@ -352,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="exportctl-bench-") as tmp:
-        ctx = Context(workdir=Path(tmp), gunicorn=gunicorn, load=load)
+        ctx = Context(workdir=Path(tmp), gunicorn=gunicorn, load=load, postgres=args.postgres)
         for name in names:
             print(f"\n-- {name}")
             try:
