@@ -428,10 +428,10 @@ def _visible(model: Any, known: bool) -> list[ColumnElement[bool]]:
 
 @dataclass(frozen=True)
 class _Statements:
-    current: Select
-    runs: Select
-    stretch_changes: Select
-    stretch_observations: Select
+    current: Select[int, str, str, StatusChange]
+    runs: Select[int, StatusChange]
+    stretch_changes: Select[StatusChange]
+    stretch_observations: Select[Observation]
 
 
 @functools.cache
@@ -545,16 +545,16 @@ def _entries_at(
     rows = session.execute(statements.current, {**params, "codes": sorted(country_codes)}).all()
     entries: dict[int, _EntryAt] = {}
     current: dict[int, StatusChange] = {}
-    for entry_id, list_id, country_code, change in rows:
-        entries[entry_id] = _EntryAt(list_id, country_code)
-        if change is not None:
-            current[entry_id] = change
+    for row in rows:  # mypy types an unpacked Row as `object`s (SQLAlchemy 2.1); indexing is Any
+        entry_id: int = row[0]
+        entries[entry_id] = _EntryAt(row[1], row[2])
+        if row[3] is not None:
+            current[entry_id] = row[3]
     if current:
-        for entry_id, first in session.execute(
-            statements.runs, {**params, "ids": [c.id for c in current.values()]}
-        ):
-            if first.id != current[entry_id].id:
-                entries[entry_id].changes.append(first)
+        for run in session.execute(statements.runs, {**params, "ids": [c.id for c in current.values()]}):
+            first: StatusChange = run[1]
+            if first.id != current[run[0]].id:
+                entries[run[0]].changes.append(first)
         for entry_id, change in current.items():
             entries[entry_id].changes.append(change)
     before = [entry_id for entry_id in entries if entry_id not in current]
