@@ -8,7 +8,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -767,6 +767,68 @@ def entry_state(session: Session, control_list: ControlList, country: Country, a
     }
 
 
+def _entry_history(
+    session: Session,
+    entry: Entry,
+    control_list: ControlList,
+    known_at: datetime | None,
+    *,
+    limit: int,
+    cursor: HistoryCursor | None,
+) -> tuple[list[dict[str, Any]], HistoryCursor | None]:
+    """A page of one entry's history, in `country_history`'s order and cursor, read backwards
+    along the (entry_id, effective_on, id) index: dated changes, then undated ones (which sort
+    as the earliest), so a page costs the same however long the history."""
+    visible = _visible(StatusChange, known_at is not None)
+    dated = (
+        select(StatusChange)
+        .where(
+            StatusChange.entry_id == entry.id,
+            StatusChange.effective_on.is_not(None),
+            *visible,
+            # Not NULL here: the column itself, so that the index serves the range and the order.
+            *_after_cursor(
+                cast("SQLColumnExpression[date]", StatusChange.effective_on), 1, StatusChange.id, cursor
+            ),
+        )
+        .order_by(StatusChange.effective_on.desc(), StatusChange.id.desc())
+        .limit(limit + 1)
+    )
+    undated = (
+        select(StatusChange)
+        .where(
+            StatusChange.entry_id == entry.id,
+            StatusChange.effective_on.is_(None),
+            *visible,
+            *_after_cursor(literal(date.min, Date), 1, StatusChange.id, cursor),
+        )
+        .order_by(StatusChange.id.desc())
+        .limit(limit + 1)
+    )
+    observations = (
+        select(Observation)
+        .where(
+            Observation.entry_id == entry.id,
+            *_visible(Observation, known_at is not None),
+            *_after_cursor(Observation.observed_on, 0, Observation.id, cursor),
+        )
+        .order_by(Observation.observed_on.desc(), Observation.id.desc())
+        .limit(limit + 1)
+    )
+    params = {"known_at": known_at}
+    items: list[StatusChange | Observation] = [*session.scalars(dated, params)]
+    if len(items) <= limit:  # undated changes come after every dated one
+        items += session.scalars(undated, params)
+    items += session.scalars(observations, params)
+    items.sort(key=history_key, reverse=True)
+    page, more = items[:limit], len(items) > limit
+    documents = history_documents(page, control_list, entry.country_code)
+    if not more or not page:
+        return documents, None
+    key = history_key(page[-1])
+    return documents, (key[1], key[2], key[3])
+
+
 def entry_detail(
     session: Session,
     control_list: ControlList,
@@ -780,9 +842,10 @@ def entry_detail(
     """One country on one list: its status, and a page of its history (changes and observations),
     newest first; and the cursor of the next page."""
     entry = find_entry(session, control_list, country)
-    history, last = _history_page(
-        session, country.alpha_2, [Entry.list_id == control_list.id], known_at, limit=limit, cursor=cursor
-    )
+    history: list[dict[str, Any]] = []
+    last: HistoryCursor | None = None
+    if entry is not None:
+        history, last = _entry_history(session, entry, control_list, known_at, limit=limit, cursor=cursor)
     document = {
         "country": country_summary(country),
         **_changes_at(session, [country.alpha_2], as_of, known_at).answer(

@@ -5,9 +5,11 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from service import db
 from service.domain import lookups
+from service.domain.timeline import ordered, visible
 from service.models import ControlList, Entry, Observation, StatusChange
 from tests.conftest import make_app
 
@@ -102,6 +104,24 @@ def test_a_lookup_at_a_date_answers_as_the_whole_history_does(empty_database_url
                             as_of,
                             known_at,
                         )
+            # An entry's history, a page at a time, is its whole history newest first.
+            for entry in session.scalars(select(Entry)):
+                known_at = None if rng.random() < 0.5 else _moment(rng)
+                expected = sorted(
+                    [*ordered(entry.changes, known_at), *visible(entry.observations, known_at)],
+                    key=lookups.history_key,
+                    reverse=True,
+                )
+                walked, cursor = [], None
+                while True:
+                    page, cursor = lookups._entry_history(
+                        session, entry, entry.control_list, known_at, limit=3, cursor=cursor
+                    )
+                    walked += [(item["kind"], item["id"]) for item in page]
+                    if cursor is None:
+                        break
+                kinds = [("observation" if isinstance(i, Observation) else "change", i.id) for i in expected]
+                assert walked == kinds
     finally:
         from service import close_app
 
