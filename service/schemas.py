@@ -78,9 +78,13 @@ class RFC3339Field(fields.AwareDateTime):
         if not isinstance(value, str) or "T" not in value.upper():
             raise ma.ValidationError("Not an RFC 3339 date-time (e.g. 2026-02-21T00:00:00Z).")
         try:
-            return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+            # RFC 3339 §5.6 lets "T" and "Z" be lower case; nothing else in the syntax is a letter.
+            moment = super()._deserialize(value.upper(), attr, data, **kwargs).astimezone(UTC)
         except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
             raise ma.ValidationError("Out of the range of representable times.") from exc
+        if moment.date() < EARLIEST_DATE:
+            raise ma.ValidationError(f"Must be on or after {EARLIEST_DATE.isoformat()}T00:00:00Z.")
+        return moment
 
 
 EARLIEST_DATE = date(1900, 1, 1)
