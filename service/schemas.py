@@ -1390,8 +1390,11 @@ class ReceiptRequestSchema(Schema):
     country = Line(
         required=True,
         validate=validate.Length(min=1, max=100),
-        metadata={"description": "The country, as `GET /v1/countries/{ref}` takes it: `VN`, `VNM`, `704`, "
-        "`Vietnam`.", "example": "VN"},
+        metadata={
+            "description": "The country, as `GET /v1/countries/{ref}` takes it: `VN`, `VNM`, `704`, "
+            "`Vietnam`.",
+            "example": "VN",
+        },
     )
     lists = fields.List(
         Line(validate=validate.Length(min=1, max=64)),
@@ -1446,14 +1449,19 @@ class ReceiptPayloadSchema(Schema):
     answer = fields.Nested(
         CountryStatusSchema,
         required=True,
-        metadata={"description": "The answer of `GET /v1/countries/{country}` for the request, with sources."},
+        metadata={
+            "description": "The answer of `GET /v1/countries/{country}` for the request, with sources."
+        },
     )
     data_version = fields.Integer(
-        required=True, metadata={"description": "The data version the answer reflects (as snapshots name it)."}
+        required=True,
+        metadata={"description": "The data version the answer reflects (as snapshots name it)."},
     )
     event_sequence = fields.Integer(
         required=True,
-        metadata={"description": "The last event the answer reflects: `GET /v1/events?after=` it for what followed."},
+        metadata={
+            "description": "The last event the answer reflects: `GET /v1/events?after=` it for what followed."
+        },
     )
     key_name = fields.String(required=True, metadata={"description": "The name of the API key that asked."})
     kid = fields.String(required=True, metadata={"description": "The signing key (its RFC 7638 thumbprint)."})

@@ -17,7 +17,13 @@ from service.api.countries import country_answer, resolve_country, resolve_lists
 from service.api.rendering import render, respond
 from service.domain import receipts, snapshot
 from service.domain.errors import InvalidInput, UnknownCountry
-from service.schemas import JwksSchema, ReceiptPayloadSchema, ReceiptRequestSchema, ReceiptSchema, WriteHeaders
+from service.schemas import (
+    JwksSchema,
+    ReceiptPayloadSchema,
+    ReceiptRequestSchema,
+    ReceiptSchema,
+    WriteHeaders,
+)
 from service.vocabulary import Role
 
 blp = Blueprint(

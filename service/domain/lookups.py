@@ -408,7 +408,9 @@ def find_list(session: Session, ref: str) -> ControlList:
     known = [cl.id for cl in lists]
     if matches:
         ids = ", ".join(cl.id for cl in matches)
-        raise UnknownList(f"Several lists have the code {ref!r} ({ids}): name one by its id.", known_lists=known)
+        raise UnknownList(
+            f"Several lists have the code {ref!r} ({ids}): name one by its id.", known_lists=known
+        )
     raise UnknownList(f"No list has the id or code {ref!r}.", known_lists=known)
 
 

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from joserfc import jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
@@ -27,7 +27,7 @@ from service.domain.errors import DomainError, NotFound
 from service.models import Receipt, SigningKey
 
 ALGORITHM = "EdDSA"
-CURVE = "Ed25519"
+CURVE: Final[Literal["Ed25519"]] = "Ed25519"
 # Explicit typing (RFC 8725, 3.11): a receipt's JWS cannot be mistaken for another kind of token.
 JWS_TYPE = "exportctl-receipt+jws"
 ID_PREFIX = "rcp_"
@@ -269,4 +269,3 @@ def _public_key(key_set: Any, kid: str) -> OKPKey:
                 raise ReceiptInvalid(f"Key {kid} in the JWK Set is not the key its kid names.")
             return key
     raise ReceiptInvalid(f"The JWK Set has no key {kid}: it was not signed by a key of this service.")
-

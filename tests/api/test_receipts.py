@@ -9,7 +9,7 @@ from joserfc.errors import BadSignatureError, DecodeError
 from joserfc.jwk import KeySet
 from sqlalchemy import func, select
 
-from service.models import Receipt, SigningKey
+from service.models import Receipt
 from tests.conftest import a_change
 
 
@@ -42,7 +42,9 @@ def test_a_receipt_for_vietnam_verifies_with_the_published_key(client, reader, s
     assert receipt["issued_at"] == "2026-11-23T12:00:00Z"
     assert receipt["answer"]["country"]["alpha_2"] == "VN"
     assert receipt["answer"]["known_at"] == "2026-11-23T12:00:00Z"
-    assert receipt["answer"]["entries"] and all(e["sources"] is not None for e in receipt["answer"]["entries"])
+    assert receipt["answer"]["entries"] and all(
+        e["sources"] is not None for e in receipt["answer"]["entries"]
+    )
     snapshot = client.get("/v1/snapshot?format=jsonl")
     assert receipt["data_version"] == int(snapshot.headers["X-Data-Version"])
     assert receipt["event_sequence"] == int(snapshot.headers["X-Event-Sequence"])

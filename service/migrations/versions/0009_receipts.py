@@ -50,7 +50,9 @@ def upgrade() -> None:
         sa.Column("kid", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("jws", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(["api_key_id"], ["api_keys.id"], name=op.f("fk_receipts_api_key_id_api_keys")),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_receipts_api_key_id_api_keys")
+        ),
         sa.ForeignKeyConstraint(["kid"], ["signing_keys.kid"], name=op.f("fk_receipts_kid_signing_keys")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_receipts")),
         sa.UniqueConstraint("public_id", name=op.f("uq_receipts_public_id")),
