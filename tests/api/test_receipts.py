@@ -190,3 +190,14 @@ def test_known_at_reproduces_the_receipt_after_a_later_change(client, reader, ed
     assert before["us-ear-d1"] != "removed"
     then = client.get(receipt["links"]["reproduce"]).json
     assert then == receipt["answer"]
+
+
+def test_the_jwks_is_public_even_where_reads_need_a_key(build_app, database_url):
+    app = build_app(database_url, READS_REQUIRE_KEY=True)
+    client = app.test_client()
+    assert client.get("/v1/countries/VN").status_code == 401
+    response = client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert len(response.json["keys"]) == 1  # made on first need: the set is never empty
+    again = client.get("/.well-known/jwks.json", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
