@@ -156,3 +156,58 @@ def test_the_first_signing_key_is_made_once_when_many_ask_at_once(app, monkeypat
 
     assert stored == 1
     assert len(set(kids)) == 1
+
+
+def _make_first_key(url: str, barrier, kids) -> None:
+    """In a process of its own: find no key, wait for the others, then insert one."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import sessionmaker
+
+    from service.db import make_engine
+
+    engine = make_engine(url)
+    real_current = receipts._current
+    waiting = [True]
+
+    def current_then_wait(session):
+        found = real_current(session)
+        if waiting:
+            waiting.clear()
+            barrier.wait()
+        return found
+
+    receipts._current = current_then_wait
+    try:
+        kids.put(receipts.ensure_signing_key(sessionmaker(engine), datetime.now(UTC)).kid)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_processes_racing_for_the_first_signing_key_end_with_one(database_url):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    count = 3
+    barrier = context.Barrier(count, timeout=60)
+    kids = context.Queue()
+    processes = [
+        context.Process(target=_make_first_key, args=(database_url, barrier, kids)) for _ in range(count)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0] * count
+    found = {kids.get(timeout=5) for _ in range(count)}
+
+    from sqlalchemy.orm import Session
+
+    from service.db import make_engine
+
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        stored = [key.kid for key in session.scalars(select(SigningKey))]
+    engine.dispose()
+    assert stored == list(found) and len(found) == 1

@@ -105,6 +105,7 @@ def ensure_signing_key(sessions: SessionFactory, now: datetime, attempts: int = 
             except IntegrityError:
                 session.rollback()
                 continue
+            session.refresh(created)  # loaded, whatever the sessionmaker's expire_on_commit
             return created
     raise DomainError("Could not create or find the current signing key; retry.")
 
