@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.domain.errors import DomainError, NotFound
+from service.domain.errors import ConcurrentUpdate, DomainError, NotFound
 from service.models import Receipt, SigningKey
 
 ALGORITHM = "EdDSA"
@@ -107,14 +107,14 @@ def ensure_signing_key(sessions: SessionFactory, now: datetime, attempts: int = 
                 continue
             session.refresh(created)  # loaded, whatever the sessionmaker's expire_on_commit
             return created
-    raise DomainError("Could not create or find the current signing key; retry.")
+    raise ConcurrentUpdate("The current signing key kept changing while it was being read; retry.")
 
 
 def rotate_signing_key(session: Session, now: datetime) -> tuple[SigningKey, SigningKey | None]:
     """A new current key; the one it replaces is retired (still published). Returns (new, old).
 
-    Run in the caller's transaction; a concurrent rotation makes the commit fail on the current
-    key's unique index, and nothing changes."""
+    Run in the caller's transaction; against a concurrent rotation it fails (IntegrityError, on
+    the current key's unique index) and nothing changes."""
     old = _current(session)
     if old is not None:
         session.execute(update(SigningKey).where(SigningKey.id == old.id).values(retired_at=now))
