@@ -1,9 +1,11 @@
 """Countries: one country's status on every list, its history, and the overview of all."""
 
 from datetime import date, datetime
+from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
+from sqlalchemy.orm import Session
 
 from service import clock, db
 from service.api import Blueprint
@@ -11,14 +13,14 @@ from service.api.paging import page
 from service.api.rendering import data_version
 from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
-from service.domain.errors import InvalidInput, UnknownCountry
+from service.domain.errors import InvalidInput, UnknownCountry, UnknownList
 from service.schemas import (
     ChangePage,
     CountriesQuery,
     CountryOverviewPage,
+    CountryStatusQuery,
     CountryStatusSchema,
     HistoryQuery,
-    TimeQuery,
     encode_cursor,
 )
 
@@ -68,36 +70,74 @@ class Countries(MethodView):
         return page(overview, lambda c: c["country"]["alpha_2"], limit, cursor)
 
 
+def resolve_lists(session: Session, refs: list[str] | None, field: str, *, body: bool) -> list[str] | None:
+    """The ids of the lists `refs` names (ids or codes); an unknown one is a 422 naming `field`
+    (in a body, with the item's index: `lists.1`)."""
+    if refs is None:
+        return None
+    ids: list[str] = []
+    for index, ref in enumerate(refs):
+        try:
+            found = lookups.find_list(session, ref).id
+        except UnknownList as exc:
+            name = f"{field}.{index}" if body else field
+            where = "body field" if body else "query parameter"
+            raise InvalidInput(f"Invalid {where} '{name}'.", {name: [exc.detail]}, **exc.extensions) from exc
+        if found not in ids:
+            ids.append(found)
+    return ids
+
+
+def country_answer(
+    session: Session,
+    country: Country,
+    as_of: date,
+    known_at: datetime | None,
+    list_ids: list[str] | None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    """The answer of `GET /v1/countries/{ref}` (receipts sign this same answer). `version`: the
+    data version read before `session` read anything, which lets the lists' freshness be reused."""
+    answer = lookups.country_status(session, country, as_of, known_at, list_ids)
+    answer["lists_checked"] = [
+        checked
+        for checked in lists_checked(session, version, clock.utcnow())
+        if list_ids is None or checked["list_id"] in list_ids
+    ]
+    return answer
+
+
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
 class CountryStatus(MethodView):
-    @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
+    @blp.arguments(CountryStatusQuery(), location="query", as_kwargs=True)
     @blp.cached_response(CountryStatusSchema)
     @blp.problems(404)
-    def get(self, ref, as_of=None, known_at=None):
+    def get(self, ref, as_of=None, known_at=None, list=None):  # noqa: A002
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
         version = data_version()  # before the session reads: the data it sees is at least this new
-        answer = lookups.country_status(db.session(), country, as_of or clock.today(), known_at)
-        answer["lists_checked"] = lists_checked(version, clock.utcnow())
-        return answer
+        session = db.session()
+        list_ids = resolve_lists(session, list, "list", body=False)
+        return country_answer(session, country, as_of or clock.today(), known_at, list_ids, version)
 
 
-def lists_checked(version: int, now: datetime) -> list[dict]:
+def lists_checked(session: Session, version: int | None, now: datetime) -> list[dict]:
     """When each list was last checked and whether that is too long ago. The same for every
-    country and date asked, so read once per data version and day; staleness is judged at `now`."""
+    country and date asked, so read once per data version and day (each time when `version`
+    is None); staleness is judged at `now`."""
     cache = current_app.extensions.setdefault("exportctl.lists_checked", {})
     key = (version, now.date())
-    checked = cache.get(key)
+    checked = cache.get(key) if version is not None else None
     if checked is None:
-        session = db.session()
         lists = {cl.id: cl for cl in lookups.all_lists(session)}
         statuses = freshness.statuses(session, current_app.config, now, list(lists.values()))
         checked = [
             (s["list"]["id"], s["checked_at"], freshness.max_age(lists[s["list"]["id"]], current_app.config))
             for s in statuses
         ]
-        cache.clear()  # an older version is never asked for again
-        cache[key] = checked
+        if version is not None:
+            cache.clear()  # an older version is never asked for again
+            cache[key] = checked
     return [
         {"list_id": list_id, "checked_at": at, "stale": at is None or now - at > limit}
         for list_id, at, limit in checked
