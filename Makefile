@@ -29,6 +29,7 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	EXPORTCTL_WEBHOOK_ALLOW_PRIVATE_TARGETS=$${EXPORTCTL_WEBHOOK_ALLOW_PRIVATE_TARGETS:-true} \
+	EXPORTCTL_LOG_FORMAT=$${EXPORTCTL_LOG_FORMAT:-text} \
 	PORT=$(PORT) $(BIN)/exportctl run
 
 test: $(VENV)/.installed-test
