@@ -477,3 +477,14 @@ class ScheduledNotice(Base):
     created_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
     event_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("events.id"))
+
+
+class WorkerHeartbeat(Base):
+    """A webhook worker's last sign of life (`exportctl worker` beats every few seconds, and removes
+    its row when it stops): GET /metrics reports each one's age, so a dead worker shows."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
