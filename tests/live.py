@@ -9,20 +9,28 @@ from contextlib import contextmanager
 from flask import Flask
 from werkzeug.serving import make_server
 
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """A free port on 127.0.0.1: the OS's choice, or one in EXPORTCTL_TEST_PORTS ("8200-8299") when
-    several people share a machine and each keeps to a range."""
+    """A free port on 127.0.0.1, never one handed out before in this run (a test may ask for several
+    before binding any): the OS's choice, or one in EXPORTCTL_TEST_PORTS ("8200-8299") when several
+    people share a machine and each keeps to a range."""
     chosen = os.environ.get("EXPORTCTL_TEST_PORTS")
-    candidates = range(int(chosen.split("-")[0]), int(chosen.split("-")[1]) + 1) if chosen else [0]
+    candidates = range(int(chosen.split("-")[0]), int(chosen.split("-")[1]) + 1) if chosen else [0] * 20
     for port in candidates:
+        if port in _handed_out:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return probe.getsockname()[1]
-    raise RuntimeError(f"no free port in {chosen}")
+            found = probe.getsockname()[1]
+        if found not in _handed_out:
+            _handed_out.add(found)
+            return found
+    raise RuntimeError(f"no free port in {chosen or 'the ephemeral range'}")
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,6 +67,7 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver():
     handler = type("Handler", (Receiver,), {"received": Counter()})
+    ThreadingHTTPServer.request_queue_size = 256  # 32 concurrent senders: a backlog of 5 refuses some
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -147,16 +149,30 @@ def make_keys(database: str, names: list[str]) -> dict[str, str]:
     return made
 
 
-def public_sequences(database: str, after: int) -> list[int]:
+def query(database: str, statement: str, **params) -> list:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database)
     try:
         with engine.connect() as connection:
-            query = text("SELECT id FROM events WHERE public AND id > :after ORDER BY id")
-            return list(connection.execute(query, {"after": after}).scalars())
+            return list(connection.execute(text(statement), params))
     finally:
         engine.dispose()
+
+
+def public_sequences(database: str, after: int) -> list[int]:
+    rows = query(database, "SELECT id FROM events WHERE public AND id > :after ORDER BY id", after=after)
+    return [row[0] for row in rows]
+
+
+def scrape(url: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(requests.get(url, timeout=10).text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
 
 
 def feed(base: str, after: int) -> list[dict]:
@@ -174,6 +190,7 @@ def test_two_apis_and_two_workers_on_one_database(database, receiver, tmp_path):
     shared = redis_available()
     ports = [free_port(), free_port()]
     apis = [f"http://127.0.0.1:{port}" for port in ports]
+    worker_ports = [free_port(), free_port()]
     env = {
         **os.environ,
         "DATABASE_URL": database,
@@ -193,22 +210,27 @@ def test_two_apis_and_two_workers_on_one_database(database, receiver, tmp_path):
         for index, port in enumerate(ports):
             processes.start(f"api-{index}", "serve", "--host", "127.0.0.1", "--port", str(port))
         wait_for(lambda: all(healthy(base) for base in apis), 60, "both APIs to answer /healthz")
-        for index in range(2):
+        for index, port in enumerate(worker_ports):
+            processes.env = {**env, "HOST": "127.0.0.1", "EXPORTCTL_WORKER_METRICS_PORT": str(port)}
             processes.start(f"worker-{index}", "worker")
 
         subscribers = [f"subscriber-{n}" for n in range(SUBSCRIPTIONS // 20)]
         keys = make_keys(database, [*subscribers, "writer-vn", "writer-cn", "limited"])
         baseline = requests.get(f"{apis[0]}/healthz", timeout=5).json()["event_sequence"]
 
-        for n in range(SUBSCRIPTIONS):
+        def subscribe(n: int) -> None:
             key = keys[subscribers[n // 20]]
             response = requests.post(
                 f"{apis[n % 2]}/v1/webhooks",
                 json={"url": f"{hook_base}/hook/{n}"},
                 headers={"Authorization": f"Bearer {key}"},
-                timeout=10,
+                timeout=30,
             )
             assert response.status_code == 201, response.text
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(subscribe, range(SUBSCRIPTIONS)))
+        subscribed_at = time.monotonic()
 
         def write(country: str) -> None:
             key = keys[f"writer-{country.lower()}"]
@@ -251,6 +273,31 @@ def test_two_apis_and_two_workers_on_one_database(database, receiver, tmp_path):
         doubled = {k: v for k, v in received.items() if v > 1}
         assert not doubled, f"delivered more than once: {list(doubled.items())[:5]}"
         assert set(received) == expected
+        # One attempt per delivery, recorded once, by one of the two workers (and counted by it).
+        unfinished = "SELECT count(*) FROM deliveries WHERE event_id > :after AND state <> 'succeeded'"
+        wait_for(lambda: query(database, unfinished, after=baseline)[0][0] == 0, 30, "attempts recorded")
+        # A failed attempt (the receiver refused a connection) is retried: still one send per attempt.
+        [(deliveries, attempts, failed, states)] = query(
+            database,
+            "SELECT count(DISTINCT d.id), count(a.id), count(a.error), string_agg(DISTINCT d.state, ',') "
+            "FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id WHERE d.event_id > :after",
+            after=baseline,
+        )
+        assert deliveries == len(expected) and states == "succeeded"
+        assert attempts - failed == deliveries, (attempts, failed)
+        succeeded = [
+            scrape(f"http://127.0.0.1:{port}/metrics")[
+                ("exportctl_worker_attempts_total", (("outcome", "succeeded"),))
+            ]
+            for port in worker_ports
+        ]
+        assert sum(succeeded) == deliveries, succeeded
+        errors = query(
+            database,
+            "SELECT a.error, count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            "WHERE d.event_id > :after AND a.error IS NOT NULL GROUP BY a.error",
+            after=baseline,
+        )
         for base in apis:
             metrics = requests.get(f"{base}/metrics", timeout=10).text
             assert 'exportctl_webhook_deliveries{state="succeeded"}' in metrics
@@ -268,8 +315,9 @@ def test_two_apis_and_two_workers_on_one_database(database, receiver, tmp_path):
             assert int(other.headers["Retry-After"]) > 0
         print(
             f"\nscale-out: {len(expected)} deliveries ({SUBSCRIPTIONS} subscriptions x {len(public)} events) "
-            f"in {delivered_at - wrote_at:.1f} s after the last write ({wrote_at - started:.1f} s to start "
-            f"four processes, subscribe and write); rate limits shared: {shared}"
+            f"in {delivered_at - wrote_at:.1f} s after the last write (started {subscribed_at - started:.1f} s "
+            f"after the test: four processes up and 200 subscriptions; writes {wrote_at - subscribed_at:.1f} s); attempts per worker {succeeded}; failed attempts retried: {failed} {errors[:3]}; "
+            f"rate limits shared: {shared}"
         )
     finally:
         processes.stop()
