@@ -97,6 +97,7 @@ _PUBLIC_ENDPOINTS = {
     "meta.openapi_yaml",
     "meta.docs",
     "meta.problem_type",
+    "receipts.Jwks",  # public keys, for anyone to verify a receipt
     "static",
     "metrics",
 }

@@ -62,6 +62,7 @@ def init_app(app: Flask) -> None:
         run_command,
         openapi_group,
         keys_group,
+        receipts_group,
         worker_command,
         schedule_group,
         export_command,
@@ -370,6 +371,111 @@ def keys_revoke(name_or_id: str):
         except DomainError as exc:
             raise click.ClickException(exc.detail) from exc
     click.echo(f"Key {record.id} {record.name!r} revoked.")
+
+
+@click.group("receipts", help="Signed receipts: rotate the signing key, list keys, verify a receipt offline.")
+def receipts_group():
+    pass
+
+
+@receipts_group.command(
+    "rotate-key",
+    help="Make a new signing key current; the old one is retired but stays published in the JWKS, "
+    "so the receipts it signed stay verifiable.",
+)
+@with_appcontext
+@needs_schema
+def receipts_rotate_key():
+    from sqlalchemy.exc import IntegrityError
+
+    from service import clock
+    from service.domain import receipts
+
+    with db.database().sessionmaker() as session:
+        try:
+            db.begin_write(session)
+            created, old = receipts.rotate_signing_key(session, clock.utcnow())
+            session.commit()
+        except IntegrityError as exc:  # the current key's unique index: one rotation wins
+            raise click.ClickException("Another rotation ran at the same moment; nothing changed.") from exc
+    click.echo(f"current signing key: {created.kid}")
+    if old is not None:
+        click.echo(f"retired (still published): {old.kid}")
+
+
+@receipts_group.command("keys", help="List the signing keys (public part only), newest last.")
+@with_appcontext
+@needs_schema
+def receipts_keys():
+    from service.domain import receipts
+
+    with db.database().sessionmaker() as session:
+        rows = receipts.all_signing_keys(session)
+    if not rows:
+        click.echo("no signing key yet: one is made on the first receipt (or run `receipts rotate-key`)")
+    for row in rows:
+        state = f"retired {row.retired_at:%Y-%m-%d %H:%M:%S}" if row.retired_at else "current"
+        click.echo(f"{row.kid}  {row.algorithm}  created {row.created_at:%Y-%m-%d %H:%M:%S}  {state}")
+
+
+def _load_json(text: str, what: str):
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.ClickException(f"{what} is not JSON: {exc}") from exc
+
+
+def _jwks_from(source: str | None):
+    """A JWK Set from a URL, a file, or (no source) this service's own database."""
+    if source is None:
+        from service.domain import receipts
+
+        with db.database().sessionmaker() as session:
+            return receipts.jwks(receipts.all_signing_keys(session))
+    if source.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            response = requests.get(source, timeout=(5, 30), headers={"Accept": "application/json"})
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot fetch the JWKS from {source}: {exc}") from exc
+        return _load_json(response.text, f"the JWKS at {source}")
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the JWKS file {source}: {exc.strerror}") from exc
+    return _load_json(text, f"the JWKS file {source}")
+
+
+@receipts_group.command(
+    "verify",
+    help="Verify a receipt (the JSON the API returned; - for stdin) against the service's public keys: "
+    "its JWS signature (EdDSA, Ed25519), and that its fields are exactly what was signed. "
+    "Exit 0 if valid, 1 if not.",
+)
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--jwks",
+    "jwks_source",
+    metavar="URL-OR-FILE",
+    help="The JWK Set: https://<service>/.well-known/jwks.json or a saved copy. Default: this "
+    "service's database (DATABASE_URL).",
+)
+@with_appcontext
+def receipts_verify(file, jwks_source: str | None):
+    from service.domain import receipts
+
+    receipt = _load_json(file.read(), "the receipt")
+    key_set = _jwks_from(jwks_source) if jwks_source else needs_schema(_jwks_from)(None)
+    try:
+        verified = receipts.verify(receipt, key_set)
+    except receipts.ReceiptInvalid as exc:
+        click.echo(f"invalid: {exc.detail}", err=True)
+        raise SystemExit(1) from exc
+    click.echo(f"valid: receipt {verified.receipt_id} signed by kid {verified.kid} on {verified.issued_at}")
 
 
 @click.group("import", help="Import the regulator's publications as proposals for an editor to approve.")

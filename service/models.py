@@ -479,6 +479,53 @@ class ScheduledNotice(Base):
     event_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("events.id"))
 
 
+class SigningKey(Base):
+    """A key that signs receipts. At most one per algorithm is current (not retired); retired keys
+    stay, so receipts they signed stay verifiable against the published JWKS."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        # The first key is created on first need by whichever process needs it: this index
+        # lets exactly one such insert win.
+        Index(
+            "uq_signing_keys_current_algorithm",
+            "algorithm",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # RFC 7638 thumbprint of the public key: the JWS header's and the JWKS's `kid`.
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]]
+    # PKCS#8 PEM. Needed in the clear to sign; never served.
+    private_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+
+
+class Receipt(Base):
+    """A signed record of what the service answered for a country: stored as signed, never changed."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (Index(None, "country_code", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The public id (rcp_…): random, so one receipt's id tells nothing of another's.
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    issued_at: Mapped[datetime]
+    country_code: Mapped[str] = mapped_column(String(2))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    key_name: Mapped[str] = mapped_column(String(100))
+    kid: Mapped[str] = mapped_column(ForeignKey("signing_keys.kid"))
+    # The JWS payload, as signed, and the compact JWS itself.
+    payload: Mapped[dict[str, Any]]
+    jws: Mapped[str] = mapped_column(Text)
+
+
 class WorkerHeartbeat(Base):
     """A webhook worker's last sign of life (`exportctl worker` beats every few seconds, and removes
     its row when it stops): GET /metrics reports each one's age, so a dead worker shows."""

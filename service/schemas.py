@@ -78,9 +78,13 @@ class RFC3339Field(fields.AwareDateTime):
         if not isinstance(value, str) or "T" not in value.upper():
             raise ma.ValidationError("Not an RFC 3339 date-time (e.g. 2026-02-21T00:00:00Z).")
         try:
-            return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+            # RFC 3339 §5.6 lets "T" and "Z" be lower case; nothing else in the syntax is a letter.
+            moment = super()._deserialize(value.upper(), attr, data, **kwargs).astimezone(UTC)
         except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
             raise ma.ValidationError("Out of the range of representable times.") from exc
+        if moment.date() < EARLIEST_DATE:
+            raise ma.ValidationError(f"Must be on or after {EARLIEST_DATE.isoformat()}T00:00:00Z.")
+        return moment
 
 
 EARLIEST_DATE = date(1900, 1, 1)
@@ -258,6 +262,17 @@ class TimeQuery(Schema):
             "description": "Answer as the service would have at this moment (RFC 3339): "
             "changes recorded later are ignored. Default: now."
         }
+    )
+
+
+class CountryStatusQuery(TimeQuery):
+    list = fields.List(
+        Line(validate=validate.Length(min=1, max=64)),
+        validate=validate.Length(max=100),
+        metadata={
+            "description": "Only these lists (repeat it: `list=us-ear-d1&list=D:3`), by id or code; "
+            "`restrictions_apply` and the other summaries then speak for them only. Default: every list."
+        },
     )
 
 
@@ -1369,4 +1384,117 @@ class SnapshotQuery(TimeQuery):
         metadata={
             "description": "`csv` (RFC 4180, a header row) or `jsonl` (one entry a line). Default csv."
         },
+    )
+
+
+# --- signed receipts -----------------------------------------------------------
+
+
+class ReceiptRequestSchema(Schema):
+    country = Line(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={
+            "description": "The country, as `GET /v1/countries/{ref}` takes it: `VN`, `VNM`, `704`, "
+            "`Vietnam`.",
+            "example": "VN",
+        },
+    )
+    lists = fields.List(
+        Line(validate=validate.Length(min=1, max=64)),
+        load_default=None,
+        validate=validate.Length(min=1, max=100),
+        metadata={
+            "description": "Only these lists (ids such as `us-ear-d1`, or codes such as `D:1`), as the "
+            "lookup's `list` parameter. Default: every list.",
+            "example": ["us-ear-d1", "us-ear-d3"],
+        },
+    )
+    as_of = StrictDate(
+        load_default=None,
+        metadata={"description": "The date the answer is for (YYYY-MM-DD). Default: today (UTC)."},
+    )
+
+
+class ReceiptRequestEchoSchema(Schema):
+    """The request a receipt answers, with the moment it was answered as known at."""
+
+    country = fields.String(required=True, metadata={"description": "Alpha-2 code.", "example": "VN"})
+    lists = fields.List(
+        fields.String(),
+        required=True,
+        allow_none=True,
+        metadata={"description": "The list ids the answer is limited to; null for every list."},
+    )
+    as_of = fields.Date(required=True)
+    known_at = UTCDateTimeField(
+        required=True,
+        metadata={
+            "description": "The moment the answer was given as known at (the issue time): "
+            "`GET /v1/countries/{country}?as_of=&known_at=` this gives the same answer."
+        },
+    )
+
+
+class ReceiptLinksSchema(Schema):
+    self = fields.String(required=True)
+    jwks = fields.String(required=True, metadata={"description": "The public keys that verify `jws`."})
+    reproduce = fields.String(
+        required=True, metadata={"description": "The lookup that reproduces `answer` (as known at issue)."}
+    )
+
+
+class ReceiptPayloadSchema(Schema):
+    """What a receipt's JWS signs: every field of the receipt but `jws`."""
+
+    id = fields.String(required=True, metadata={"example": "rcp_3q2H0xYb1kZP6n7t9VwA5g"})
+    issued_at = UTCDateTimeField(required=True)
+    request = fields.Nested(ReceiptRequestEchoSchema, required=True)
+    answer = fields.Nested(
+        CountryStatusSchema,
+        required=True,
+        metadata={
+            "description": "The answer of `GET /v1/countries/{country}` for the request, with sources."
+        },
+    )
+    data_version = fields.Integer(
+        required=True,
+        metadata={"description": "The data version the answer reflects (as snapshots name it)."},
+    )
+    event_sequence = fields.Integer(
+        required=True,
+        metadata={
+            "description": "The last event the answer reflects: `GET /v1/events?after=` it for what followed."
+        },
+    )
+    key_name = fields.String(required=True, metadata={"description": "The name of the API key that asked."})
+    kid = fields.String(required=True, metadata={"description": "The signing key (its RFC 7638 thumbprint)."})
+    links = fields.Nested(ReceiptLinksSchema, required=True)
+
+
+class ReceiptSchema(ReceiptPayloadSchema):
+    jws = fields.String(
+        required=True,
+        metadata={
+            "description": "Compact JWS (RFC 7515), EdDSA over Ed25519, header `kid` and "
+            "`typ: exportctl-receipt+jws`, whose payload is this receipt without `jws` (JSON). Verify it "
+            "with `/.well-known/jwks.json` or `exportctl receipts verify`."
+        },
+    )
+
+
+class JwkSchema(Schema):
+    kty = fields.String(required=True, metadata={"example": "OKP"})
+    crv = fields.String(required=True, metadata={"example": "Ed25519"})
+    x = fields.String(required=True, metadata={"description": "The public key (base64url)."})
+    kid = fields.String(required=True)
+    use = fields.String(required=True, metadata={"example": "sig"})
+    alg = fields.String(required=True, metadata={"example": "EdDSA"})
+
+
+class JwksSchema(Schema):
+    keys = fields.List(
+        fields.Nested(JwkSchema),
+        required=True,
+        metadata={"description": "Every receipt signing key, current and retired."},
     )

@@ -336,6 +336,7 @@ def init_app(app: Flask) -> Api:
         lists,
         meta,
         proposals,
+        receipts,
         snapshot,
         webhooks,
     )
@@ -358,6 +359,18 @@ def init_app(app: Flask) -> Api:
     app.after_request(_echo_request_id)
     app.before_request(forget_next_page)
     app.after_request(link_next_page)
-    for module in (countries, lists, changes, freshness, snapshot, events, webhooks, proposals, audit, meta):
+    for module in (
+        countries,
+        lists,
+        changes,
+        freshness,
+        snapshot,
+        receipts,
+        events,
+        webhooks,
+        proposals,
+        audit,
+        meta,
+    ):
         api.register_blueprint(module.blp)
     return api

@@ -1,23 +1,25 @@
 """Countries: one country's status on every list, its history, and the overview of all."""
 
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
+from sqlalchemy.orm import Session
 
 from service import clock, db
 from service.api import Blueprint
 from service.api.paging import page
 from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
-from service.domain.errors import InvalidInput, UnknownCountry
+from service.domain.errors import InvalidInput, UnknownCountry, UnknownList
 from service.schemas import (
     ChangePage,
     CountriesQuery,
     CountryOverviewPage,
+    CountryStatusQuery,
     CountryStatusSchema,
     HistoryQuery,
-    TimeQuery,
     encode_cursor,
 )
 
@@ -68,21 +70,50 @@ class Countries(MethodView):
         return page(overview, lambda c: c["country"]["alpha_2"], limit, cursor)
 
 
+def resolve_lists(session: Session, refs: list[str] | None, field: str, *, body: bool) -> list[str] | None:
+    """The ids of the lists `refs` names (ids or codes); an unknown one is a 422 naming `field`
+    (in a body, with the item's index: `lists.1`)."""
+    if refs is None:
+        return None
+    ids: list[str] = []
+    for index, ref in enumerate(refs):
+        try:
+            found = lookups.find_list(session, ref).id
+        except UnknownList as exc:
+            name = f"{field}.{index}" if body else field
+            where = "body field" if body else "query parameter"
+            raise InvalidInput(f"Invalid {where} '{name}'.", {name: [exc.detail]}, **exc.extensions) from exc
+        if found not in ids:
+            ids.append(found)
+    return ids
+
+
+def country_answer(
+    session: Session, country: Country, as_of: date, known_at: datetime | None, list_ids: list[str] | None
+) -> dict[str, Any]:
+    """The answer of `GET /v1/countries/{ref}` (receipts sign this same answer)."""
+    answer = lookups.country_status(session, country, as_of, known_at, list_ids)
+    checked = freshness.statuses(session, current_app.config, clock.utcnow())
+    answer["lists_checked"] = [
+        {"list_id": s["list"]["id"], "checked_at": s["checked_at"], "stale": s["stale"]}
+        for s in checked
+        if list_ids is None or s["list"]["id"] in list_ids
+    ]
+    return answer
+
+
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
 class CountryStatus(MethodView):
-    @blp.arguments(TimeQuery(), location="query", as_kwargs=True)
+    @blp.arguments(CountryStatusQuery(), location="query", as_kwargs=True)
     @blp.cached_response(CountryStatusSchema)
     @blp.problems(404)
     @blp.doc(operationId="get_country")
-    def get(self, ref, as_of=None, known_at=None):
+    def get(self, ref, as_of=None, known_at=None, list=None):  # noqa: A002
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
-        answer = lookups.country_status(db.session(), country, as_of or clock.today(), known_at)
-        checked = freshness.statuses(db.session(), current_app.config, clock.utcnow())
-        answer["lists_checked"] = [
-            {"list_id": s["list"]["id"], "checked_at": s["checked_at"], "stale": s["stale"]} for s in checked
-        ]
-        return answer
+        session = db.session()
+        list_ids = resolve_lists(session, list, "list", body=False)
+        return country_answer(session, country, as_of or clock.today(), known_at, list_ids)
 
 
 @blp.route("/<ref>/history", parameters=[REF_PARAMETER])

@@ -10,6 +10,7 @@ from service.domain import subscriptions
 from service.domain.events import public_id
 from service.models import Delivery
 from service.schemas import (
+    ConditionalHeaders,
     DeliveriesQuery,
     DeliveryPage,
     DeliverySchema,
@@ -47,6 +48,12 @@ DELIVERY_PARAMETER = {
     "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
 }
 LOCATION = {"Location": {"description": "URL of the created resource.", "schema": {"type": "string"}}}
+ETAG = {
+    "ETag": {
+        "description": "The subscription's current state: send it as `If-Match` with a PATCH.",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def delivery_document(delivery: Delivery) -> dict:
@@ -132,27 +139,35 @@ class Webhooks(MethodView):
 @blp.route("/<int:webhook_id>", parameters=[WEBHOOK_PARAMETER])
 class WebhookDetail(MethodView):
     @blp.authorized(Role.EDITOR)
-    @blp.response(200, WebhookSchema)
+    @blp.response(200, WebhookSchema, headers=ETAG)
     @blp.problems(404)
     @blp.doc(operationId="get_webhook")
     def get(self, webhook_id):
-        """One subscription (without its secret)."""
-        return subscriptions.webhook_document(subscriptions.get_webhook(db.session(), webhook_id))
+        """One subscription (without its secret), with an ETag to send as If-Match when you change it."""
+        document = subscriptions.webhook_document(subscriptions.get_webhook(db.session(), webhook_id))
+        return document, 200, {"ETag": f'"{writes.rendered_etag(document)}"'}
 
     @blp.authorized(Role.EDITOR, write=True, json=True)
+    @blp.arguments(ConditionalHeaders(), location="headers", as_kwargs=True)
     @blp.arguments(WebhookPatchSchema())
-    @blp.response(200, WebhookSchema)
-    @blp.problems(404)
+    @blp.response(200, WebhookSchema, headers=ETAG)
+    @blp.problems(404, 412)
     @blp.doc(operationId="update_webhook")
-    def patch(self, body, webhook_id):
-        """Change the URL, filters or description; `enabled: true` re-enables a disabled subscription."""
+    def patch(self, body, webhook_id, if_match=None):
+        """Change the URL, filters or description; `enabled: true` re-enables a disabled subscription.
+
+        Send the ETag of your GET as `If-Match` so that two editors cannot overwrite each
+        other: if the subscription changed since, the answer is 412 and nothing changes.
+        """
 
         def operation(session, principal):
             webhook = subscriptions.get_webhook(session, webhook_id)
+            writes.require_if_match(lambda: subscriptions.webhook_document(webhook))
             subscriptions.update_webhook(
                 session, webhook, body, actor=writes.actor(principal), config=current_app.config
             )
-            return writes.Outcome(subscriptions.webhook_document(webhook), 200)
+            document = subscriptions.webhook_document(webhook)
+            return writes.Outcome(document, 200, {"ETag": f'"{writes.rendered_etag(document)}"'})
 
         return writes.perform(operation)
 

@@ -49,8 +49,13 @@ class Outcome:
     replay: str | None = None
     # A refusal whose record must stand (a proposal marked stale): committed, then raised.
     error: DomainError | None = None
+    # `data` is the document itself, already rendered by the operation's schema (a signed
+    # receipt is served exactly as it was signed).
+    rendered: bool = False
 
     def render(self) -> Any:
+        if self.rendered:
+            return self.data
         schema = g.get("response_schema")
         return schema.dump(self.data) if schema is not None and self.data is not None else self.data
 

@@ -4,7 +4,7 @@ Each function loads what it needs in a few queries and returns plain data
 (dicts of Python values) that the API dumps with its schemas.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -396,11 +396,36 @@ def _changes_for(session: Session, country_codes: list[str] | None = None) -> Ch
     return Changes(_entries(session, Entry.country_code.in_(codes)), treatments)
 
 
+def find_list(session: Session, ref: str) -> ControlList:
+    """A list by its id, or by its code (any case) where only one list has that code."""
+    found = session.get(ControlList, ref)
+    if found is not None:
+        return found
+    lists = all_lists(session)
+    matches = [cl for cl in lists if cl.code.casefold() == ref.casefold()]
+    if len(matches) == 1:
+        return matches[0]
+    known = [cl.id for cl in lists]
+    if matches:
+        ids = ", ".join(cl.id for cl in matches)
+        raise UnknownList(
+            f"Several lists have the code {ref!r} ({ids}): name one by its id.", known_lists=known
+        )
+    raise UnknownList(f"No list has the id or code {ref!r}.", known_lists=known)
+
+
 def country_status(
-    session: Session, country: Country, as_of: date, known_at: datetime | None
+    session: Session,
+    country: Country,
+    as_of: date,
+    known_at: datetime | None,
+    list_ids: Collection[str] | None = None,
 ) -> dict[str, Any]:
+    """A country's answer on every list (or on `list_ids` only: the summaries then speak for those)."""
     changes = _changes_for(session, [country.alpha_2])
     lists = by_jurisdiction(all_lists(session))
+    if list_ids is not None:
+        lists = [cl for cl in lists if cl.id in list_ids]
     answers = [changes.answer(cl, country.alpha_2, as_of, known_at) for cl in lists]
     restricted, pending = _overall(answers)
     return {

@@ -152,6 +152,41 @@ def test_hong_kong_takes_chinas_ear_groups_since_2020_12_23(client):
     assert before["us-ear-d1"]["status"] == "unknown"
 
 
+def test_list_limits_the_answer_to_lists_named_by_id_or_code(client):
+    full = client.get("/v1/countries/ET").json
+    limited = client.get("/v1/countries/ET?list=D:1&list=us-ear-d3&list=us-ear-d1").json
+
+    assert [e["list"]["id"] for e in limited["entries"]] == ["us-ear-d1", "us-ear-d3"]
+    assert [c["list_id"] for c in limited["lists_checked"]] == ["us-ear-d1", "us-ear-d3"]
+    # Ethiopia is restricted by ITAR 126.1, not by D:1 or D:3: the summaries speak for the lists named.
+    assert (full["restrictions_apply"], full["restricting_lists"]) == (True, ["us-itar-126-1"])
+    assert (limited["restrictions_apply"], limited["restricting_lists"]) == (False, [])
+
+
+def test_an_unknown_or_ambiguous_list_is_a_422_naming_list(client, admin):
+    unknown = client.get("/v1/countries/VN?list=us-ear-zz")
+    assert unknown.status_code == 422
+    assert list(unknown.json["errors"]) == ["list"]
+    twin = {
+        "id": "xx-d1",
+        "code": "D:1",
+        "name": "Another D:1",
+        "jurisdiction": "XX",
+        "authority": "Nobody",
+        "legal_basis": "None",
+        "url": "https://example.org/d1",
+        "effect": "restrictive",
+        "membership_complete": False,
+    }
+    assert client.post("/v1/lists", json=twin, headers=admin).status_code == 201
+    ambiguous = client.get("/v1/countries/VN?list=d:1")
+    assert ambiguous.status_code == 422
+    assert (
+        "us-ear-d1" in ambiguous.json["errors"]["list"][0] and "xx-d1" in ambiguous.json["errors"]["list"][0]
+    )
+    assert client.get("/v1/countries/VN?list=us-ear-d1").status_code == 200
+
+
 def test_unknown_country_is_a_404_problem(client):
     response = client.get("/v1/countries/XX")
 

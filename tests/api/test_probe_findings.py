@@ -72,3 +72,21 @@ def test_utf8_charset_is_fine(client, editor):
     )
 
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("known_at", ["2026-06-01t00:00:00z", "2026-06-01T00:00:00z", "2026-06-01t00:00:00Z"])
+def test_known_at_accepts_the_lower_case_t_and_z_rfc_3339_allows(client, known_at):
+    # RFC 3339 §5.6: "T" and "Z" may alternatively be lower case.
+    upper = client.get("/v1/countries/VN?known_at=2026-06-01T00:00:00Z")
+    response = client.get(f"/v1/countries/VN?known_at={known_at}")
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["known_at"] == upper.get_json()["known_at"]
+
+
+@pytest.mark.parametrize("known_at", ["0001-01-01T00:00:00Z", "1899-12-31T23:59:59Z"])
+def test_known_at_before_1900_is_refused_like_dates(client, known_at):
+    response = client.get(f"/v1/countries/VN?known_at={known_at}")
+
+    assert response.status_code == 422
+    assert "known_at" in response.get_json()["errors"]

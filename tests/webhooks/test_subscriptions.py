@@ -91,6 +91,32 @@ def test_patch_changes_filters_and_url(client, editor, receiver):
     assert response.get_json()["lists"] == ["us-ear-d1"]
 
 
+def test_patch_honours_if_match_so_two_editors_cannot_overwrite_each_other(client, editor, receiver, session):
+    webhook_id, _ = subscribe(client, editor, receiver.url_for("/a"))
+    read = client.get(f"/v1/webhooks/{webhook_id}", headers=editor)
+    etag = read.headers["ETag"]
+
+    first = client.patch(
+        f"/v1/webhooks/{webhook_id}", json={"description": "first"}, headers={**editor, "If-Match": etag}
+    )
+    assert first.status_code == 200
+    assert first.headers["ETag"] not in (None, etag)
+
+    second = client.patch(
+        f"/v1/webhooks/{webhook_id}", json={"description": "second"}, headers={**editor, "If-Match": etag}
+    )
+    assert second.status_code == 412
+    assert second.content_type == PROBLEM
+    session.expire_all()
+    assert session.get(Webhook, webhook_id).description == "first"
+    assert client.get(f"/v1/webhooks/{webhook_id}", headers=editor).headers["ETag"] == first.headers["ETag"]
+
+    malformed = client.patch(
+        f"/v1/webhooks/{webhook_id}", json={"description": "x"}, headers={**editor, "If-Match": "no quotes"}
+    )
+    assert malformed.status_code == 422
+
+
 def test_unknown_webhook_is_404(client, editor):
     assert client.get("/v1/webhooks/999", headers=editor).status_code == 404
     assert client.patch("/v1/webhooks/999", json={"enabled": True}, headers=editor).status_code == 404
