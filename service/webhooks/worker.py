@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, joinedload
 from service import clock, db
 from service.domain import freshness, schedule
 from service.domain.events import event_document
+from service.metrics import WorkerMetrics
 from service.models import Delivery, Webhook
 from service.vocabulary import DeliveryState
 from service.webhooks import heartbeats, targets
@@ -222,8 +223,6 @@ class DeliveryWorker:
         self.http = targets.http_session(config)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
         self._stale_checked_at: datetime | None = None
-        from service.metrics import WorkerMetrics
-
         self.metrics = WorkerMetrics(app, self.name)
         self.started_at = clock.utcnow()
         self._beaten_at: float | None = None
