@@ -9,7 +9,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY service ./service
-RUN pip install .
+RUN pip install '.[redis]'
 COPY seeds ./seeds
 
 RUN useradd --system --uid 10001 exportctl

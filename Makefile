@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint openapi bench clean
+.PHONY: help run test lint openapi bench scaleout up down clean
 
 help:
 	@echo "make run      create .venv, install, migrate + seed var/exportctl.sqlite3, serve on :$(PORT) with a webhook worker"
@@ -13,6 +13,8 @@ help:
 	@echo "make openapi  regenerate openapi.yaml from the code"
 	@echo "make bench    load-test GET /v1/countries/VN against bare Flask (installs wrk if missing); time the snapshot and changes"
 	@echo "make lint     ruff and mypy (strict on service/domain/)"
+	@echo "make scaleout two APIs + two workers on one PostgreSQL (SCALEOUT_DATABASE_URL), 200 subscriptions, 40 changes"
+	@echo "make up/down  start/stop docker-compose.yml (PostgreSQL, Redis, 2 APIs behind nginx, 2 workers)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,7 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	EXPORTCTL_WEBHOOK_ALLOW_PRIVATE_TARGETS=$${EXPORTCTL_WEBHOOK_ALLOW_PRIVATE_TARGETS:-true} \
+	EXPORTCTL_LOG_FORMAT=$${EXPORTCTL_LOG_FORMAT:-text} \
 	PORT=$(PORT) $(BIN)/exportctl run
 
 test: $(VENV)/.installed-test
@@ -49,6 +52,24 @@ bench: $(VENV)/.installed-test
 		(apt-get update -qq && apt-get install -y -qq wrk) || \
 		(sudo apt-get update -qq && sudo apt-get install -y -qq wrk); }
 	$(BIN)/python bench/run.py
+
+# A PostgreSQL server database the test may create scratch databases beside (as TEST_DATABASE_URL).
+SCALEOUT_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+scaleout: $(VENV)/.installed-test
+	TEST_DATABASE_URL=$(SCALEOUT_DATABASE_URL) EXPORTCTL_SCALEOUT_CHANGES=$${EXPORTCTL_SCALEOUT_CHANGES:-40} \
+		$(BIN)/python -m pytest -q -s -p no:randomly tests/test_scaleout.py
+
+DOCKER_COMPOSE := docker compose
+up:
+	@command -v docker >/dev/null || { echo "make up needs Docker (docker compose v2); it is not installed here"; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "make up needs the docker compose v2 plugin; docker is here without it"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make up needs a running Docker daemon; docker is installed but its daemon is not reachable"; exit 1; }
+	$(DOCKER_COMPOSE) up --build --detach
+	@echo "exportctl on http://localhost:$${EXPORTCTL_PORT:-8000} (nginx in front of api-1 and api-2); make down stops it"
+
+down:
+	@command -v docker >/dev/null || { echo "make down needs Docker; it is not installed here"; exit 1; }
+	$(DOCKER_COMPOSE) down
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

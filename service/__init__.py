@@ -11,7 +11,7 @@ from service.config import load_config, normalise
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app. `config` overrides the environment (tests pass a mapping)."""
-    from service import api, auth, cli, compression, cors, db, errors, metrics, pages, ratelimit
+    from service import api, auth, cli, compression, cors, db, errors, logs, metrics, pages, ratelimit
     from service.api import rendering
 
     app = Flask(__name__)
@@ -26,6 +26,7 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    logs.init_app(app)
     rendering.init_app(app)
     ratelimit.init_app(app)
     cors.init_app(app)

@@ -207,7 +207,13 @@ def worker_command(once: bool):
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    schedule = _start_import_schedule(current_app.config, stop)
+    config = current_app.config
+    if config["WORKER_METRICS_PORT"]:
+        worker.metrics.serve(config["HOST"], config["WORKER_METRICS_PORT"])
+        click.echo(
+            f"worker metrics on http://{config['HOST']}:{config['WORKER_METRICS_PORT']}/metrics", err=True
+        )
+    schedule = _start_import_schedule(config, stop)
     try:
         worker.run(stop)
     finally:

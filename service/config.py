@@ -65,6 +65,24 @@ def parse_origins(value: str | list) -> list[str]:
     return [] if origins in ([], ["none"]) else origins
 
 
+LOG_FORMATS = ("json", "text")
+
+
+def parse_log_format(value: str) -> str:
+    """'json' (one object per line, for log pipelines) or 'text' (for a terminal)."""
+    chosen = value.strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise ValueError(f"not a log format: {value!r} (use json or text)")
+    return chosen
+
+
+def parse_log_level(value: str) -> str:
+    chosen = value.strip().upper()
+    if chosen not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"not a log level: {value!r} (use DEBUG, INFO, WARNING or ERROR)")
+    return chosen
+
+
 def default_database_url() -> str:
     return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
 
@@ -94,6 +112,9 @@ SETTINGS: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     # GET /metrics (Prometheus); a token, when set, must be sent as a bearer token to read it.
     "METRICS": ("EXPORTCTL_METRICS", True, _bool),
     "METRICS_TOKEN": ("EXPORTCTL_METRICS_TOKEN", None, str),
+    # Logs: one JSON object per line (log pipelines), or text for a terminal (`make run` uses text).
+    "LOG_FORMAT": ("EXPORTCTL_LOG_FORMAT", "json", parse_log_format),
+    "LOG_LEVEL": ("EXPORTCTL_LOG_LEVEL", "INFO", parse_log_level),
     "IDEMPOTENCY_TTL": ("EXPORTCTL_IDEMPOTENCY_TTL", "48h", parse_duration),
     "LOOKUP_CACHE_SIZE": ("EXPORTCTL_LOOKUP_CACHE_SIZE", 2048, int),
     "WEBHOOK_RETRY_SCHEDULE": (
@@ -115,6 +136,8 @@ SETTINGS: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     "WORKER_CONCURRENCY": ("EXPORTCTL_WORKER_CONCURRENCY", 16, int),
     "WORKER_BATCH_SIZE": ("EXPORTCTL_WORKER_BATCH_SIZE", 64, int),
     "WORKER_POLL_INTERVAL": ("EXPORTCTL_WORKER_POLL_INTERVAL", "200ms", parse_duration),
+    # The worker's own Prometheus metrics, served on HOST at this port (0: not served).
+    "WORKER_METRICS_PORT": ("EXPORTCTL_WORKER_METRICS_PORT", 0, int),
     # Importers (exportctl watch): where the regulator's APIs are, and how politely to read them.
     "IMPORT_WATCH": ("EXPORTCTL_IMPORT_WATCH", False, _bool),
     "IMPORT_WATCH_INTERVAL": ("EXPORTCTL_IMPORT_WATCH_INTERVAL", "6h", parse_duration),
@@ -168,12 +191,16 @@ def normalise(config: Mapping) -> dict:
 
 def gunicorn_options(config: Mapping, *, host: str | None = None, port: int | None = None) -> dict:
     """gunicorn's settings from ours (`exportctl serve` and service/gunicorn_conf.py)."""
+    from service.logs import gunicorn_logconfig
+
     return {
         "bind": f"{host or config['HOST']}:{port or config['PORT']}",
         "workers": config["WEB_WORKERS"],
         "worker_class": "gthread",
         "threads": config["WEB_THREADS"],
-        "accesslog": "-",
+        # The app logs every request itself (service/logs.py); gunicorn's own lines take its format.
+        "accesslog": None,
+        "logconfig_dict": gunicorn_logconfig(config),
         "timeout": 60,
         # gunicorn 27's control socket defaults to one path per user: two services would share it.
         "control_socket_disable": True,

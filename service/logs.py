@@ -1,7 +1,149 @@
-"""Logging for the entry points (the CLI, gunicorn, the worker); `create_app` configures none."""
+"""Logs for the entry points (the CLI, gunicorn, the worker): one JSON object per line, or plain text.
+
+EXPORTCTL_LOG_FORMAT=json (the default: what log pipelines read) or text (`make run`, a terminal).
+`create_app` configures no handler; it adds the request line (`init_app`), which goes wherever the
+process's logging goes (pytest's caplog in the tests).
+
+Every request is one line of the `exportctl.requests` logger:
+    {"time": "...", "level": "INFO", "logger": "exportctl.requests", "message": "POST /v1/... 201",
+     "method": "POST", "route": "/v1/lists/<list_id>/entries/<ref>/changes", "path": "...",
+     "status": 201, "duration_ms": 12.3, "request_id": "...", "actor": "alice"}
+The actor is the API key's name (never the key) or "anonymous". As a second line of defence, a filter
+on the handler blanks anything shaped like an API key, a webhook secret, a signature or a bearer token
+that a message might carry.
+"""
 
 import logging
+import re
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from flask import Flask, Response, g, request
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_LOGGER = "exportctl.requests"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+# API keys (exk_…), Standard Webhooks secrets (whsec_…), their signatures (v1,<base64>) and
+# bearer credentials, wherever they would appear in a message or a traceback.
+_SECRET = re.compile(
+    r"\bexk_[A-Za-z0-9_-]+|\bwhsec_[A-Za-z0-9+/=]+|\bv1,[A-Za-z0-9+/=]{16,}|(?i:\bbearer\s+)[^\s'\",]+"
+)
+REDACTED = "[redacted]"
 
 
-def configure(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def redact(text: str) -> str:
+    return _SECRET.sub(REDACTED, text)
+
+
+class RedactSecrets(logging.Filter):
+    """Blank secrets in a record's message, its structured fields and its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        for name, value in list(vars(record).items()):
+            if isinstance(value, str) and name not in ("msg", "exc_text") and _SECRET.search(value):
+                setattr(record, name, redact(value))
+        return True
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp=False)
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def handler(log_format: str, stream: TextIO | None = None) -> logging.Handler:
+    """A stream handler writing `log_format` lines, secrets filtered out."""
+    made = logging.StreamHandler(stream or sys.stderr)
+    made.setFormatter(formatter(log_format))
+    made.addFilter(RedactSecrets())
+    made.exportctl = True  # type: ignore[attr-defined]  # configure() replaces it, gunicorn's too
+    return made
+
+
+def configure(config: Mapping[str, Any] | None = None) -> None:
+    """Send the process's logs to stderr in the configured format (replacing what this did before)."""
+    from service.config import load_config
+
+    config = config or load_config()
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if getattr(h, "exportctl", False)]:
+        root.removeHandler(previous)
+    root.addHandler(handler(config["LOG_FORMAT"]))
+    root.setLevel(config["LOG_LEVEL"])
+
+
+def gunicorn_logconfig(config: Mapping[str, Any]) -> dict:
+    """gunicorn's `logconfig_dict`: its own lines in our format, and no access log (the request
+    line replaces it, with the route, request id and actor)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": config["LOG_LEVEL"], "handlers": ["exportctl"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "INFO", "handlers": ["discard"], "propagate": False},
+        },
+        "handlers": {
+            "exportctl": {
+                "()": "service.logs.handler",
+                "log_format": config["LOG_FORMAT"],
+                "stream": "ext://sys.stderr",
+            },
+            "discard": {"class": "logging.NullHandler"},
+        },
+        "formatters": {},
+    }
+
+
+# --- the request line -----------------------------------------------------------------------------
+
+_requests = logging.getLogger(REQUEST_LOGGER)
+
+
+def _actor() -> str:
+    principal = g.get("principal") or g.get("page_principal")
+    return principal.name if principal is not None else "anonymous"
+
+
+def _start() -> None:
+    g.log_started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    started = g.pop("log_started", None)
+    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
+    route = request.url_rule.rule if request.url_rule is not None else None
+    _requests.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "route": route,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": duration_ms,
+            "request_id": g.get("request_id"),
+            "actor": _actor(),
+        },
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start)
+    app.after_request(_log_request)

@@ -11,7 +11,15 @@ import hmac
 import time
 
 from flask import Flask, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
@@ -28,8 +36,10 @@ class DeliveryCollector:
     def collect(self):
         from service import db
         from service.models import Delivery
+        from service.webhooks import heartbeats
 
         with self.app.app_context(), db.database().sessionmaker() as session:
+            beats = heartbeats.ages(session, clock.utcnow())
             states = session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
             now = clock.utcnow()
             due = session.execute(
@@ -54,6 +64,14 @@ class DeliveryCollector:
             "How long the oldest due delivery has waited",
             value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         )
+        ages = GaugeMetricFamily(
+            "exportctl_worker_heartbeat_age_seconds",
+            "Seconds since each running webhook worker last went round its loop",
+            labels=["worker"],
+        )
+        for name, age in beats:
+            ages.add_metric([name], age)
+        yield ages
 
 
 class Metrics:
@@ -78,6 +96,60 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(DeliveryCollector(app))
+
+
+class WorkerMetrics:
+    """The webhook worker's own metrics (`exportctl worker`, served on EXPORTCTL_WORKER_METRICS_PORT):
+    claims, attempts by outcome, and the queue depth, lag and heartbeats read from the database."""
+
+    def __init__(self, app: Flask, worker: str):
+        self.registry = CollectorRegistry()
+        self.claims = Counter(
+            "exportctl_worker_claims", "Batches claimed (with a delivery or more)", registry=self.registry
+        )
+        self.claimed_deliveries = Counter(
+            "exportctl_worker_claimed_deliveries", "Deliveries claimed", registry=self.registry
+        )
+        self.claim_duration = Histogram(
+            "exportctl_worker_claim_duration_seconds",
+            "Time to claim and load a batch",
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "exportctl_worker_attempts",
+            "Delivery attempts recorded, by outcome (succeeded, pending: retried later, failed, lease_lost)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.attempt_duration = Histogram(
+            "exportctl_worker_attempt_duration_seconds",
+            "Time of one HTTP delivery attempt",
+            registry=self.registry,
+        )
+        self.heartbeat = Gauge(
+            "exportctl_worker_heartbeat_timestamp_seconds",
+            "When this worker last went round its loop (Unix time)",
+            registry=self.registry,
+        )
+        self.info = Gauge("exportctl_worker_info", "This worker's name", ["worker"], registry=self.registry)
+        self.info.labels(worker).set(1)
+        self.registry.register(DeliveryCollector(app))
+
+    def beat(self) -> None:
+        self.heartbeat.set_to_current_time()
+
+    def claimed(self, count: int, seconds: float) -> None:
+        self.claims.inc()
+        self.claimed_deliveries.inc(count)
+        self.claim_duration.observe(seconds)
+
+    def attempted(self, outcome: str, seconds: float) -> None:
+        self.attempts.labels(outcome).inc()
+        self.attempt_duration.observe(seconds)
+
+    def serve(self, host: str, port: int):
+        """Serve these metrics over HTTP from a thread (prometheus_client's own server)."""
+        return start_http_server(port, addr=host, registry=self.registry)
 
 
 def init_app(app: Flask) -> None:

@@ -527,3 +527,14 @@ class Receipt(Base):
     # The JWS payload, as signed, and the compact JWS itself.
     payload: Mapped[dict[str, Any]]
     jws: Mapped[str] = mapped_column(Text)
+
+
+class WorkerHeartbeat(Base):
+    """A webhook worker's last sign of life (`exportctl worker` beats every few seconds, and removes
+    its row when it stops): GET /metrics reports each one's age, so a dead worker shows."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]

@@ -10,8 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_docker_compose_parses_and_references_files_that_exist():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
-    assert {"postgres", "api", "worker"} <= set(compose["services"])
+    assert {"postgres", "redis", "migrate", "api-1", "api-2", "proxy", "worker"} <= set(compose["services"])
     for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            if volume.startswith("./"):
+                assert (ROOT / volume.split(":")[0]).is_file(), (name, volume)
         build = service.get("build")
         if build:
             context = ROOT / build.get("context", ".")

@@ -197,7 +197,20 @@ def _is_paged(schema: ma.Schema | None) -> bool:
 
 
 class _Converter(OpenAPIConverter):
-    """Schema-level JSON Schema keywords from a schema's `Meta.json_schema` (e.g. minProperties)."""
+    """Schema-level JSON Schema keywords from a schema's `Meta.json_schema` (e.g. minProperties);
+    a nullable enum as `anyOf: [enum, null]`, which client generators read as an optional enum
+    (`type: [string, null]` with `null` among the values gives them one class per branch)."""
+
+    def field2property(self, field):
+        prop = super().field2property(field)
+        kinds = prop.get("type")
+        if "enum" in prop and isinstance(kinds, list) and "null" in kinds:
+            [kind] = [k for k in kinds if k != "null"]
+            values = [v for v in prop.pop("enum") if v is not None]
+            del prop["type"]
+            title = "".join(part.capitalize() for part in (field.data_key or field.name).split("_"))
+            prop["anyOf"] = [{"type": kind, "enum": values, "title": title}, {"type": "null"}]
+        return prop
 
     def schema2jsonschema(self, schema):
         jsonschema = super().schema2jsonschema(schema)

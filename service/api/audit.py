@@ -22,6 +22,7 @@ class AuditLog(MethodView):
     @blp.authorized(Role.ADMIN)
     @blp.arguments(AuditQuery(), location="query", as_kwargs=True)
     @blp.response(200, AuditPage)
+    @blp.doc(operationId="list_audit_entries")
     def get(self, limit, cursor=None, subject=None):
         """Audit entries, newest first."""
         return id_page(

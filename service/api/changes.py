@@ -21,6 +21,7 @@ class ChangesBetween(MethodView):
     @blp.arguments(ChangesBetweenQuery(), location="query", as_kwargs=True)
     @blp.cached_response(ChangesBetweenSchema)
     @blp.problems(404)
+    @blp.doc(operationId="list_changes_between")
     def get(self, from_, to=None, country=None, list=None, jurisdiction=None, known_at=None):  # noqa: A002
         """Every entry whose status on `to` differs from its status on `from`, with both states and
         the changes between; entries `unknown` on either date are reported apart."""

@@ -60,6 +60,7 @@ def resolve_country(ref: str) -> Country:
 class Countries(MethodView):
     @blp.arguments(CountriesQuery(), location="query", as_kwargs=True)
     @blp.cached_response(CountryOverviewPage)
+    @blp.doc(operationId="list_countries")
     def get(self, limit, cursor=None, as_of=None, known_at=None, restricted=None, pending=None):
         """Every country, with a summary: restricted anywhere? anything pending?"""
         overview = lookups.countries_overview(db.session(), as_of or clock.today(), known_at)
@@ -112,6 +113,7 @@ class CountryStatus(MethodView):
     @blp.arguments(CountryStatusQuery(), location="query", as_kwargs=True)
     @blp.cached_response(CountryStatusSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_country")
     def get(self, ref, as_of=None, known_at=None, list=None):  # noqa: A002
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
@@ -149,6 +151,7 @@ class CountryHistory(MethodView):
     @blp.arguments(HistoryQuery(), location="query", as_kwargs=True)
     @blp.cached_response(ChangePage)
     @blp.problems(404)
+    @blp.doc(operationId="get_country_history")
     def get(self, ref, limit, cursor=None, known_at=None):
         """Every change and observation across lists, newest first (by date, then recording), cited."""
         items, last = lookups.country_history(

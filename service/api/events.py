@@ -57,6 +57,7 @@ def feed_filter(args: dict) -> feed.FeedFilter:
 class Events(MethodView):
     @blp.arguments(EventQuery(), location="query")
     @blp.cached_response(EventPageSchema)
+    @blp.doc(operationId="list_events")
     def get(self, args):
         """Events after a sequence number, oldest first. Poll with `after=<next_after>` to follow the feed."""
         events, has_more = feed.events_after(db.session(), args["after"], args["limit"], feed_filter(args))
@@ -71,6 +72,7 @@ class Events(MethodView):
 class EventDetail(MethodView):
     @blp.cached_response(EventSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_event")
     def get(self, event_id):
         """One event."""
         match = EVENT_ID.match(event_id)
@@ -141,6 +143,7 @@ class EventsAtom(MethodView):
             }
         }
     )
+    @blp.doc(operationId="get_events_atom")
     def get(self, args):
         """The same feed as Atom, newest first, with the same filters (for feed readers)."""
         events = feed.latest_events(db.session(), args["limit"], feed_filter(args), args["after"])

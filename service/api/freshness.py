@@ -27,6 +27,7 @@ LIST_PARAMETER = {
 @blp.route("/v1/status")
 class ServiceStatus(MethodView):
     @blp.cached_response(ServiceStatusSchema)
+    @blp.doc(operationId="get_status")
     def get(self):
         """Every list with `checked_at`, `changed_at`, its age and whether it is stale."""
         now = clock.utcnow()
@@ -41,6 +42,7 @@ class ListChecks(MethodView):
     @blp.arguments(ListCheckCreateSchema())
     @blp.response(201, ListCheckSchema)
     @blp.problems(404)
+    @blp.doc(operationId="record_list_check")
     def post(self, body, list_id, idempotency_key=None):
         """Record that the list was checked against its source (editor), and what was found.
         A check records no change: found differences are recorded as changes separately."""

@@ -99,6 +99,7 @@ def _entry_item(model, list_id: str, ref: str, item_id: int, noun: str):
 class Lists(MethodView):
     @blp.arguments(PageQuery(), location="query", as_kwargs=True)
     @blp.cached_response(ListPage)
+    @blp.doc(operationId="list_lists")
     def get(self, limit, cursor=None):
         """Every control list the service holds."""
         documents = [lookups.list_document(cl) for cl in lookups.all_lists(db.session())]
@@ -113,6 +114,7 @@ class Lists(MethodView):
         headers={"Location": {"description": "URL of the new list.", "schema": {"type": "string"}}},
     )
     @blp.problems(409)
+    @blp.doc(operationId="create_list")
     def post(self, body, idempotency_key=None):
         """Add a control list (admin), such as the EU dual-use list or a Wassenaar participants list."""
 
@@ -128,6 +130,7 @@ class Lists(MethodView):
 class ListDetail(MethodView):
     @blp.cached_response(ListSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_list")
     def get(self, list_id):
         """One control list: code, authority, legal basis, and whether its membership is complete."""
         return lookups.list_document(lookups.get_list(db.session(), list_id))
@@ -137,6 +140,7 @@ class ListDetail(MethodView):
     @blp.arguments(ListPatchSchema())
     @blp.response(200, ListSchema)
     @blp.problems(404, 412)
+    @blp.doc(operationId="update_list")
     def patch(self, body, list_id, if_match=None):
         """Change a list's descriptive fields (admin). Effect and completeness are fixed at creation.
 
@@ -160,6 +164,7 @@ class ListEntries(MethodView):
     @blp.arguments(EntriesQuery(), location="query", as_kwargs=True)
     @blp.cached_response(ListedEntryPage)
     @blp.problems(404)
+    @blp.doc(operationId="list_entries")
     def get(self, list_id, limit, cursor=None, as_of=None, known_at=None, status=None, min_evidence=None):
         """Countries with a known status on the list on `as_of` (from a change or an observation), by code."""
         session = db.session()
@@ -178,6 +183,7 @@ class EntryDetail(MethodView):
     @blp.arguments(EntryQuery(), location="query", as_kwargs=True)
     @blp.cached_response(EntrySchema, etag_prefix=entry_etag_prefix)
     @blp.problems(404)
+    @blp.doc(operationId="get_entry")
     def get(self, list_id, ref, limit, cursor=None, as_of=None, known_at=None):
         """A country's status on one list and its history, newest first, a page at a time.
 
@@ -208,6 +214,7 @@ class EntryDetail(MethodView):
 class ChangeDetail(MethodView):
     @blp.cached_response(ChangeSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_change")
     def get(self, list_id, ref, change_id):
         """One recorded change, with its sources, actor and request id."""
         country, control_list, change = _entry_item(StatusChange, list_id, ref, change_id, "change")
@@ -225,6 +232,7 @@ class EntryChanges(MethodView):
         headers={"Location": {"description": "URL of the recorded change.", "schema": {"type": "string"}}},
     )
     @blp.problems(404, 409, 412)
+    @blp.doc(operationId="record_change")
     def post(self, body, list_id, ref, idempotency_key=None, if_match=None):
         """Record a status change on an entry (the entry is created by its first change).
 
@@ -275,6 +283,7 @@ class EntryChanges(MethodView):
 class ObservationDetail(MethodView):
     @blp.cached_response(ChangeSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_observation")
     def get(self, list_id, ref, observation_id):
         """One recorded observation (`kind: observation`), with its sources, actor and request id."""
         country, control_list, observation = _entry_item(
@@ -296,6 +305,7 @@ class EntryObservations(MethodView):
         },
     )
     @blp.problems(404, 409, 412)
+    @blp.doc(operationId="record_observation")
     def post(self, body, list_id, ref, idempotency_key=None, if_match=None):
         """Record an observation: a dated source showing the entry's status on a date (editor).
 

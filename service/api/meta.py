@@ -16,6 +16,7 @@ blp = Blueprint("meta", __name__, description="Health, the OpenAPI document and 
 @blp.route("/healthz")
 @blp.response(200, HealthSchema)
 @blp.problems(503)
+@blp.doc(operationId="get_health")
 def healthz():
     """Whether the service can reach its database."""
     with db.database().engine.connect() as connection:  # unreachable: 503 (service/errors.py)
@@ -58,6 +59,7 @@ def spec_yaml() -> str:
         }
     },
 )
+@blp.doc(operationId="get_openapi_document")
 def openapi_yaml():
     """The OpenAPI 3.1 document describing this API."""
     text = current_app.extensions.get("exportctl.openapi_yaml")
@@ -71,6 +73,7 @@ def openapi_yaml():
     summary="Browsable API documentation",
     responses={"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}},
 )
+@blp.doc(operationId="get_docs")
 def docs():
     """Human-readable documentation of every operation, rendered from the OpenAPI document."""
     return render_template("docs.html", spec=spec_dict(), problems=PROBLEM_TYPES)
@@ -85,6 +88,7 @@ SLUG_PARAMETER = {"in": "path", "name": "slug", "required": True, "schema": {"ty
     responses={"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}},
 )
 @blp.problems(404)
+@blp.doc(operationId="get_problem_type")
 def problem_type(slug):
     """What a problem `type` means."""
     if slug not in PROBLEM_TYPES:

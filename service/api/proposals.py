@@ -73,6 +73,7 @@ class Proposals(MethodView):
     @blp.authorized(Role.EDITOR)
     @blp.arguments(ProposalsQuery(), location="query", as_kwargs=True)
     @blp.response(200, ProposalPage)
+    @blp.doc(operationId="list_proposals")
     def get(self, limit, cursor=None, status=None, list=None, country=None, source=None):  # noqa: A002
         """Proposals, newest first; `status=pending` is the queue to decide."""
         country_code = _filters(list, country)
@@ -94,6 +95,7 @@ class ProposalDetail(MethodView):
     @blp.authorized(Role.EDITOR)
     @blp.response(200, ProposalDetailSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_proposal")
     def get(self, proposal_id):
         """One proposal, with the entry's current state beside the proposed change."""
         session = db.session()
@@ -114,6 +116,7 @@ class ApproveProposal(MethodView):
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(200, ProposalDecisionSchema)
     @blp.problems(404, 409)
+    @blp.doc(operationId="approve_proposal")
     def post(self, proposal_id, idempotency_key=None):
         """Approve: record the proposed change as you, with the proposal's sources.
 
@@ -157,6 +160,7 @@ class RejectProposal(MethodView):
     @blp.arguments(RejectSchema())
     @blp.response(200, ProposalSchema)
     @blp.problems(404, 409)
+    @blp.doc(operationId="reject_proposal")
     def post(self, body, proposal_id, idempotency_key=None):
         """Reject, with a reason (kept with the proposal and in the audit log). Nothing is recorded."""
 

@@ -69,6 +69,7 @@ class Receipts(MethodView):
         ReceiptSchema,
         headers={"Location": {"description": "URL of the receipt.", "schema": {"type": "string"}}},
     )
+    @blp.doc(operationId="create_receipt")
     def post(self, body, idempotency_key=None):
         """Ask for a signed receipt of a country's status (any valid key; its name is recorded).
 
@@ -139,6 +140,7 @@ class ReceiptDetail(MethodView):
     @blp.authorized(Role.READER)
     @blp.response(200, ReceiptSchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_receipt")
     def get(self, receipt_id):
         """A receipt, exactly as issued (any valid key may read it)."""
         receipt = receipts.get_receipt(db.session(), receipt_id)
@@ -152,6 +154,7 @@ class Jwks(MethodView):
         JwksSchema,
         headers={"Cache-Control": {"description": JWKS_CACHE_CONTROL, "schema": {"type": "string"}}},
     )
+    @blp.doc(operationId="get_jwks")
     def get(self):
         """The public keys (JWK Set, RFC 7517) that verify receipts: the current one and every
         retired one, so that old receipts stay verifiable. Public, cacheable for 5 minutes."""

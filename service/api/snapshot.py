@@ -44,6 +44,7 @@ class Snapshot(MethodView):
             "304": {"description": "Not modified: If-None-Match names the current ETag."},
         }
     )
+    @blp.doc(operationId="get_snapshot")
     def get(self, format="csv", as_of=None, known_at=None):  # noqa: A002
         """Every entry on every list on `as_of`, as known at `known_at`, as CSV or JSON Lines (streamed)."""
         as_of = as_of or clock.today()

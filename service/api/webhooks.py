@@ -96,6 +96,7 @@ class Webhooks(MethodView):
     @blp.authorized(Role.EDITOR)
     @blp.arguments(PageQuery(), location="query", as_kwargs=True)
     @blp.response(200, WebhookPage)
+    @blp.doc(operationId="list_webhooks")
     def get(self, limit, cursor=None):
         """Every subscription (without secrets)."""
         rows = subscriptions.list_webhooks(db.session(), limit=limit, after=id_cursor(cursor))
@@ -110,6 +111,7 @@ class Webhooks(MethodView):
     @blp.arguments(WebhookCreateSchema())
     @blp.response(201, WebhookCreatedSchema, headers=LOCATION)
     @blp.problems(409)
+    @blp.doc(operationId="create_webhook")
     def post(self, body, idempotency_key=None):
         """Subscribe a URL to events (filters: countries, lists, event_types; empty means all).
 
@@ -139,6 +141,7 @@ class WebhookDetail(MethodView):
     @blp.authorized(Role.EDITOR)
     @blp.response(200, WebhookSchema, headers=ETAG)
     @blp.problems(404)
+    @blp.doc(operationId="get_webhook")
     def get(self, webhook_id):
         """One subscription (without its secret), with an ETag to send as If-Match when you change it."""
         document = subscriptions.webhook_document(subscriptions.get_webhook(db.session(), webhook_id))
@@ -149,6 +152,7 @@ class WebhookDetail(MethodView):
     @blp.arguments(WebhookPatchSchema())
     @blp.response(200, WebhookSchema, headers=ETAG)
     @blp.problems(404, 412)
+    @blp.doc(operationId="update_webhook")
     def patch(self, body, webhook_id, if_match=None):
         """Change the URL, filters or description; `enabled: true` re-enables a disabled subscription.
 
@@ -170,6 +174,7 @@ class WebhookDetail(MethodView):
     @blp.authorized(Role.EDITOR, write=True)
     @blp.response(204)
     @blp.problems(404)
+    @blp.doc(operationId="delete_webhook")
     def delete(self, webhook_id):
         """Unsubscribe; deliveries still queued are cancelled (the log is kept)."""
 
@@ -187,6 +192,7 @@ class WebhookPing(MethodView):
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(202, DeliverySchema, headers=LOCATION)
     @blp.problems(404, 409)
+    @blp.doc(operationId="ping_webhook")
     def post(self, webhook_id, idempotency_key=None):
         """Send a `webhook.ping` event to this subscription only."""
 
@@ -203,6 +209,7 @@ class WebhookSecret(MethodView):
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(200, SecretSchema)
     @blp.problems(404, 409)
+    @blp.doc(operationId="rotate_webhook_secret")
     def post(self, webhook_id, idempotency_key=None):
         """A new signing secret, shown once. For 24 hours deliveries carry signatures from both secrets.
 
@@ -234,6 +241,7 @@ class WebhookDeliveries(MethodView):
     @blp.arguments(DeliveriesQuery(), location="query", as_kwargs=True)
     @blp.response(200, DeliveryPage)
     @blp.problems(404)
+    @blp.doc(operationId="list_webhook_deliveries")
     def get(self, webhook_id, limit, cursor=None, state=None):
         """The delivery log, newest first: state, and every attempt with time, status, duration and error."""
         before = id_cursor(cursor)
@@ -252,6 +260,7 @@ class WebhookDelivery(MethodView):
     @blp.authorized(Role.EDITOR)
     @blp.response(200, DeliverySchema)
     @blp.problems(404)
+    @blp.doc(operationId="get_webhook_delivery")
     def get(self, webhook_id, delivery_id):
         """One delivery and its attempts."""
         session = db.session()
@@ -268,6 +277,7 @@ class WebhookRedeliver(MethodView):
     @blp.arguments(WriteHeaders(), location="headers", as_kwargs=True)
     @blp.response(202, DeliverySchema, headers=LOCATION)
     @blp.problems(404, 409)
+    @blp.doc(operationId="redeliver_webhook_delivery")
     def post(self, webhook_id, delivery_id, idempotency_key=None):
         """Send a delivery's event again as a new delivery (same webhook-id: receivers can deduplicate)."""
 
@@ -286,6 +296,7 @@ class WebhookReplay(MethodView):
     @blp.arguments(ReplaySchema())
     @blp.response(202, ReplayResultSchema)
     @blp.problems(404, 409)
+    @blp.doc(operationId="replay_webhook_events")
     def post(self, body, webhook_id, idempotency_key=None):
         """Queue again every event in `[since, until)` that the subscription's filters match."""
 

@@ -181,6 +181,11 @@ def _next_state(attempt: Attempt, policy: RetryPolicy) -> dict:
     return values
 
 
+def outcome(attempt: Attempt, policy: RetryPolicy) -> str:
+    """What the attempt makes of its delivery: succeeded, failed (for good) or pending (a retry)."""
+    return str(_next_state(attempt, policy)["state"])
+
+
 _APPLY = (
     update(Delivery)
     .where(

@@ -31,10 +31,18 @@ from sqlalchemy.orm import Session, joinedload
 from service import clock, db
 from service.domain import freshness, schedule
 from service.domain.events import event_document
+from service.metrics import WorkerMetrics
 from service.models import Delivery, Webhook
 from service.vocabulary import DeliveryState
-from service.webhooks import targets
-from service.webhooks.delivery import RESPONSE_EXCERPT, Attempt, AttemptResult, RetryPolicy, record_attempts
+from service.webhooks import heartbeats, targets
+from service.webhooks.delivery import (
+    RESPONSE_EXCERPT,
+    Attempt,
+    AttemptResult,
+    RetryPolicy,
+    outcome,
+    record_attempts,
+)
 from service.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -215,6 +223,9 @@ class DeliveryWorker:
         self.http = targets.http_session(config)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
         self._stale_checked_at: datetime | None = None
+        self.metrics = WorkerMetrics(app, self.name)
+        self.started_at = clock.utcnow()
+        self._beaten_at: float | None = None
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -243,6 +254,7 @@ class DeliveryWorker:
             log.exception("scheduled events failed; retrying next batch")
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
+            started = time.monotonic()
             ids = claim(
                 session,
                 self.name,
@@ -252,6 +264,7 @@ class DeliveryWorker:
                 max_attempts=self.policy.max_attempts,
             )
             jobs = [self._job(delivery, now) for delivery in self._load(session, ids)]
+        self._claimed(ids, started)
         with Heartbeat(self, ids):
             futures = [self.executor.submit(self._send, job) for job in jobs]
             results: list[tuple[Job, datetime, AttemptResult]] = []
@@ -263,6 +276,49 @@ class DeliveryWorker:
             if results:
                 self._record(results)
         return len(ids)
+
+    def _heartbeat(self) -> None:
+        """Note in the database that this worker is alive, every third of a lease at most."""
+        self.metrics.beat()
+        if (
+            self._beaten_at is not None
+            and time.monotonic() - self._beaten_at < self.lease.total_seconds() / 3
+        ):
+            return
+        try:
+            with self.app.app_context(), db.database().sessionmaker() as session:
+                db.begin_write(session)
+                heartbeats.beat(session, self.name, started_at=self.started_at, now=clock.utcnow())
+                session.commit()
+            self._beaten_at = time.monotonic()
+        except Exception:  # noqa: BLE001 - a missed heartbeat only makes the worker look older
+            log.warning("could not record the heartbeat of worker %s", self.name, exc_info=True)
+
+    def _forget_heartbeat(self) -> None:
+        try:
+            with self.app.app_context(), db.database().sessionmaker() as session:
+                db.begin_write(session)
+                heartbeats.forget(session, self.name)
+                session.commit()
+        except Exception:  # noqa: BLE001 - the row ages out on its own
+            log.warning("could not remove the heartbeat of worker %s", self.name, exc_info=True)
+
+    def _claimed(self, ids: list[int], started: float) -> None:
+        self._heartbeat()
+        if not ids:
+            return
+        duration = time.monotonic() - started
+        self.metrics.claimed(len(ids), duration)
+        log.info(
+            "claimed %d deliveries",
+            len(ids),
+            extra={
+                "kind": "claim",
+                "worker": self.name,
+                "delivery_ids": ids,
+                "duration_ms": round(duration * 1000, 1),
+            },
+        )
 
     def renew(self, ids: list[int]) -> None:
         """Extend this worker's leases on `ids` (those it still holds) by one lease from now."""
@@ -290,6 +346,7 @@ class DeliveryWorker:
                 attempted = 0
             if attempted == 0:
                 stop.wait(self.poll_interval)
+        self._forget_heartbeat()
         log.info("webhook worker %s stopped", self.name)
 
     @staticmethod
@@ -402,7 +459,37 @@ class DeliveryWorker:
                 if job.delivery_id in deliveries
             ]
             applied = record_attempts(session, attempts, worker=self.name, policy=self.policy)
+            told = [
+                (a, outcome(a, self.policy) if a.delivery.id in applied else "lease_lost") for a in attempts
+            ]
             session.commit()
+        event_ids = {job.delivery_id: job.message_id for job, _, _ in results}
+        for attempt, result in told:
+            self._attempted(attempt, result, event_ids[attempt.delivery.id])
         for job, _, _ in results:
             if job.delivery_id not in applied:
                 log.warning("delivery %s: lease lost to another worker; attempt not applied", job.delivery_id)
+
+    def _attempted(self, attempt: Attempt, result: str, event_id: str) -> None:
+        """One log line and the metrics of a recorded attempt: ids, outcome, duration; never the
+        receiver's URL (it may carry a token) nor the error's text (it may quote the URL)."""
+        delivery, sent = attempt.delivery, attempt.result
+        self.metrics.attempted(result, sent.duration_ms / 1000)
+        log.info(
+            "delivery %s attempt %s: %s",
+            delivery.id,
+            delivery.attempts,
+            result,
+            extra={
+                "kind": "attempt",
+                "worker": self.name,
+                "delivery_id": delivery.id,
+                "event_id": event_id or None,
+                "webhook_id": delivery.webhook_id,
+                "attempt": delivery.attempts,
+                "outcome": result,
+                "http_status": sent.http_status,
+                "error": sent.error.partition(":")[0] if sent.error else None,
+                "duration_ms": sent.duration_ms,
+            },
+        )

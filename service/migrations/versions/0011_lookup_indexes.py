@@ -1,8 +1,8 @@
 """lookup indexes: an entry's changes by (effective_on, id), so that a lookup on any date reads
 only the change in force (and the first of its run), whatever the history's depth
 
-Revision ID: 0010_lookups
-Revises: 0009
+Revision ID: 0011_lookups
+Revises: 0010
 Create Date: 2026-12-02 04:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010_lookups"
-down_revision: str | None = "0009"
+revision: str = "0011_lookups"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
