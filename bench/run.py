@@ -26,6 +26,7 @@ from pathlib import Path
 
 import bulk
 import fanout
+import feed
 import pages
 from harness import (
     HERE,
@@ -212,6 +213,11 @@ def bench_pages(ctx: Context) -> Result:
     return pages.bench_pages(ctx, prepare_database, Result, ratio)
 
 
+def bench_feed(ctx: Context) -> Result:
+    """Event pages at random cursors (cold) and Atom vs. the cached first page, a million events."""
+    return feed.bench_feed(ctx, Result, ratio)
+
+
 def bench_bulk(ctx: Context) -> Result:
     """The snapshot (CSV, JSON Lines) and the changes between two dates: time, memory, queries."""
     return bulk.bench_bulk(ctx, prepare_database, Result)
@@ -222,6 +228,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "pages": bench_pages,
     "fanout": bench_fanout,
     "bulk": bench_bulk,
+    "feed": bench_feed,
 }
 
 
