@@ -7,10 +7,11 @@ and go only to the subscriptions that ask for them.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, Text, cast, select
 from sqlalchemy.orm import Session
 
 from service.domain.errors import NotFound
+from service.domain.events import event_json
 from service.models import Event
 
 
@@ -58,6 +59,52 @@ def latest_events(session: Session, limit: int, feed_filter: FeedFilter, after: 
             .order_by(Event.id.desc())
             .limit(limit)
         )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """An event as the feed serves it, its data still the JSON text stored: a page of them is
+    written out without decoding and re-encoding every payload (see events.event_json)."""
+
+    id: int
+    type: str
+    occurred_at: datetime
+    data_json: str
+
+    def json(self) -> str:
+        return event_json(self.id, self.type, self.occurred_at, self.data_json)
+
+
+def _rows(session: Session, query: Select) -> list[FeedRow]:
+    return [FeedRow(*row) for row in session.execute(query)]
+
+
+def _row_columns() -> Select:
+    # CAST to text: the JSON as stored (PostgreSQL's json type keeps the text it was given).
+    return select(Event.id, Event.type, Event.occurred_at, cast(Event.data, Text))
+
+
+def page_after(
+    session: Session, after: int, limit: int, feed_filter: FeedFilter
+) -> tuple[list[FeedRow], bool]:
+    """`events_after` as FeedRows: one keyset read on the sequence (the primary key, or the
+    filter's (column, id) index), whatever the cursor."""
+    rows = _rows(
+        session,
+        _row_columns().where(Event.id > after, *feed_filter.criteria()).order_by(Event.id).limit(limit + 1),
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def latest_page(session: Session, limit: int, feed_filter: FeedFilter, after: int = 0) -> list[FeedRow]:
+    """`latest_events` as FeedRows (newest first)."""
+    return _rows(
+        session,
+        _row_columns()
+        .where(Event.id > after, *feed_filter.criteria())
+        .order_by(Event.id.desc())
+        .limit(limit),
     )
 
 
