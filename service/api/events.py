@@ -136,7 +136,7 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
 
     text(root, "id", xml_text(self_url))
     text(root, "title", "exportctl: export-control status changes")
-    text(root, "updated", timestamp(rows[0].occurred_at if rows else EPOCH))
+    text(root, "updated", rows[0].occurred_at if rows else timestamp(EPOCH))
     author = add(root, f"{{{ATOM}}}author")
     text(author, "name", "exportctl")
     link(root, self_url, "self", "application/atom+xml")
@@ -145,7 +145,7 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
     for row in rows:
         document = {"type": row.type, "data": json.loads(row.data_json or "null")}
         href = f"{base_url}v1/events/{public_id(row.id)}"
-        stamp = timestamp(row.occurred_at)
+        stamp = row.occurred_at
         entry = add(root, f"{{{ATOM}}}entry")
         text(entry, "id", href)
         text(entry, "title", _title(document))

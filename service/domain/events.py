@@ -117,11 +117,11 @@ def timestamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def event_json(sequence: int, type: str, occurred_at: datetime, data_json: str | None) -> str:
+def event_json(sequence: int, type: str, occurred_at: datetime | str, data_json: str | None) -> str:
     """`event_document` as JSON text (keys sorted, compact, as Flask writes it), with the stored
     JSON text of its data spliced in as it is: a feed page or a webhook body costs no decoding
     and re-encoding of every payload."""
-    stamp = timestamp(occurred_at)
+    stamp = occurred_at if isinstance(occurred_at, str) else timestamp(occurred_at)
     return (
         f'{{"data":{data_json or "null"},"id":"{public_id(sequence)}","occurred_at":"{stamp}",'
         f'"sequence":{sequence},"timestamp":"{stamp}","type":{json.dumps(type)}}}'
