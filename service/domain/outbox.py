@@ -4,8 +4,8 @@ Nothing is sent here. The worker picks the rows up after the commit, so an
 event is delivered exactly when its change is committed, never before.
 """
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from service import clock
 from service.domain.events import OPT_IN_EVENT_TYPES
@@ -41,7 +41,31 @@ def active_webhooks(session: Session) -> list[Webhook]:
     )
 
 
+# Workers LISTEN here on PostgreSQL, so a committed delivery is sent at once, not at the next poll.
+WAKE_CHANNEL = "exportctl_deliveries"
+_WOKEN = "exportctl.workers_woken"
+
+
+def wake_workers(session: Session) -> None:
+    """NOTIFY listening workers that deliveries are queued (PostgreSQL; SQLite workers poll).
+
+    NOTIFY is transactional: it reaches them when this transaction commits, and never if it
+    rolls back, so a worker cannot look before the rows are there. Once per transaction.
+    """
+    if session.info.get(_WOKEN) or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+    session.info[_WOKEN] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_wake(session: Session, _transaction: SessionTransaction) -> None:
+    # Any end, savepoints too: a NOTIFY in a rolled-back savepoint is discarded with it.
+    session.info.pop(_WOKEN, None)
+
+
 def enqueue(session: Session, webhook_id: int, event: Event, reason: str = "event") -> Delivery:
+    wake_workers(session)
     now = clock.utcnow()
     delivery = Delivery(
         webhook_id=webhook_id,
