@@ -3,10 +3,10 @@
 import json
 import re
 from datetime import UTC, datetime
+from xml.sax.saxutils import escape, quoteattr
 
 from flask import request
 from flask.views import MethodView
-from lxml import etree
 
 from service import db
 from service.api import Blueprint
@@ -98,10 +98,6 @@ def xml_text(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def _title(document: dict) -> str:
-    return xml_text(_describe(document))
-
-
 def _describe(document: dict) -> str:
     data = document["data"]
     if document["type"] == "entry.status_changed":
@@ -114,51 +110,58 @@ def _describe(document: dict) -> str:
 
 
 ATOM = "http://www.w3.org/2005/Atom"
+FEED_TITLE = "exportctl: export-control status changes"
+FEED_SUBTITLE = "Every recorded change to countries' entries on export-control lists."
+
+
+def _text(value: str) -> str:
+    """Element text: what XML cannot carry replaced, markup escaped (the standard library's)."""
+    return escape(xml_text(value))
+
+
+def _attribute(value: str) -> str:
+    """An attribute value, quoted and escaped (the standard library's quoteattr)."""
+    return quoteattr(xml_text(value))
+
+
+def _entry(row: feed.FeedRow, base_url: str) -> str:
+    data = json.loads(row.data_json or "null")
+    href = _attribute(f"{base_url}v1/events/{public_id(row.id)}")
+    links = data.get("links") if isinstance(data, dict) else None
+    entry_link = links.get("entry") if isinstance(links, dict) else None
+    related = (
+        f'<link href={_attribute(base_url + entry_link.lstrip("/"))} rel="related" type="application/json"/>'
+        if isinstance(entry_link, str) and entry_link
+        else ""
+    )
+    return (
+        f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': row.type, 'data': data}))}</title>"
+        f"<updated>{_text(row.occurred_at)}</updated><published>{_text(row.occurred_at)}</published>"
+        f'<link href={href} rel="alternate" type="application/json"/>{related}'
+        f'<category term={_attribute(row.type)}/><content type="text">{_text(row.json())}</content></entry>'
+    )
 
 
 def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
-    """The Atom 1.0 document of `rows` (newest first), built with lxml, which escapes the text
-    and refuses what XML cannot carry (xml_text replaces that first).
+    """The Atom 1.0 document of `rows` (newest first).
 
-    Not feedgen: its per-element bookkeeping (and the dateutil parse of every timestamp it
-    is given as text) cost four times the document itself, and a feed page must cost at
-    most twice the JSON page. Each entry's content is the event's JSON as the feed serves
-    it (its data as stored, never re-encoded); only the title needs the payload decoded.
+    Written from a fixed template, every value escaped by the standard library (escape,
+    quoteattr) after xml_text has replaced what XML cannot carry. Not feedgen: it re-parsed
+    every timestamp it was given as text (dateutil) and its per-element bookkeeping cost four
+    times the document; nor lxml or XMLGenerator, whose per-element calls alone cost more than
+    the whole JSON page (the goal: Atom at least half as fast as JSON). Each entry's content
+    is the event's JSON as the feed serves it (its data as stored, never re-encoded); only
+    the title needs the payload decoded.
     """
-    root = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
-    add = etree.SubElement
-
-    def text(parent: etree._Element, tag: str, value: str, **attributes: str) -> None:
-        add(parent, f"{{{ATOM}}}{tag}", attributes).text = value
-
-    def link(parent: etree._Element, href: str, rel: str, type: str) -> None:
-        add(parent, f"{{{ATOM}}}link", {"href": xml_text(href), "rel": rel, "type": type})
-
-    text(root, "id", xml_text(self_url))
-    text(root, "title", "exportctl: export-control status changes")
-    text(root, "updated", rows[0].occurred_at if rows else timestamp(EPOCH))
-    author = add(root, f"{{{ATOM}}}author")
-    text(author, "name", "exportctl")
-    link(root, self_url, "self", "application/atom+xml")
-    link(root, f"{base_url}v1/events", "alternate", "application/json")
-    text(root, "subtitle", "Every recorded change to countries' entries on export-control lists.")
-    for row in rows:
-        document = {"type": row.type, "data": json.loads(row.data_json or "null")}
-        href = f"{base_url}v1/events/{public_id(row.id)}"
-        stamp = row.occurred_at
-        entry = add(root, f"{{{ATOM}}}entry")
-        text(entry, "id", href)
-        text(entry, "title", _title(document))
-        text(entry, "updated", stamp)
-        text(entry, "published", stamp)
-        link(entry, href, "alternate", "application/json")
-        links = document["data"].get("links") if isinstance(document["data"], dict) else None
-        entry_link = links.get("entry") if isinstance(links, dict) else None
-        if isinstance(entry_link, str) and entry_link:
-            link(entry, base_url + entry_link.lstrip("/"), "related", "application/json")
-        add(entry, f"{{{ATOM}}}category", {"term": xml_text(row.type)})
-        text(entry, "content", xml_text(row.json()), type="text")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    updated = rows[0].occurred_at if rows else timestamp(EPOCH)
+    head = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}"><id>{_text(self_url)}</id>'
+        f"<title>{_text(FEED_TITLE)}</title><subtitle>{_text(FEED_SUBTITLE)}</subtitle>"
+        f"<updated>{_text(updated)}</updated><author><name>exportctl</name></author>"
+        f'<link href={_attribute(self_url)} rel="self" type="application/atom+xml"/>'
+        f'<link href={_attribute(f"{base_url}v1/events")} rel="alternate" type="application/json"/>'
+    )
+    return "".join([head, *(_entry(row, base_url) for row in rows), "</feed>"]).encode()
 
 
 @blp.route("/events.atom")

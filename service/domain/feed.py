@@ -84,7 +84,7 @@ def _rows(session: Session, query: FeedColumns) -> list[FeedRow]:
     # Core, not the ORM: plain rows, and no type processing left to do on them.
     return [
         FeedRow(id, type, stamp[:-8] + "Z" if stamp.endswith(".000000Z") else stamp, data)
-        for id, type, stamp, data in session.connection().execute(query)
+        for id, type, stamp, data in session.connection().execute(query).all()
     ]
 
 
