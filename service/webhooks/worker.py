@@ -37,7 +37,14 @@ from service.domain.outbox import WAKE_CHANNEL
 from service.models import Delivery, Webhook
 from service.vocabulary import DeliveryState
 from service.webhooks import targets
-from service.webhooks.delivery import RESPONSE_EXCERPT, Attempt, AttemptResult, RetryPolicy, record_attempts
+from service.webhooks.delivery import (
+    HELD_COLUMNS,
+    RESPONSE_EXCERPT,
+    Attempt,
+    AttemptResult,
+    RetryPolicy,
+    record_attempts,
+)
 from service.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -280,13 +287,14 @@ class DeliveryWorker:
                 self._stale_checked_at = now
             return result
 
-    def run_once(self) -> int:
-        """Emit what fell due, then claim one batch, deliver it concurrently, and return how
-        many deliveries were attempted."""
-        try:
-            self.run_scheduled()
-        except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
-            log.exception("scheduled events failed; retrying next batch")
+    def run_once(self, *, scheduled: bool = True) -> int:
+        """Emit what fell due (unless `scheduled` is false), then claim one batch, deliver it
+        concurrently, and return how many deliveries were attempted."""
+        if scheduled:
+            try:
+                self.run_scheduled()
+            except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
+                log.exception("scheduled events failed; retrying next batch")
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
             ids = claim(
@@ -329,9 +337,15 @@ class DeliveryWorker:
     def run(self, stop: threading.Event) -> None:
         log.info("webhook worker %s started", self.name)
         self.wake.listen()  # before the first claim: no commit after it goes unnoticed
+        scheduled_at = 0.0
         while not stop.is_set():
+            # Scheduled events are days apart: while busy, look for them once a poll interval,
+            # not before every batch (a query per batch is a tenth of a fan-out's database time).
+            scheduled = time.monotonic() - scheduled_at >= self.poll_interval
+            if scheduled:
+                scheduled_at = time.monotonic()
             try:
-                attempted = self.run_once()
+                attempted = self.run_once(scheduled=scheduled)
             except Exception:  # the database may be briefly unreachable: keep going
                 log.exception("worker batch failed; retrying")
                 attempted = 0
@@ -467,19 +481,23 @@ class DeliveryWorker:
     def _record_chunk(self, results: list[tuple[Job, datetime, AttemptResult]]) -> None:
         with self.app.app_context(), db.database().sessionmaker() as session:
             db.begin_write(session)
-            # Only the deliveries' own columns: recording needs no subscription or event.
-            deliveries = {
-                d.id: d
-                for d in session.scalars(
-                    select(Delivery).where(Delivery.id.in_([job.delivery_id for job, _, _ in results]))
-                )
+            # One read, locked until commit: the deliveries' own columns (recording needs no
+            # subscription or event) and which of them this worker still holds.
+            rows = session.execute(
+                select(*HELD_COLUMNS, Delivery.state, Delivery.leased_by)
+                .where(Delivery.id.in_([job.delivery_id for job, _, _ in results]))
+                .with_for_update()
+            ).all()
+            deliveries = {row.id: row for row in rows}
+            held = {
+                row.id for row in rows if row.state == DeliveryState.DELIVERING and row.leased_by == self.name
             }
             attempts = [
                 Attempt(deliveries[job.delivery_id], result, attempted_at)
                 for job, attempted_at, result in results
                 if job.delivery_id in deliveries
             ]
-            applied = record_attempts(session, attempts, worker=self.name, policy=self.policy)
+            applied = record_attempts(session, attempts, worker=self.name, policy=self.policy, held=held)
             session.commit()
         for job, _, _ in results:
             if job.delivery_id not in applied:
