@@ -2,7 +2,8 @@
 database created for the run and dropped after it, never var/ or anyone's real database.
 
 PostgreSQL is measured when BENCH_POSTGRES_URL names a server to create scratch databases on
-(e.g. postgresql://postgres@127.0.0.1:5432/postgres); their names start with
+(e.g. postgresql://postgres@127.0.0.1:5432/postgres); BENCH_BACKENDS=postgresql (or sqlite)
+measures only that one. Scratch databases' names start with
 BENCH_POSTGRES_PREFIX (default `exportctl_bench`) and end with this process's id.
 """
 
@@ -36,8 +37,11 @@ def exportctl(*args: str, database_url: str, env: dict[str, str] | None = None) 
 
 
 def backends() -> list[str]:
-    """The databases to measure on: SQLite always, PostgreSQL when a server is configured."""
-    return ["sqlite", "postgresql"] if ADMIN_URL else ["sqlite"]
+    """The databases to measure on: SQLite, and PostgreSQL when a server is configured
+    (BENCH_BACKENDS=postgresql, or sqlite, for one of them)."""
+    found = ["sqlite", "postgresql"] if ADMIN_URL else ["sqlite"]
+    wanted = [name.strip() for name in os.environ.get("BENCH_BACKENDS", "").split(",") if name.strip()]
+    return [name for name in found if name in wanted] if wanted else found
 
 
 def _psycopg_url(url: str) -> str:
