@@ -11,7 +11,7 @@ help:
 	@echo "make run      create .venv, install, migrate + seed var/exportctl.sqlite3, serve on :$(PORT) with a webhook worker"
 	@echo "make test     create .venv with the test extras and run the whole suite"
 	@echo "make openapi  regenerate openapi.yaml from the code"
-	@echo "make bench    load-test GET /v1/countries/VN against bare Flask (installs wrk if missing); time the snapshot and changes"
+	@echo "make bench    load-test lookups (cached, any date, deep history), feed pages, writes and fan-out against their references, on SQLite and PostgreSQL when it answers (installs wrk if missing)"
 	@echo "make lint     ruff and mypy (strict on service/domain/)"
 	@echo "make scaleout two APIs + two workers on one PostgreSQL (SCALEOUT_DATABASE_URL), 200 subscriptions, 40 changes"
 	@echo "make up/down  start/stop docker-compose.yml (PostgreSQL, Redis, 2 APIs behind nginx, 2 workers)"
@@ -51,6 +51,9 @@ bench: $(VENV)/.installed-test
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; \
 		(apt-get update -qq && apt-get install -y -qq wrk) || \
 		(sudo apt-get update -qq && sudo apt-get install -y -qq wrk); }
+	@# PostgreSQL beside SQLite whenever a local server answers (scratch databases, dropped after).
+	if [ -z "$${BENCH_POSTGRES_URL+set}" ] && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1; then \
+		export BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres; fi; \
 	$(BIN)/python bench/run.py
 
 # A PostgreSQL server database the test may create scratch databases beside (as TEST_DATABASE_URL).

@@ -139,12 +139,62 @@ class Server:
             )
 
 
+def port_range() -> range | None:
+    """BENCH_PORTS=8500-8599 keeps every server and receiver of a run in that range (a shared
+    machine); unset, the kernel picks any free port."""
+    value = os.environ.get("BENCH_PORTS", "").strip()
+    if not value:
+        return None
+    low, _, high = value.partition("-")
+    return range(int(low), int(high or low) + 1)
+
+
+_next_port = 0
+
+
 def free_port() -> int:
-    # The kernel picks an unused port; the tiny window before gunicorn binds it shows up as
-    # an early exit with "Address already in use" in the server log, never as wrong numbers.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+    # The kernel picks an unused port (or the next free one of BENCH_PORTS); the tiny window
+    # before gunicorn binds it shows up as an early exit with "Address already in use" in the
+    # server log, never as wrong numbers.
+    global _next_port
+    ports = port_range()
+    candidates = [0] if ports is None else [*ports[_next_port:], *ports[:_next_port]]
+    for index, port in enumerate(candidates):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            if ports is not None:  # round-robin, so a server just stopped is not reused at once
+                _next_port = (_next_port + index + 1) % len(ports)
+            return sock.getsockname()[1]
+    raise BenchError(f"no free port in BENCH_PORTS={os.environ.get('BENCH_PORTS')}")
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of one process in MB, from /proc (Linux only)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (gunicorn's workers under its master)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def workers_rss(server: "Server") -> str:
+    """RSS of each of a gunicorn server's workers, e.g. '61 MB, 63 MB'."""
+    sizes = [rss_mb(pid) for pid in children(server.process.pid)]
+    return ", ".join(f"{size:.0f} MB" for size in sizes if size is not None) or "n/a"
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -10,7 +10,7 @@
 
 The data is generated in the benchmark's scratch database (never var/), and the
 database is analysed after loading, as an operator would after a bulk load. With
---postgres (BENCH_POSTGRES) both also run on PostgreSQL, in a scratch database named
+--postgres (BENCH_POSTGRES_URL) both also run on PostgreSQL, in a scratch database named
 BENCH_POSTGRES_PREFIX_asof / _deep (prefix default `exportctl_bench`), created and
 dropped by the run.
 """

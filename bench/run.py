@@ -26,8 +26,10 @@ from pathlib import Path
 
 import bulk
 import fanout
+import feed
 import lookups
 import pages
+import scratch
 from harness import (
     HERE,
     VENV_BIN,
@@ -216,6 +218,11 @@ def bench_pages(ctx: Context) -> Result:
     return pages.bench_pages(ctx, prepare_database, Result, ratio)
 
 
+def bench_feed(ctx: Context) -> Result:
+    """Event pages at random cursors (cold) and Atom vs. the cached first page, a million events."""
+    return feed.bench_feed(ctx, Result, ratio)
+
+
 def bench_bulk(ctx: Context) -> Result:
     """The snapshot (CSV, JSON Lines) and the changes between two dates: time, memory, queries."""
     return bulk.bench_bulk(ctx, prepare_database, Result)
@@ -228,6 +235,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "bulk": bench_bulk,
     "asof": lambda ctx: lookups.bench_asof(ctx, prepare_database, Result, ratio),
     "deep": lambda ctx: lookups.bench_deep(ctx, prepare_database, Result, ratio),
+    "feed": bench_feed,
 }
 
 
@@ -315,10 +323,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--postgres",
-        default=env.get("BENCH_POSTGRES") or None,
+        default=env.get("BENCH_POSTGRES_URL") or None,
         metavar="URL",
-        help="also run the asof and deep workloads on PostgreSQL, in a scratch database created "
-        "(and dropped) on this server, e.g. postgresql://postgres@127.0.0.1:5432/postgres (BENCH_POSTGRES)",
+        help="also run the workloads on PostgreSQL, in a scratch database created "
+        "(and dropped) on this server, e.g. postgresql://postgres@127.0.0.1:5432/postgres "
+        "(BENCH_POSTGRES_URL)",
     )
     return parser.parse_args(argv)
 
@@ -362,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="exportctl-bench-") as tmp:
+        scratch.ADMIN_URL = args.postgres or ""  # one server for every workload's scratch databases
         ctx = Context(workdir=Path(tmp), gunicorn=gunicorn, load=load, postgres=args.postgres)
         for name in names:
             print(f"\n-- {name}")

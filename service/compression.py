@@ -1,6 +1,6 @@
 """Compressed responses (flask-compress) for clients that accept them.
 
-Cached documents are gzipped once, when built (service/api/rendering.py), and
+Cached documents are gzipped once, on the first request that accepts gzip (service/api/rendering.py), and
 served as they are; flask-compress compresses everything else that is large
 enough (pages, uncached collections, write outcomes) and skips what is
 already encoded. Every compressible response says `Vary: Accept-Encoding`.

@@ -32,6 +32,20 @@ def parse_duration(value: str | float | int | timedelta) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(value: str | int) -> int:
+    """'64MB', '512KiB' or a number of bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 64MB, 512KB or a number of bytes)")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
 def parse_schedule(value: str | list) -> list[timedelta]:
     items = value.split(",") if isinstance(value, str) else value
     return [parse_duration(item) for item in items if str(item).strip()]
@@ -116,7 +130,9 @@ SETTINGS: dict[str, tuple[str, Any, Callable[[str], Any]]] = {
     "LOG_FORMAT": ("EXPORTCTL_LOG_FORMAT", "json", parse_log_format),
     "LOG_LEVEL": ("EXPORTCTL_LOG_LEVEL", "INFO", parse_log_level),
     "IDEMPOTENCY_TTL": ("EXPORTCTL_IDEMPOTENCY_TTL", "48h", parse_duration),
-    "LOOKUP_CACHE_SIZE": ("EXPORTCTL_LOOKUP_CACHE_SIZE", 2048, int),
+    # Each process's cache of rendered documents (lookups, pages, feed pages), bounded in bytes:
+    # least recently used documents go first. '64MB', '512KB' or a number of bytes.
+    "CACHE_MAX_BYTES": ("EXPORTCTL_CACHE_MAX_BYTES", "64MB", parse_size),
     "WEBHOOK_RETRY_SCHEDULE": (
         "EXPORTCTL_WEBHOOK_RETRY_SCHEDULE",
         DEFAULT_RETRY_SCHEDULE,

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, String, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,26 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class utc_timestamp(FunctionElement[str]):  # noqa: N801 - a SQL function, named like one
+    """A UTCDateTime column as RFC 3339 text in UTC (`2026-02-20T14:05:00.123456Z`), written by the
+    database: for answers that only print the moment (the event feed), no datetime per row."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_timestamp, "sqlite")
+def _utc_timestamp_sqlite(element, compiler, **kw):
+    # Stored as naive UTC text, `2026-02-20 14:05:00.123456`.
+    return f"(replace({compiler.process(element.clauses, **kw)}, ' ', 'T') || 'Z')"
+
+
+@compiles(utc_timestamp, "postgresql")
+def _utc_timestamp_postgresql(element, compiler, **kw):
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
 
 def normalise_url(url: str) -> str:

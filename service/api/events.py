@@ -1,9 +1,11 @@
 """The change feed: every event in sequence order, as JSON pages or as an Atom feed."""
 
+import json
 import re
+from datetime import UTC, datetime
+from xml.sax.saxutils import escape, quoteattr
 
-from feedgen.feed import FeedGenerator
-from flask import json, request
+from flask import request
 from flask.views import MethodView
 
 from service import db
@@ -11,7 +13,7 @@ from service.api import Blueprint
 from service.api.countries import resolve_country
 from service.domain import feed, lookups
 from service.domain.errors import InvalidInput, NotFound, UnknownCountry, UnknownList
-from service.domain.events import event_document
+from service.domain.events import event_document, public_id, timestamp
 from service.schemas import EventPageSchema, EventQuery, EventSchema
 
 blp = Blueprint(
@@ -56,16 +58,19 @@ def feed_filter(args: dict) -> feed.FeedFilter:
 @blp.route("/events")
 class Events(MethodView):
     @blp.arguments(EventQuery(), location="query")
-    @blp.cached_response(EventPageSchema)
+    @blp.cached_response(EventPageSchema, serialize=lambda page: page_json(page))
     @blp.doc(operationId="list_events")
     def get(self, args):
         """Events after a sequence number, oldest first. Poll with `after=<next_after>` to follow the feed."""
-        events, has_more = feed.events_after(db.session(), args["after"], args["limit"], feed_filter(args))
-        return {
-            "items": [event_document(e) for e in events],
-            "next_after": events[-1].id if events else args["after"],
-            "has_more": has_more,
-        }
+        rows, has_more = feed.page_after(db.session(), args["after"], args["limit"], feed_filter(args))
+        return {"items": rows, "next_after": rows[-1].id if rows else args["after"], "has_more": has_more}
+
+
+def page_json(page: dict) -> bytes:
+    """EventPageSchema's document, written from the events' stored JSON (see feed.FeedRow)."""
+    items = ",".join(row.json() for row in page["items"])
+    more = "true" if page["has_more"] else "false"
+    return f'{{"has_more":{more},"items":[{items}],"next_after":{int(page["next_after"])}}}'.encode()
 
 
 @blp.route("/events/<event_id>", parameters=[EVENT_PARAMETER])
@@ -86,12 +91,13 @@ class EventDetail(MethodView):
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def xml_text(text: str) -> str:
+    if text.isascii() and text.isprintable():  # most text (stored JSON is ASCII): no scan
+        return text
     return _NOT_XML.sub("\ufffd", text)
-
-
-def _title(document: dict) -> str:
-    return xml_text(_describe(document))
 
 
 def _describe(document: dict) -> str:
@@ -105,28 +111,59 @@ def _describe(document: dict) -> str:
     return f"Webhook {data.get('webhook_id')}: {document['type'].split('.')[1]}"
 
 
-def atom_feed(documents: list[dict], self_url: str, base_url: str) -> bytes:
-    generator = FeedGenerator()
-    generator.id(self_url)
-    generator.title("exportctl: export-control status changes")
-    generator.subtitle("Every recorded change to countries' entries on export-control lists.")
-    generator.link(href=self_url, rel="self", type="application/atom+xml")
-    generator.link(href=f"{base_url}v1/events", rel="alternate", type="application/json")
-    generator.author({"name": "exportctl"})
-    generator.updated(documents[0]["occurred_at"] if documents else "1970-01-01T00:00:00Z")
-    for document in reversed(documents):  # feedgen prepends: add oldest first, newest ends on top
-        entry = generator.add_entry()
-        entry.id(f"{base_url}v1/events/{document['id']}")
-        entry.title(_title(document))
-        entry.updated(document["occurred_at"])
-        entry.published(document["occurred_at"])
-        entry.link(href=f"{base_url}v1/events/{document['id']}", rel="alternate", type="application/json")
-        entry_link = document["data"].get("links", {}).get("entry")
-        if entry_link:
-            entry.link(href=base_url + entry_link.lstrip("/"), rel="related", type="application/json")
-        entry.category(term=xml_text(document["type"]))
-        entry.content(json.dumps(document, indent=2), type="text")  # ASCII: JSON escapes the rest
-    return generator.atom_str(pretty=True)
+ATOM = "http://www.w3.org/2005/Atom"
+FEED_TITLE = "exportctl: export-control status changes"
+FEED_SUBTITLE = "Every recorded change to countries' entries on export-control lists."
+
+
+def _text(value: str) -> str:
+    """Element text: what XML cannot carry replaced, markup escaped (the standard library's)."""
+    return escape(xml_text(value))
+
+
+def _attribute(value: str) -> str:
+    """An attribute value, quoted and escaped (the standard library's quoteattr)."""
+    return quoteattr(xml_text(value))
+
+
+def _entry(row: feed.FeedRow, base_url: str) -> str:
+    data = json.loads(row.data_json or "null")
+    href = _attribute(f"{base_url}v1/events/{public_id(row.id)}")
+    links = data.get("links") if isinstance(data, dict) else None
+    entry_link = links.get("entry") if isinstance(links, dict) else None
+    related = (
+        f'<link href={_attribute(base_url + entry_link.lstrip("/"))} rel="related" type="application/json"/>'
+        if isinstance(entry_link, str) and entry_link
+        else ""
+    )
+    return (
+        f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': row.type, 'data': data}))}</title>"
+        f"<updated>{_text(row.occurred_at)}</updated><published>{_text(row.occurred_at)}</published>"
+        f'<link href={href} rel="alternate" type="application/json"/>{related}'
+        f'<category term={_attribute(row.type)}/><content type="text">{_text(row.json())}</content></entry>'
+    )
+
+
+def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
+    """The Atom 1.0 document of `rows` (newest first).
+
+    Written from a fixed template, every value escaped by the standard library (escape,
+    quoteattr) after xml_text has replaced what XML cannot carry. Not feedgen: it re-parsed
+    every timestamp it was given as text (dateutil) and its per-element bookkeeping cost four
+    times the document; nor lxml or XMLGenerator, whose per-element calls alone cost more than
+    the whole JSON page (the goal: Atom at least half as fast as JSON). Each entry's content
+    is the event's JSON as the feed serves it (its data as stored, never re-encoded); only
+    the title needs the payload decoded.
+    """
+    updated = rows[0].occurred_at if rows else timestamp(EPOCH)
+    head = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}"><id>{_text(self_url)}</id>'
+        f"<title>{_text(FEED_TITLE)}</title><subtitle>{_text(FEED_SUBTITLE)}</subtitle>"
+        f"<updated>{_text(updated)}</updated><author><name>exportctl</name></author>"
+        f'<link href={_attribute(self_url)} rel="self" type="application/atom+xml"/>'
+        f'<link href={_attribute(f"{base_url}v1/events")} rel="alternate" type="application/json"/>'
+    )
+    return "".join([head, *(_entry(row, base_url) for row in rows), "</feed>"]).encode()
 
 
 @blp.route("/events.atom")
@@ -146,5 +183,5 @@ class EventsAtom(MethodView):
     @blp.doc(operationId="get_events_atom")
     def get(self, args):
         """The same feed as Atom, newest first, with the same filters (for feed readers)."""
-        events = feed.latest_events(db.session(), args["limit"], feed_filter(args), args["after"])
-        return atom_feed([event_document(e) for e in events], request.url, request.host_url)
+        rows = feed.latest_page(db.session(), args["limit"], feed_filter(args), args["after"])
+        return atom_feed(rows, request.url, request.host_url)

@@ -23,24 +23,47 @@ from service import metrics
 from service.domain.events import DATA_VERSION_QUERY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Rendered:
     body: bytes
     etag: str
     # The query parameters that fetch the next page of a paged document (its Link rel="next").
     next_page: dict[str, str] | None = None
-    # The body gzipped once when the document is built (large documents only): a cached
-    # lookup that accepts gzip costs no compression, and its ETag differs from the identity's.
+    # Large documents are served gzipped to clients that accept it: compressed on the first
+    # such request and kept (a cached lookup that accepts gzip then costs no compression, and
+    # a document nobody asks gzipped, like a cold feed page, never pays for it). Its ETag
+    # differs from the identity's.
+    compressible: bool = False
     gzipped: bytes | None = None
 
     @property
     def gzip_etag(self) -> str:
         return f"{self.etag}:gzip"  # flask-compress's convention for the responses it compresses
 
+    def gzip_body(self) -> bytes:
+        if self.gzipped is None:  # two threads may both compress once: same bytes, no harm
+            self.gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self.gzipped
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds in the cache: the body, the gzipped body it may come to hold (counted
+        up front, as a quarter of the body), and the object itself."""
+        return len(self.body) + (len(self.body) // 4 if self.compressible else 0) + RENDERED_OVERHEAD
+
+
+# The Rendered object, its ETag and key, and the cache's bookkeeping for one entry, roughly.
+RENDERED_OVERHEAD = 600
+
 
 class DocumentCache:
-    def __init__(self, maxsize: int):
-        self._cache: cachetools.LRUCache = cachetools.LRUCache(maxsize=maxsize)
+    """Documents by key, least recently used first out, bounded by the bytes they hold
+    (EXPORTCTL_CACHE_MAX_BYTES), not by their number: a feed page weighs 100 lookups."""
+
+    def __init__(self, max_bytes: int):
+        self._cache: cachetools.LRUCache = cachetools.LRUCache(
+            maxsize=max_bytes, getsizeof=lambda rendered: rendered.size
+        )
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Rendered | None:
@@ -48,12 +71,21 @@ class DocumentCache:
             return self._cache.get(key)
 
     def put(self, key: Hashable, value: Rendered) -> None:
+        if value.size > self._cache.maxsize:
+            return  # larger than the whole cache: served, never kept
         with self._lock:
             self._cache[key] = value
 
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    @property
+    def bytes(self) -> int:
+        return int(self._cache.currsize)
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 class VersionReader:
@@ -116,7 +148,7 @@ class VersionReader:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["exportctl.documents"] = DocumentCache(app.config["LOOKUP_CACHE_SIZE"])
+    app.extensions["exportctl.documents"] = DocumentCache(app.config["CACHE_MAX_BYTES"])
     app.extensions["exportctl.version"] = VersionReader(app.extensions["exportctl.db"].engine)
 
 
@@ -141,7 +173,7 @@ def render(
         body=body,
         etag=f"{etag_prefix(data)}-{digest}" if etag_prefix else digest,
         next_page=next_page(data),
-        gzipped=gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= large else None,
+        compressible=len(body) >= large,
     )
 
 
@@ -162,13 +194,13 @@ def respond(rendered: Rendered, mimetype: str = "application/json"):
     if rendered.next_page is not None:
         g.next_page = rendered.next_page
     response_class = current_app.response_class
-    compressible = rendered.gzipped is not None and current_app.config["COMPRESS_RESPONSES"]
+    compressible = rendered.compressible and current_app.config["COMPRESS_RESPONSES"]
     compressed = compressible and request.accept_encodings["gzip"] > 0
     etag = rendered.gzip_etag if compressed else rendered.etag
     if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
         response = response_class(status=304)
     else:
-        response = response_class(rendered.gzipped if compressed else rendered.body, mimetype=mimetype)
+        response = response_class(rendered.gzip_body() if compressed else rendered.body, mimetype=mimetype)
         if compressed:
             response.headers["Content-Encoding"] = "gzip"
     if compressible:

@@ -1,5 +1,6 @@
 """Events: every change to the data becomes a numbered event, in the writer's transaction."""
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -112,9 +113,24 @@ def public_id(sequence: int) -> str:
     return f"evt_{sequence}"
 
 
+def timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def event_json(sequence: int, type: str, occurred_at: datetime | str, data_json: str | None) -> str:
+    """`event_document` as JSON text (keys sorted, compact, as Flask writes it), with the stored
+    JSON text of its data spliced in as it is: a feed page or a webhook body costs no decoding
+    and re-encoding of every payload."""
+    stamp = occurred_at if isinstance(occurred_at, str) else timestamp(occurred_at)
+    return (
+        f'{{"data":{data_json or "null"},"id":"{public_id(sequence)}","occurred_at":"{stamp}",'
+        f'"sequence":{sequence},"timestamp":"{stamp}","type":{json.dumps(type)}}}'
+    )
+
+
 def event_document(event: Event) -> dict[str, Any]:
     """The event as the feed serves it and webhooks carry it (Standard Webhooks shape)."""
-    occurred_at = event.occurred_at.isoformat().replace("+00:00", "Z")
+    occurred_at = timestamp(event.occurred_at)
     return {
         "id": public_id(event.id),
         "sequence": event.id,

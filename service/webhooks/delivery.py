@@ -16,8 +16,9 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.domain.events import emit
@@ -153,9 +154,26 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+class HeldDelivery(Protocol):
+    """What recording reads of a delivery: a Delivery, or a row of just these columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def webhook_id(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def next_attempt_at(self) -> datetime: ...
+
+
+# The columns recording needs (the worker reads these, not whole Delivery objects).
+HELD_COLUMNS = (Delivery.id, Delivery.webhook_id, Delivery.attempts, Delivery.next_attempt_at)
+
+
 @dataclass(frozen=True)
 class Attempt:
-    delivery: Delivery
+    delivery: HeldDelivery
     result: AttemptResult
     attempted_at: datetime
 
@@ -205,8 +223,28 @@ _APPLY = (
 )
 
 
+def held_by(session: Session, ids: list[int], worker: str) -> set[int]:
+    """Those of `ids` that `worker` still holds, locked until commit."""
+    return set(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.state == DeliveryState.DELIVERING,
+                Delivery.leased_by == worker,
+            )
+            .with_for_update()
+        )
+    )
+
+
 def record_attempts(
-    session: Session, attempts: list[Attempt], *, worker: str, policy: RetryPolicy
+    session: Session,
+    attempts: list[Attempt],
+    *,
+    worker: str,
+    policy: RetryPolicy,
+    held: set[int] | None = None,
 ) -> set[int]:
     """Log the attempts and move their deliveries on; the ids applied (others had lost their lease).
 
@@ -218,35 +256,29 @@ def record_attempts(
         return set()
     # Which deliveries this worker still holds, locked until commit (FOR UPDATE on
     # PostgreSQL; the caller's write transaction on SQLite), so the moves below apply
-    # to exactly these.
-    held = set(
-        session.scalars(
-            select(Delivery.id)
-            .where(
-                Delivery.id.in_([a.delivery.id for a in attempts]),
-                Delivery.state == DeliveryState.DELIVERING,
-                Delivery.leased_by == worker,
-            )
-            .with_for_update()
-        )
-    )
+    # to exactly these. `held`: the caller read (and locked) them already, in this transaction.
+    if held is None:
+        held = held_by(session, [a.delivery.id for a in attempts], worker)
     rows = [{**_next_state(a, policy), "b_worker": worker} for a in attempts if a.delivery.id in held]
     if rows:
         session.connection().execute(_APPLY, rows)
     applied = {row["b_id"] for row in rows}
-    session.add_all(
-        DeliveryAttempt(
-            delivery_id=a.delivery.id,
-            attempted_at=a.attempted_at,
-            duration_ms=a.result.duration_ms,
-            http_status=a.result.http_status,
-            error=a.result.error,
-            response_body=a.result.response_body,
-            worker=worker,
-        )
-        for a in attempts
+    # One bulk INSERT (no ORM object per attempt).
+    session.execute(
+        insert(DeliveryAttempt),
+        [
+            {
+                "delivery_id": a.delivery.id,
+                "attempted_at": a.attempted_at,
+                "duration_ms": a.result.duration_ms,
+                "http_status": a.result.http_status,
+                "error": a.result.error,
+                "response_body": a.result.response_body,
+                "worker": worker,
+            }
+            for a in attempts
+        ],
     )
-    session.flush()
     done = [a for a in attempts if a.delivery.id in applied]
     now = max(a.attempted_at for a in attempts)
     _note_successes(session, {a.delivery.webhook_id for a in done if a.result.succeeded})

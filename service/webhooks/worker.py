@@ -1,8 +1,9 @@
 """The delivery worker: claim due deliveries, send them concurrently, record what happened.
 
-Claiming is safe with several workers: on PostgreSQL one `UPDATE … WHERE id IN
-(SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`; on SQLite, which has no row
-locks, a conditional UPDATE per row whose row count says who won. A claim is a
+Claiming is safe with several workers: one `UPDATE … WHERE id IN (SELECT …) AND <due>
+RETURNING id`, the SELECT `FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite, which has
+no row locks, the statement runs under the database's single write lock and the repeated
+<due> condition makes each row's claim conditional. A claim is a
 short lease that a heartbeat renews while the worker is alive and sending: if
 the worker dies (kill -9), its deliveries become claimable again within one
 lease (15 s by default), so every committed event is delivered at least once.
@@ -11,6 +12,7 @@ its receiver fails) is that delivery's failed attempt, never the batch's.
 `run_once()` does one batch synchronously (the tests drive it); `run()` loops.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -21,21 +23,23 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import requests
 from flask import Flask
-from sqlalchemy import CursorResult, and_, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, Engine, and_, or_, select, update
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service import clock, db
 from service.domain import freshness, schedule
 from service.domain.events import event_document
+from service.domain.outbox import WAKE_CHANNEL
 from service.metrics import WorkerMetrics
 from service.models import Delivery, Webhook
 from service.vocabulary import DeliveryState
 from service.webhooks import heartbeats, targets
 from service.webhooks.delivery import (
+    HELD_COLUMNS,
     RESPONSE_EXCERPT,
     Attempt,
     AttemptResult,
@@ -101,32 +105,26 @@ def claim(
         "lease_expires_at": now + lease,
         "attempts": Delivery.attempts + 1,
     }
+    claimable: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
-        claimed = session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(candidates.with_for_update(of=Delivery, skip_locked=True).scalar_subquery())
-            )
-            .values(**lease_values)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
+        # The rows the subquery locks are the claim (SKIP LOCKED: another worker's are passed
+        # over). No condition outside it: the planner could then run it more than once.
+        claimable = Delivery.id.in_(
+            candidates.with_for_update(of=Delivery, skip_locked=True).scalar_subquery()
         )
-        ids = sorted(claimed.scalars())
     else:
-        ids = []
-        for delivery_id in session.scalars(candidates).all():
-            # Session.execute is typed to return a Result; an UPDATE's is a CursorResult (sqlalchemy#9185).
-            won = cast(
-                CursorResult[Any],
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id, _due(now, max_attempts))
-                    .values(**lease_values)
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-            if won.rowcount == 1:
-                ids.append(delivery_id)
+        # SQLite has no row locks, but runs one writer at a time and this UPDATE is atomic
+        # under its write lock; `_due` again makes each row's claim conditional all the same.
+        claimable = and_(Delivery.id.in_(candidates.scalar_subquery()), _due(now, max_attempts))
+    # One statement on both databases.
+    claimed = session.execute(
+        update(Delivery)
+        .where(claimable)
+        .values(**lease_values)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = sorted(claimed.scalars())
     session.commit()
     return ids
 
@@ -196,6 +194,52 @@ class Heartbeat:
                 log.warning("could not renew the leases of %d deliveries", len(self.ids), exc_info=True)
 
 
+class Wake:
+    """Wakes an idle worker when deliveries are committed (PostgreSQL LISTEN, on a connection
+    of its own; the writers NOTIFY in their transaction, see outbox.wake_workers), so the first
+    delivery leaves within milliseconds of the commit rather than at the next poll. Without
+    it (SQLite, or the connection lost) the worker polls every poll interval, as before.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.connection: Any = None
+
+    def listen(self) -> None:
+        if self.engine.dialect.name != "postgresql" or self.connection is not None:
+            return
+        try:
+            proxy = self.engine.raw_connection()
+            proxy.detach()  # the worker's for its life, not the pool's
+            connection: Any = proxy.dbapi_connection
+            connection.rollback()
+            connection.autocommit = True
+            connection.execute(f"LISTEN {WAKE_CHANNEL}")
+            self.connection = connection
+        except Exception:  # noqa: BLE001 - polling still delivers everything
+            log.warning("cannot LISTEN for new deliveries; polling instead", exc_info=True)
+
+    def wait(self, stop: threading.Event, timeout: float) -> None:
+        """Until a NOTIFY arrives, `timeout` passes or the worker is stopped."""
+        self.listen()
+        if self.connection is None:
+            stop.wait(timeout)
+            return
+        try:
+            for _notice in self.connection.notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception:  # noqa: BLE001 - the server went away: listen again on the next wait
+            log.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+            self.close()
+            stop.wait(timeout)
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
 class DeliveryWorker:
     """Claims a batch, sends it on a thread pool, and records results as they come in.
 
@@ -226,10 +270,13 @@ class DeliveryWorker:
         self.metrics = WorkerMetrics(app, self.name)
         self.started_at = clock.utcnow()
         self._beaten_at: float | None = None
+        with app.app_context():
+            self.wake = Wake(db.database().engine)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         self.http.close()
+        self.wake.close()
 
     def run_scheduled(self, now: datetime | None = None) -> schedule.ScheduleRun:
         """Emit the events that fall due by `now` (changes taking effect, pending statuses overdue,
@@ -245,13 +292,14 @@ class DeliveryWorker:
                 self._stale_checked_at = now
             return result
 
-    def run_once(self) -> int:
-        """Emit what fell due, then claim one batch, deliver it concurrently, and return how
-        many deliveries were attempted."""
-        try:
-            self.run_scheduled()
-        except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
-            log.exception("scheduled events failed; retrying next batch")
+    def run_once(self, *, scheduled: bool = True) -> int:
+        """Emit what fell due (unless `scheduled` is false), then claim one batch, deliver it
+        concurrently, and return how many deliveries were attempted."""
+        if scheduled:
+            try:
+                self.run_scheduled()
+            except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
+                log.exception("scheduled events failed; retrying next batch")
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
             started = time.monotonic()
@@ -263,7 +311,7 @@ class DeliveryWorker:
                 limit=self.batch_size,
                 max_attempts=self.policy.max_attempts,
             )
-            jobs = [self._job(delivery, now) for delivery in self._load(session, ids)]
+            jobs = self._jobs(self._load(session, ids), now)
         self._claimed(ids, started)
         with Heartbeat(self, ids):
             futures = [self.executor.submit(self._send, job) for job in jobs]
@@ -338,36 +386,68 @@ class DeliveryWorker:
 
     def run(self, stop: threading.Event) -> None:
         log.info("webhook worker %s started", self.name)
+        self.wake.listen()  # before the first claim: no commit after it goes unnoticed
+        scheduled_at = 0.0
         while not stop.is_set():
+            # Scheduled events are days apart: while busy, look for them once a poll interval,
+            # not before every batch (a query per batch is a tenth of a fan-out's database time).
+            scheduled = time.monotonic() - scheduled_at >= self.poll_interval
+            if scheduled:
+                scheduled_at = time.monotonic()
             try:
-                attempted = self.run_once()
+                attempted = self.run_once(scheduled=scheduled)
             except Exception:  # the database may be briefly unreachable: keep going
                 log.exception("worker batch failed; retrying")
                 attempted = 0
             if attempted == 0:
-                stop.wait(self.poll_interval)
+                self.wake.wait(stop, self.poll_interval)
         self._forget_heartbeat()
         log.info("webhook worker %s stopped", self.name)
 
     @staticmethod
     def _load(session: Session, ids: list[int]) -> list[Delivery]:
+        """The deliveries with their subscriptions; each event loaded (and its JSON decoded) once,
+        however many deliveries carry it (a fan-out is one event to every subscription)."""
         if not ids:
             return []
         return list(
             session.scalars(
                 select(Delivery)
                 .where(Delivery.id.in_(ids))
-                .options(joinedload(Delivery.webhook), joinedload(Delivery.event))
+                .options(joinedload(Delivery.webhook), selectinload(Delivery.event))
                 .order_by(Delivery.id)
             )
         )
 
-    def _job(self, delivery: Delivery, now: datetime) -> Job:
+    def _jobs(self, deliveries: list[Delivery], now: datetime) -> list[Job]:
+        bodies: dict[int, tuple[bytes, str] | Exception] = {}
+        return [self._job(delivery, now, bodies) for delivery in deliveries]
+
+    @staticmethod
+    def _body(delivery: Delivery, bodies: dict[int, tuple[bytes, str] | Exception]) -> tuple[bytes, str]:
+        """The event's body and message id, serialised once per event (a failure too)."""
+        if delivery.event_id not in bodies:
+            try:
+                document = event_document(delivery.event)
+                body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+                bodies[delivery.event_id] = (body, document["id"])
+            except Exception as exc:  # noqa: BLE001 - kept: every delivery of the event fails alike
+                bodies[delivery.event_id] = exc
+        found = bodies[delivery.event_id]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def _job(
+        self,
+        delivery: Delivery,
+        now: datetime,
+        bodies: dict[int, tuple[bytes, str] | Exception] | None = None,
+    ) -> Job:
         """What the send needs; a delivery whose event cannot be serialised fails alone."""
         webhook = delivery.webhook
         try:
-            document = event_document(delivery.event)
-            body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+            body, message_id = self._body(delivery, {} if bodies is None else bodies)
         except Exception as exc:  # noqa: BLE001 - stored data that cannot be sent is this delivery's fault
             log.warning("delivery %s: its event cannot be serialised", delivery.id, exc_info=True)
             return Job(delivery.id, webhook.url, error=f"event cannot be serialised: {_error_text(exc)}")
@@ -382,7 +462,7 @@ class DeliveryWorker:
             delivery_id=delivery.id,
             url=webhook.url,
             body=body,
-            message_id=document["id"],
+            message_id=message_id,
             secrets=tuple(secrets),
         )
 
@@ -452,13 +532,23 @@ class DeliveryWorker:
     def _record_chunk(self, results: list[tuple[Job, datetime, AttemptResult]]) -> None:
         with self.app.app_context(), db.database().sessionmaker() as session:
             db.begin_write(session)
-            deliveries = {d.id: d for d in self._load(session, [job.delivery_id for job, _, _ in results])}
+            # One read, locked until commit: the deliveries' own columns (recording needs no
+            # subscription or event) and which of them this worker still holds.
+            rows = session.execute(
+                select(*HELD_COLUMNS, Delivery.state, Delivery.leased_by)
+                .where(Delivery.id.in_([job.delivery_id for job, _, _ in results]))
+                .with_for_update()
+            ).all()
+            deliveries = {row.id: row for row in rows}
+            held = {
+                row.id for row in rows if row.state == DeliveryState.DELIVERING and row.leased_by == self.name
+            }
             attempts = [
                 Attempt(deliveries[job.delivery_id], result, attempted_at)
                 for job, attempted_at, result in results
                 if job.delivery_id in deliveries
             ]
-            applied = record_attempts(session, attempts, worker=self.name, policy=self.policy)
+            applied = record_attempts(session, attempts, worker=self.name, policy=self.policy, held=held)
             told = [
                 (a, outcome(a, self.policy) if a.delivery.id in applied else "lease_lost") for a in attempts
             ]

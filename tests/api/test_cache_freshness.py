@@ -38,3 +38,49 @@ def test_writes_to_other_tables_leave_the_cache_alone(app, client, editor):
     client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/h"}, headers=editor)  # not a cached table
 
     assert client.get("/v1/countries/VN", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_the_document_cache_is_bounded_in_bytes_not_documents(build_app, database_url):
+    """A feed page weighs as much as dozens of lookups: the cache evicts by the bytes it holds."""
+    paths = ["/v1/countries/VN", "/v1/countries/CN", "/v1/countries/DE", "/v1/events?limit=20"]
+    measuring = build_app(database_url)
+    weights = []
+    for path in paths:
+        before = measuring.extensions["exportctl.documents"].bytes
+        assert measuring.test_client().get(path).status_code == 200
+        weights.append(measuring.extensions["exportctl.documents"].bytes - before)
+    # Room for the three lookups, not for the page beside them (but for the page alone).
+    limit = sum(weights[:3]) + weights[3] // 2
+    app = build_app(database_url, CACHE_MAX_BYTES=str(limit))
+    client = app.test_client()
+    cache = app.extensions["exportctl.documents"]
+
+    etags = [client.get(path).headers["ETag"] for path in paths[:3]]
+    assert len(cache) == 3
+    page = client.get(paths[3])
+
+    assert page.status_code == 200
+    assert cache.bytes <= limit
+    assert len(cache) < 4
+    # The least recently used lookup (VN) went first; the page itself is kept.
+    assert client.get(paths[0], headers={"If-None-Match": etags[0]}).status_code == 304  # rebuilt, same bytes
+    assert client.get(paths[3], headers={"If-None-Match": page.headers["ETag"]}).status_code == 304
+
+
+def test_a_document_larger_than_the_whole_cache_is_served_but_not_kept(build_app, database_url):
+    app = build_app(database_url, CACHE_MAX_BYTES="20KB")
+    client = app.test_client()
+
+    page = client.get("/v1/events?limit=100")
+
+    assert page.status_code == 200 and len(page.data) > 20_000
+    assert len(app.extensions["exportctl.documents"]) == 0
+    assert app.extensions["exportctl.documents"].bytes == 0
+
+
+def test_the_cache_size_is_a_setting_in_bytes():
+    from service.config import load_config
+
+    assert load_config({})["CACHE_MAX_BYTES"] == 64_000_000
+    assert load_config({"EXPORTCTL_CACHE_MAX_BYTES": "256MiB"})["CACHE_MAX_BYTES"] == 256 * 2**20
+    assert load_config({"EXPORTCTL_CACHE_MAX_BYTES": "1000"})["CACHE_MAX_BYTES"] == 1000

@@ -215,3 +215,22 @@ def test_paging_deep_uses_the_index_not_a_scan(app):
             # planner may sort the few rows it finds, but never reads the ones before `after`.
             assert "ix_events_country_code_id" in filtered
             assert "id > 400" in filtered.split("Index Cond:")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("microseconds", [0, 5])
+def test_a_page_serves_each_event_exactly_as_its_own_document(
+    app, client, editor, frozen_clock, microseconds
+):
+    """Pages are written from the stored JSON text (no decoding): the same documents, timestamps
+    included (Python writes no fraction for a whole second, and neither does the page)."""
+    frozen_clock.now = frozen_clock.now.replace(microsecond=microseconds)
+    client.post(D1_VN, json=a_change(note="Zoë's note\u2028with a line separator"), headers=editor)
+
+    page = client.get("/v1/events?after=0&limit=500").get_json()
+
+    for item in page["items"][:3] + page["items"][-1:]:
+        assert client.get(f"/v1/events/{item['id']}").get_json() == item
+    newest = page["items"][-1]
+    assert newest["data"]["note"] == "Zoë's note\u2028with a line separator"
+    assert newest["occurred_at"] == newest["timestamp"]
+    assert newest["occurred_at"].endswith(".000005Z" if microseconds else ":00Z")
