@@ -117,6 +117,9 @@ class StatusChange(Base):
             name="expected_only_when_pending",
         ),
         Index(None, "entry_id", "id"),
+        # A write places its change by its neighbours in the timeline (effective_on, then
+        # recording order), found through this index, never by reading the whole timeline.
+        Index(None, "entry_id", "effective_on", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -150,6 +153,7 @@ class Observation(Base):
         CheckConstraint(_in("status", OBSERVABLE), name="status"),
         CheckConstraint("confidence IS NULL OR " + _in("confidence", CONFIDENCES), name="confidence"),
         Index(None, "entry_id", "id"),
+        Index(None, "entry_id", "observed_on"),  # evidence before an entry's first dated change
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

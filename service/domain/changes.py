@@ -4,12 +4,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import CursorResult, Date, Select, and_, bindparam, func, or_, select, union_all, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.domain import lookups
 from service.domain.audit import Actor
+from service.domain.countries import Country
 from service.domain.errors import (
     ConcurrentUpdate,
     IllegalTransition,
@@ -122,10 +123,10 @@ def _lock_entry(
     """The entry, locked for this write (created if new), at one of the expected versions."""
     # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
     # anyway); the conditional version bump is what guarantees it everywhere.
+    # Only the entry row: its timeline is read a neighbour at a time (see `neighbourhood`).
     entry = session.scalars(
         select(Entry)
         .where(Entry.list_id == control_list.id, Entry.country_code == country_code)
-        .options(selectinload(Entry.changes), selectinload(Entry.observations))
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
@@ -142,6 +143,89 @@ def _lock_entry(
             current_version=entry.version,
         )
     return entry
+
+
+def _neighbourhood_statement(*, run: bool) -> Select[tuple[StatusChange]]:
+    """The changes `neighbourhood` reads, for the `entry_id` and `on` bound at execution. Built
+    once: a statement object memoises its cache key, so executing it again costs no rebuild."""
+    sc = StatusChange
+    mine = sc.entry_id == bindparam("entry_id")
+    on = bindparam("on", type_=Date)
+    backwards = (sc.effective_on.desc(), sc.id.desc())
+
+    def one(*criteria: Any, order: Any = (sc.effective_on, sc.id)) -> Select[Any]:
+        found = select(sc.id).where(mine, *criteria).order_by(*order).limit(1).subquery()
+        return select(found.c.id)
+
+    in_force = sc.effective_on <= on
+    earliest = select(func.min(sc.effective_on)).where(mine).scalar_subquery()
+    parts = [
+        one(in_force, order=backwards),
+        one(sc.effective_on > on),
+        select(sc.id).where(mine, or_(sc.effective_on.is_(None), sc.effective_on == earliest)),
+    ]
+    if run:
+        status = select(sc.status).where(mine, in_force).order_by(*backwards).limit(1).scalar_subquery()
+        other = select(sc.effective_on, sc.id).where(mine, in_force, sc.status != status)
+        other = other.order_by(*backwards).limit(1).subquery()
+        other_on = select(other.c.effective_on).scalar_subquery()
+        other_id = select(other.c.id).scalar_subquery()
+        parts.append(
+            one(
+                in_force,
+                or_(sc.effective_on > other_on, and_(sc.effective_on == other_on, sc.id > other_id)),
+            )
+        )
+    return select(sc).where(sc.id.in_(union_all(*parts)))
+
+
+_NEIGHBOURHOOD = _neighbourhood_statement(run=False)
+_NEIGHBOURHOOD_RUN = _neighbourhood_statement(run=True)
+
+
+def neighbourhood(
+    session: Session, entry: Entry, on: date, *, run: bool = False
+) -> tuple[list[StatusChange], list[Observation]]:
+    """The part of the entry's timeline (every change, as known now) that decides its standing on
+    `on` and what may be placed there, without reading the rest: `standing`, `place` and
+    `lookups.answer` give the same result on it as on the whole timeline, for `on`.
+
+    That is: the change in force on `on` and the next one after it; the entry's first dated
+    changes and undated ones (they bound the stretch known only from evidence); with `run`, the
+    first change of the run of the status in force (its `since`: the change after the last one
+    to another status); and, only when no change is in force, the observations before the first
+    dated change. One statement of index look-ups on (entry_id, effective_on, id), then at most
+    one on (entry_id, observed_on), however long the history.
+    """
+    statement = _NEIGHBOURHOOD_RUN if run else _NEIGHBOURHOOD
+    changes = ordered(session.scalars(statement, {"entry_id": entry.id, "on": on}))
+    if any(c.effective_on is not None and c.effective_on <= on for c in changes):
+        return changes, []  # a change is in force: evidence does not count
+    query = select(Observation).where(Observation.entry_id == entry.id)
+    dated = [c.effective_on for c in changes if c.effective_on is not None]
+    if dated:
+        query = query.where(Observation.observed_on < min(dated))
+    return changes, visible(session.scalars(query))
+
+
+def entry_state(
+    session: Session, control_list: ControlList, country: Country, entry: Entry, as_of: date
+) -> dict[str, Any]:
+    """`lookups.entry_state` for the entry a write just changed (its version, its status on
+    `as_of`), from its neighbourhood of `as_of` instead of every change of the country."""
+    code = country.alpha_2
+    treatment = session.scalars(
+        select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == code)
+    ).one_or_none()
+    if treatment is not None and lookups.treatment_applies(treatment, as_of, None):
+        return lookups.entry_state(session, control_list, country, as_of)  # it answers as another
+    changes, observations = neighbourhood(session, entry, as_of, run=True)
+    return {
+        "country": lookups.country_summary(country),
+        **lookups.answer(control_list, country.alpha_2, changes, as_of, None, observations),
+        "as_of": as_of,
+        "version": entry.version,
+    }
 
 
 def record_status_change(
@@ -167,16 +251,19 @@ def record_status_change(
     """
     _refuse_if_treated(session, control_list, country_code, request.effective_on)
     entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
-    timeline = ordered(entry.changes)
+    timeline, observations = neighbourhood(session, entry, request.effective_on or date.min)
     _validate(request, timeline, recorded_at)
-    placement = _place_legally(control_list, entry, timeline, request)
+    placement = _place_legally(control_list, timeline, observations, request)
     change = _append_change(session, entry, placement, request, recorded_at, actor)
     event = _announce(session, change, control_list, country_code, publish=publish)
     return Recorded(change=change, entry=entry, event=event)
 
 
 def _place_legally(
-    control_list: ControlList, entry: Entry, timeline: list[StatusChange], request: ChangeRequest
+    control_list: ControlList,
+    timeline: list[StatusChange],
+    observations: list[Observation],
+    request: ChangeRequest,
 ) -> Placement:
     """Where the change falls in the entry's timeline; IllegalTransition if it cannot go there
     (the status in force before it, or the next recorded change after it, forbids it)."""
@@ -185,7 +272,7 @@ def _place_legally(
         timeline,
         request.status,
         effective_on,
-        visible(entry.observations),
+        observations,
         absence_known=lookups.membership_known(control_list, effective_on, None),
     )
     if placement.legal:
