@@ -170,6 +170,7 @@ def _neighbourhood_statement(*, run: bool) -> Select[tuple[StatusChange]]:
         other = other.order_by(*backwards).limit(1).subquery()
         other_on = select(other.c.effective_on).scalar_subquery()
         other_id = select(other.c.id).scalar_subquery()
+        parts.append(select(other.c.id))  # where the walk back through the run stops
         parts.append(
             one(
                 in_force,
@@ -192,8 +193,8 @@ def neighbourhood(
 
     That is: the change in force on `on` and the next one after it; the entry's first dated
     changes and undated ones (they bound the stretch known only from evidence); with `run`, the
-    first change of the run of the status in force (its `since`: the change after the last one
-    to another status); and, only when no change is in force, the observations before the first
+    last change in force to another status and the one after it (where the run of the status in
+    force began: its `since`); and, only when no change is in force, the observations before the first
     dated change. One statement of index look-ups on (entry_id, effective_on, id), then at most
     one on (entry_id, observed_on), however long the history.
     """
