@@ -27,6 +27,7 @@ from pathlib import Path
 import bulk
 import fanout
 import pages
+import writes
 from harness import (
     HERE,
     VENV_BIN,
@@ -222,6 +223,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "pages": bench_pages,
     "fanout": bench_fanout,
     "bulk": bench_bulk,
+    "writes": lambda ctx: writes.bench_writes(ctx, prepare_database, Result),
 }
 
 
