@@ -251,7 +251,7 @@ class EntryChanges(MethodView):
                 must_exist=must_exist,
             )
             change = lookups.change_document(recorded.change, control_list, country.alpha_2)
-            entry = entry_state(session, control_list, country, recorded.entry, clock.today())
+            entry = entry_state(session, control_list, country, recorded.entry, clock.today(), recorded)
             return writes.Outcome(
                 {"change": change, "entry": entry}, 201, {"Location": change["links"]["self"]}
             )

@@ -53,6 +53,7 @@ class Recorded:
     change: StatusChange
     entry: Entry
     event: Event
+    treatment: Treatment | None = None  # the country's treatment on the list, if any
 
 
 def _validate(request: ChangeRequest, timeline: list[StatusChange], recorded_at: datetime) -> None:
@@ -84,7 +85,9 @@ def _validate(request: ChangeRequest, timeline: list[StatusChange], recorded_at:
 
 def _refuse_if_treated(
     session: Session, control_list: ControlList, country_code: str, effective_on: date | None
-) -> None:
+) -> Treatment | None:
+    """The country's treatment on this list (None if it has none); TreatedAsAnother if it
+    takes another's status on `effective_on`."""
     treatment = session.scalars(
         select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == country_code)
     ).one_or_none()
@@ -94,6 +97,7 @@ def _refuse_if_treated(
             f"{treatment.effective_on.isoformat()}; record the change on {treatment.treated_as}.",
             treated_as=treatment.treated_as,
         )
+    return treatment
 
 
 def bump_version(session: Session, entry: Entry) -> None:
@@ -210,14 +214,24 @@ def neighbourhood(
 
 
 def entry_state(
-    session: Session, control_list: ControlList, country: Country, entry: Entry, as_of: date
+    session: Session,
+    control_list: ControlList,
+    country: Country,
+    entry: Entry,
+    as_of: date,
+    recorded: Recorded | None = None,
 ) -> dict[str, Any]:
     """`lookups.entry_state` for the entry a write just changed (its version, its status on
-    `as_of`), from its neighbourhood of `as_of` instead of every change of the country."""
-    code = country.alpha_2
-    treatment = session.scalars(
-        select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == code)
-    ).one_or_none()
+    `as_of`), from its neighbourhood of `as_of` instead of every change of the country.
+    `recorded`: the write's outcome, whose treatment look-up is reused."""
+    if recorded is not None:
+        treatment = recorded.treatment
+    else:
+        treatment = session.scalars(
+            select(Treatment).where(
+                Treatment.list_id == control_list.id, Treatment.country_code == country.alpha_2
+            )
+        ).one_or_none()
     if treatment is not None and lookups.treatment_applies(treatment, as_of, None):
         return lookups.entry_state(session, control_list, country, as_of)  # it answers as another
     changes, observations = neighbourhood(session, entry, as_of, run=True)
@@ -250,14 +264,14 @@ def record_status_change(
     With `publish`, the event is queued for webhook subscribers in the same
     transaction (the seed loader turns it off). The caller commits.
     """
-    _refuse_if_treated(session, control_list, country_code, request.effective_on)
+    treatment = _refuse_if_treated(session, control_list, country_code, request.effective_on)
     entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
     timeline, observations = neighbourhood(session, entry, request.effective_on or date.min)
     _validate(request, timeline, recorded_at)
     placement = _place_legally(control_list, timeline, observations, request)
     change = _append_change(session, entry, placement, request, recorded_at, actor)
     event = _announce(session, change, control_list, country_code, publish=publish)
-    return Recorded(change=change, entry=entry, event=event)
+    return Recorded(change=change, entry=entry, event=event, treatment=treatment)
 
 
 def _place_legally(

@@ -33,8 +33,17 @@ OPT_IN_EVENT_TYPES = frozenset(t.value for t in EventType if t.opt_in)
 def next_sequence(session: Session) -> int:
     """Take the next event number. The row lock it takes is held until commit,
     so concurrent writers commit their events in number order."""
-    session.execute(update(Counter).where(Counter.name == EVENTS_COUNTER).values(value=Counter.value + 1))
-    return session.execute(select(Counter.value).where(Counter.name == EVENTS_COUNTER)).scalar_one()
+    return session.execute(_NEXT_SEQUENCE).scalar_one()  # one round trip: UPDATE … RETURNING
+
+
+# Built once (its cache key is memoised): every write takes an event number.
+_NEXT_SEQUENCE = (
+    update(Counter)
+    .where(Counter.name == EVENTS_COUNTER)
+    .values(value=Counter.value + 1)
+    .returning(Counter.value)
+    .execution_options(synchronize_session=False)
+)
 
 
 def current_sequence(connection: Connection) -> int:
