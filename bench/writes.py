@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import harness
-from harness import LOOPBACK, VENV_BIN, BenchError, clean_env, gunicorn_server
+from harness import LOOPBACK, VENV_BIN, BenchError, ForeignCpu, Server, clean_env, gunicorn_server
 
 GOAL_PER_SECOND = 100.0
 DEEP_COST_LIMIT = 1.5  # a write on the deep entry may cost at most this much of one on a short one
@@ -174,6 +174,17 @@ def _generate(database_url: str, prepare: Callable[[str], None]) -> Data:
 # ---------------------------------------------------------------------------- load
 
 
+def _group_cpu(group: int) -> float:
+    """CPU seconds (user + system) of every process in process group `group` (the server)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                total += int(fields[11]) + int(fields[12])
+    return total / ForeignCpu.TICKS
+
+
 @dataclass
 class Run:
     name: str
@@ -181,6 +192,12 @@ class Run:
     seconds: float
     latencies: list[float]
     errors: int
+    server_cpu: float = 0.0  # CPU seconds the API server spent (this machine is shared: see below)
+    other_cpu: float | None = None  # share of a CPU that went to other processes meanwhile
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.server_cpu / self.changes * 1000 if self.changes else 0.0
 
     @property
     def per_second(self) -> float:
@@ -213,10 +230,14 @@ def _writer(port: int, key: str, codes: list[str], stop: float, latencies: list[
         connection.close()
 
 
-def _load(name: str, port: int, key: str, shares: list[list[str]], seconds: float = SECONDS) -> Run:
+def _load(server: Server, key: str, name: str, shares: list[list[str]], seconds: float = SECONDS) -> Run:
     """One writer thread per share of entries, for `seconds`."""
+    port = server.port
     latencies: list[list[float]] = [[] for _ in shares]
     errors: list[str] = []
+    foreign = ForeignCpu([server.process.pid])
+    foreign.start()
+    cpu = _group_cpu(server.process.pid)
     started = time.monotonic()
     stop = started + seconds
     threads = [
@@ -228,43 +249,50 @@ def _load(name: str, port: int, key: str, shares: list[list[str]], seconds: floa
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    cpu = _group_cpu(server.process.pid) - cpu
+    other = foreign.stop()
     every = [value for each in latencies for value in each]
     if errors:
         print(f"  {name}: {len(errors)} errors, first: {errors[0]}")
-    return Run(name, len(every), elapsed, every, len(errors))
+    return Run(name, len(every), elapsed, every, len(errors), cpu, other)
 
 
-def _workloads(port: int, data: Data) -> list[Run]:
+def _workloads(server: Server, data: Data) -> list[Run]:
     per_writer = len(data.distinct) // WRITERS
     # Warm the server up (imports, connection pools, statement caches) on entries not measured.
-    _load("warm-up", port, data.key, [[data.short, data.deep, data.one]], seconds=WARMUP_SECONDS)
+    _load(server, data.key, "warm-up", [[data.short, data.deep, data.one]], seconds=WARMUP_SECONDS)
     runs = [
-        _load("1 writer, distinct entries", port, data.key, [data.distinct]),
+        _load(server, data.key, "1 writer, distinct entries", [data.distinct]),
         _load(
-            f"{WRITERS} writers, distinct entries",
-            port,
+            server,
             data.key,
+            f"{WRITERS} writers, distinct entries",
             [data.distinct[i * per_writer : (i + 1) * per_writer] for i in range(WRITERS)],
         ),
-        _load(f"{WRITERS} writers, one entry", port, data.key, [[data.one]] * WRITERS),
-        _load("1 writer, 2-change entry", port, data.key, [[data.short]]),
-        _load(f"1 writer, {DEEP_CHANGES:,}-change entry", port, data.key, [[data.deep]]),
+        _load(server, data.key, f"{WRITERS} writers, one entry", [[data.one]] * WRITERS),
+        _load(server, data.key, "1 writer, 2-change entry", [[data.short]]),
+        _load(server, data.key, f"1 writer, {DEEP_CHANGES:,}-change entry", [[data.deep]]),
     ]
     for run in runs:
         print(
             f"  {run.name}: {run.per_second:.0f} changes/s, p50 {run.percentile(0.5) * 1000:.1f} ms, "
-            f"p99 {run.percentile(0.99) * 1000:.1f} ms"
+            f"p99 {run.percentile(0.99) * 1000:.1f} ms, server CPU {run.cpu_ms:.1f} ms/change"
         )
     return runs
 
 
 def _lines(database: str, runs: list[Run]) -> list[str]:
-    lines = [f"{database}:", f"  {'workload':<34} {'changes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'/goal':>6}"]
+    lines = [
+        f"{database}:",
+        f"  {'workload':<34} {'changes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'/goal':>6} "
+        f"{'CPU ms':>7} {'others':>7}",
+    ]
     for run in runs:
+        other = f"{run.other_cpu:.2f}" if run.other_cpu is not None else "?"
         lines.append(
             f"  {run.name:<34} {run.per_second:>9.0f} {run.percentile(0.5) * 1000:>8.1f} "
-            f"{run.percentile(0.99) * 1000:>8.1f} {run.per_second / GOAL_PER_SECOND:>6.2f}"
-            + (f"  ({run.errors} errors)" if run.errors else "")
+            f"{run.percentile(0.99) * 1000:>8.1f} {run.per_second / GOAL_PER_SECOND:>6.2f} "
+            f"{run.cpu_ms:>7.1f} {other:>7}" + (f"  ({run.errors} errors)" if run.errors else "")
         )
     short, deep = runs[-2], runs[-1]
     cost = short.per_second / deep.per_second if deep.per_second else float("inf")
@@ -306,9 +334,14 @@ def bench_writes(ctx, prepare_database: Callable[[Path], str], result_type):
                         ready_path="/healthz",
                     )
                 )
-                runs = _workloads(api.port, data)
+                runs = _workloads(api, data)
                 errors += sum(run.errors for run in runs)
                 lines += _lines(database, runs)
+    lines.append(
+        "CPU ms: the API server's CPU time per change (gunicorn, all workers; not the database's);"
+        " others: CPUs' worth used by other processes meanwhile (database, this client, the rest of"
+        " the machine), which shared machines make noisy"
+    )
     if errors:
         lines.append(f"{errors} writes failed (see above)")
     return result_type(

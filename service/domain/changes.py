@@ -1,6 +1,6 @@
 """Recording status changes: the only way an entry's status moves."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -54,6 +54,21 @@ class Recorded:
     entry: Entry
     event: Event
     treatment: Treatment | None = None  # the country's treatment on the list, if any
+    # The neighbourhood (with `run`) the change was placed in, before it was added.
+    neighbours: list[StatusChange] = field(default_factory=list)
+
+    def neighbourhood_after(self, on: date) -> list[StatusChange] | None:
+        """The neighbourhood of `on` (with `run`) now that the change is recorded, without a query,
+        where it follows from the one the change was placed in: the change is dated, in force
+        on `on` and last in the timeline (nothing dated after it), so it is in force, and the
+        start of its run is the change itself or the run before it (both read at placement).
+        None where it does not follow: ask `neighbourhood`."""
+        effective_on = self.change.effective_on
+        if effective_on is None or effective_on > on:
+            return None
+        if any(c.effective_on is not None and c.effective_on > effective_on for c in self.neighbours):
+            return None
+        return ordered([*self.neighbours, self.change])
 
 
 def _validate(request: ChangeRequest, timeline: list[StatusChange], recorded_at: datetime) -> None:
@@ -89,7 +104,7 @@ def _refuse_if_treated(
     """The country's treatment on this list (None if it has none); TreatedAsAnother if it
     takes another's status on `effective_on`."""
     treatment = session.scalars(
-        select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == country_code)
+        _TREATMENT, {"list_id": control_list.id, "country_code": country_code}
     ).one_or_none()
     if treatment is not None and (effective_on is None or effective_on >= treatment.effective_on):
         raise TreatedAsAnother(
@@ -100,16 +115,30 @@ def _refuse_if_treated(
     return treatment
 
 
+# The write path's statements, built once: a statement memoises its cache key, so executing
+# it again with new parameters skips building and hashing it (a good part of a write's CPU).
+_TREATMENT = select(Treatment).where(
+    Treatment.list_id == bindparam("list_id"), Treatment.country_code == bindparam("country_code")
+)
+_BUMP_VERSION = (
+    update(Entry)
+    .where(Entry.id == bindparam("entry_id"), Entry.version == bindparam("read_version"))
+    .values(version=Entry.version + 1)
+    .execution_options(synchronize_session=False)
+)
+_LOCK_ENTRY = (
+    select(Entry)
+    .where(Entry.list_id == bindparam("list_id"), Entry.country_code == bindparam("country_code"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def bump_version(session: Session, entry: Entry) -> None:
     """Move the entry to its next version, only if nobody moved it since we read it."""
     bumped = cast(
         CursorResult[Any],
-        session.execute(
-            update(Entry)
-            .where(Entry.id == entry.id, Entry.version == entry.version)
-            .values(version=Entry.version + 1)
-            .execution_options(synchronize_session=False)
-        ),
+        session.execute(_BUMP_VERSION, {"entry_id": entry.id, "read_version": entry.version}),
     )
     if bumped.rowcount != 1:
         raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")
@@ -129,10 +158,7 @@ def _lock_entry(
     # anyway); the conditional version bump is what guarantees it everywhere.
     # Only the entry row: its timeline is read a neighbour at a time (see `neighbourhood`).
     entry = session.scalars(
-        select(Entry)
-        .where(Entry.list_id == control_list.id, Entry.country_code == country_code)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _LOCK_ENTRY, {"list_id": control_list.id, "country_code": country_code}
     ).one_or_none()
     if entry is None and must_exist:
         raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
@@ -228,13 +254,15 @@ def entry_state(
         treatment = recorded.treatment
     else:
         treatment = session.scalars(
-            select(Treatment).where(
-                Treatment.list_id == control_list.id, Treatment.country_code == country.alpha_2
-            )
+            _TREATMENT, {"list_id": control_list.id, "country_code": country.alpha_2}
         ).one_or_none()
     if treatment is not None and lookups.treatment_applies(treatment, as_of, None):
         return lookups.entry_state(session, control_list, country, as_of)  # it answers as another
-    changes, observations = neighbourhood(session, entry, as_of, run=True)
+    known = recorded.neighbourhood_after(as_of) if recorded is not None else None
+    if known is not None:
+        changes, observations = known, []  # a change is in force: evidence does not count
+    else:
+        changes, observations = neighbourhood(session, entry, as_of, run=True)
     return {
         "country": lookups.country_summary(country),
         **lookups.answer(control_list, country.alpha_2, changes, as_of, None, observations),
@@ -266,12 +294,12 @@ def record_status_change(
     """
     treatment = _refuse_if_treated(session, control_list, country_code, request.effective_on)
     entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
-    timeline, observations = neighbourhood(session, entry, request.effective_on or date.min)
+    timeline, observations = neighbourhood(session, entry, request.effective_on or date.min, run=True)
     _validate(request, timeline, recorded_at)
     placement = _place_legally(control_list, timeline, observations, request)
     change = _append_change(session, entry, placement, request, recorded_at, actor)
     event = _announce(session, change, control_list, country_code, publish=publish)
-    return Recorded(change=change, entry=entry, event=event, treatment=treatment)
+    return Recorded(change=change, entry=entry, event=event, treatment=treatment, neighbours=timeline)
 
 
 def _place_legally(

@@ -56,7 +56,10 @@ def touch_data(session: Session) -> None:
     if session.info.get(_TOUCHED):
         return
     session.info[_TOUCHED] = True
-    session.execute(update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1))
+    session.execute(_TOUCH_DATA)
+
+
+_TOUCH_DATA = update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1)
 
 
 # The tables every cached document is built from. Any write to them moves the data version,
@@ -81,8 +84,10 @@ def _bump_on_flush(session: Session, _context: UOWTransaction, _instances: objec
 @event.listens_for(Session, "do_orm_execute")
 def _bump_on_bulk_write(state: ORMExecuteState) -> None:
     """Bulk UPDATE/DELETE statements on cached tables skip the flush: bump for them too."""
+    if not (state.is_update or state.is_delete):  # first: most statements are reads
+        return
     mapper = state.bind_mapper
-    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ in CACHED_MODELS:
+    if mapper is not None and mapper.class_ in CACHED_MODELS:
         touch_data(state.session)
 
 

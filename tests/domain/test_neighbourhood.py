@@ -8,15 +8,16 @@ them on every change and observation of the entry.
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 import pytest
 from sqlalchemy import select
 
 from service.domain import lookups
-from service.domain.changes import neighbourhood
+from service.domain.changes import Recorded, neighbourhood
 from service.domain.statuses import OBSERVABLE, Status
 from service.domain.timeline import ordered, place, visible
-from service.models import ControlList, Entry, Observation, StatusChange
+from service.models import ControlList, Entry, Event, Observation, StatusChange
 
 START = date(2020, 1, 1)
 STATUSES = [s.value for s in Status]
@@ -90,3 +91,39 @@ def test_the_neighbourhood_of_a_date_decides_as_the_whole_timeline_does(session,
             near, evidence = neighbourhood(session, entry, on, run=True)
             expected = lookups.answer(control_list, code, changes, on, None, observations)
             assert lookups.answer(control_list, code, near, on, None, evidence) == expected, (seed, on)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_neighbourhood_after_a_change_appended_decides_as_the_whole_timeline(session, seed):
+    """A write answers with the entry's state today from the neighbourhood it placed its change
+    in, when the change is the last one and in force (no second query)."""
+    rng = random.Random(100 + seed)
+    control_list = session.get(ControlList, "us-ear-d1")
+    for code in ("AQ", "BV", "HM", "UM", "TF", "GS"):
+        entry = _random_entry(session, rng, control_list, code)
+        dated = [
+            c.effective_on
+            for c in session.scalars(select(StatusChange).where(StatusChange.entry_id == entry.id))
+            if c.effective_on
+        ]
+        on = max(dated, default=START) + timedelta(days=rng.randint(0, 2))
+        near, _evidence = neighbourhood(session, entry, on, run=True)
+        change = StatusChange(
+            entry_id=entry.id,
+            from_status=None,
+            status=rng.choice(STATUSES),
+            effective_on=on,
+            recorded_at=datetime(2026, 2, 1, tzinfo=UTC),
+            sources=[{"url": "https://example.org/new"}],
+        )
+        session.add(change)
+        session.flush()
+        recorded = Recorded(change=change, entry=entry, event=cast(Event, None), neighbours=near)
+        changes = list(session.scalars(select(StatusChange).where(StatusChange.entry_id == entry.id)))
+        observations = list(session.scalars(select(Observation).where(Observation.entry_id == entry.id)))
+        assert recorded.neighbourhood_after(on - timedelta(days=1)) is None  # not in force yet
+        for as_of in (on, on + timedelta(days=3)):
+            after = recorded.neighbourhood_after(as_of)
+            assert after is not None
+            expected = lookups.answer(control_list, code, changes, as_of, None, observations)
+            assert lookups.answer(control_list, code, after, as_of, None, []) == expected, (seed, code, as_of)
