@@ -204,6 +204,7 @@ def _neighbourhood_statement(*, run: bool) -> Select[tuple[StatusChange]]:
         parts.append(
             one(
                 in_force,
+                sc.effective_on >= other_on,  # bounds the index range; the next line orders ties
                 or_(sc.effective_on > other_on, and_(sc.effective_on == other_on, sc.id > other_id)),
             )
         )
