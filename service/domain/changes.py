@@ -175,7 +175,7 @@ def _lock_entry(
     return entry
 
 
-def _neighbourhood_statement(*, run: bool) -> Select[tuple[StatusChange]]:
+def _neighbourhood_statement(*, run: bool) -> Select[StatusChange]:
     """The changes `neighbourhood` reads, for the `entry_id` and `on` bound at execution. Built
     once: a statement object memoises its cache key, so executing it again costs no rebuild."""
     sc = StatusChange
@@ -196,8 +196,13 @@ def _neighbourhood_statement(*, run: bool) -> Select[tuple[StatusChange]]:
     ]
     if run:
         status = select(sc.status).where(mine, in_force).order_by(*backwards).limit(1).scalar_subquery()
-        other = select(sc.effective_on, sc.id).where(mine, in_force, sc.status != status)
-        other = other.order_by(*backwards).limit(1).subquery()
+        other = (
+            select(sc.effective_on, sc.id)
+            .where(mine, in_force, sc.status != status)
+            .order_by(*backwards)
+            .limit(1)
+            .subquery()
+        )
         other_on = select(other.c.effective_on).scalar_subquery()
         other_id = select(other.c.id).scalar_subquery()
         parts.append(select(other.c.id))  # where the walk back through the run stops
@@ -260,8 +265,9 @@ def entry_state(
     if treatment is not None and lookups.treatment_applies(treatment, as_of, None):
         return lookups.entry_state(session, control_list, country, as_of)  # it answers as another
     known = recorded.neighbourhood_after(as_of) if recorded is not None else None
+    observations: list[Observation] = []  # where a change is in force, evidence does not count
     if known is not None:
-        changes, observations = known, []  # a change is in force: evidence does not count
+        changes = known
     else:
         changes, observations = neighbourhood(session, entry, as_of, run=True)
     return {
