@@ -14,9 +14,9 @@ Workloads, each for a fixed time:
 - 1 writer on the deep entry vs. 1 writer on the 2-change entry (the deep one may cost
   at most 1.5x: ratio of their changes/s at least 0.67).
 
-Every measured change restates `pending_removal` as of today, which is legal whatever
-the entry's status (listed or pending_removal) and needs no date arithmetic, so the
-same request shape serves every workload and none is refused.
+Every change is dated today (no date arithmetic, none refused): an entry with one writer
+flips between listed and pending_removal, so no run of one status grows; the entry 16
+writers share restates pending_removal, legal whichever concurrent change came first.
 
     .venv/bin/python bench/run.py --only writes
     BENCH_WRITES_SECONDS=10 BENCH_WRITES_DATABASES=sqlite .venv/bin/python bench/run.py --only writes
@@ -122,6 +122,7 @@ class Data:
     one: str  # the entry 16 writers share
     deep: str  # DEEP_CHANGES changes
     short: str  # 2 changes
+    statuses: dict[str, str]  # where each single-writer entry stands (see _writer)
 
 
 def _generate(database_url: str, prepare: Callable[[str], None]) -> Data:
@@ -168,7 +169,8 @@ def _generate(database_url: str, prepare: Callable[[str], None]) -> Data:
         connection.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     engine.dispose()
     key = _cli("keys", "create", "--name", "bench-writer", "--role", "editor", database_url=database_url)
-    return Data(database_url, key, distinct, one, deep, short)
+    statuses = dict.fromkeys([*distinct, deep, short], "listed")
+    return Data(database_url, key, distinct, one, deep, short, statuses)
 
 
 # ---------------------------------------------------------------------------- load
@@ -208,16 +210,33 @@ class Run:
         return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def _writer(port: int, key: str, codes: list[str], stop: float, latencies: list[float], errors: list[str]):
+# The status each entry with one writer is at (all start listed); the next change flips it.
+NEXT = {"listed": "pending_removal", "pending_removal": "listed"}
+
+
+def _writer(
+    port: int,
+    key: str,
+    codes: list[str],
+    stop: float,
+    latencies: list[float],
+    errors: list[str],
+    statuses: dict[str, str] | None,
+):
+    """POST changes to `codes` in turn until `stop`. With `statuses` (entries this writer alone
+    writes), each change flips its entry between listed and pending_removal, so no run of one
+    status grows; without (entries shared by writers), each restates pending_removal, which is
+    legal whichever concurrent change came first."""
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
     today = datetime.now(UTC).date().isoformat()
-    body = json.dumps({"status": "pending_removal", "effective_on": today, "sources": [SOURCE]})
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     index = 0
     try:
         while time.monotonic() < stop:
             code = codes[index % len(codes)]
             index += 1
+            status = NEXT[statuses[code]] if statuses is not None else "pending_removal"
+            body = json.dumps({"status": status, "effective_on": today, "sources": [SOURCE]})
             started = time.perf_counter()
             connection.request("POST", f"/v1/lists/{LIST}/entries/{code}/changes", body=body, headers=headers)
             response = connection.getresponse()
@@ -226,12 +245,23 @@ def _writer(port: int, key: str, codes: list[str], stop: float, latencies: list[
                 errors.append(f"{response.status} {payload[:200]!r}")
                 continue
             latencies.append(time.perf_counter() - started)
+            if statuses is not None:
+                statuses[code] = status
     finally:
         connection.close()
 
 
-def _load(server: Server, key: str, name: str, shares: list[list[str]], seconds: float = SECONDS) -> Run:
-    """One writer thread per share of entries, for `seconds`."""
+def _load(
+    server: Server,
+    data: Data,
+    name: str,
+    shares: list[list[str]],
+    seconds: float = SECONDS,
+    shared: bool = False,
+) -> Run:
+    """One writer thread per share of entries, for `seconds` (`shared`: they write one entry)."""
+    key = data.key
+    statuses = None if shared else data.statuses
     port = server.port
     latencies: list[list[float]] = [[] for _ in shares]
     errors: list[str] = []
@@ -241,7 +271,9 @@ def _load(server: Server, key: str, name: str, shares: list[list[str]], seconds:
     started = time.monotonic()
     stop = started + seconds
     threads = [
-        threading.Thread(target=_writer, args=(port, key, share, stop, latencies[i], errors), daemon=True)
+        threading.Thread(
+            target=_writer, args=(port, key, share, stop, latencies[i], errors, statuses), daemon=True
+        )
         for i, share in enumerate(shares)
     ]
     for thread in threads:
@@ -260,18 +292,18 @@ def _load(server: Server, key: str, name: str, shares: list[list[str]], seconds:
 def _workloads(server: Server, data: Data) -> list[Run]:
     per_writer = len(data.distinct) // WRITERS
     # Warm the server up (imports, connection pools, statement caches) on entries not measured.
-    _load(server, data.key, "warm-up", [[data.short, data.deep, data.one]], seconds=WARMUP_SECONDS)
+    _load(server, data, "warm-up", [[data.short, data.deep]], seconds=WARMUP_SECONDS)
     runs = [
-        _load(server, data.key, "1 writer, distinct entries", [data.distinct]),
+        _load(server, data, "1 writer, distinct entries", [data.distinct]),
         _load(
             server,
-            data.key,
+            data,
             f"{WRITERS} writers, distinct entries",
             [data.distinct[i * per_writer : (i + 1) * per_writer] for i in range(WRITERS)],
         ),
-        _load(server, data.key, f"{WRITERS} writers, one entry", [[data.one]] * WRITERS),
-        _load(server, data.key, "1 writer, 2-change entry", [[data.short]]),
-        _load(server, data.key, f"1 writer, {DEEP_CHANGES:,}-change entry", [[data.deep]]),
+        _load(server, data, f"{WRITERS} writers, one entry", [[data.one]] * WRITERS, shared=True),
+        _load(server, data, "1 writer, 2-change entry", [[data.short]]),
+        _load(server, data, f"1 writer, {DEEP_CHANGES:,}-change entry", [[data.deep]]),
     ]
     for run in runs:
         print(
