@@ -30,6 +30,7 @@ import feed
 import lookups
 import pages
 import scratch
+import writes
 from harness import (
     HERE,
     VENV_BIN,
@@ -236,6 +237,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "asof": lambda ctx: lookups.bench_asof(ctx, prepare_database, Result, ratio),
     "deep": lambda ctx: lookups.bench_deep(ctx, prepare_database, Result, ratio),
     "feed": bench_feed,
+    "writes": lambda ctx: writes.bench_writes(ctx, prepare_database, Result),
 }
 
 

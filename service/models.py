@@ -117,8 +117,9 @@ class StatusChange(Base):
             name="expected_only_when_pending",
         ),
         Index(None, "entry_id", "id"),
-        # A lookup's one seek: the latest change of an entry in force on a date (recorded_at
-        # lets `known_at` skip later recordings without reading the rows).
+        # A lookup's one seek, and a write's placement among its neighbours: the changes of an
+        # entry by effective_on then recording order, never the whole timeline (recorded_at lets
+        # `known_at` skip later recordings without reading the rows).
         Index(None, "entry_id", "effective_on", "id", "recorded_at"),
     )
 
@@ -153,6 +154,7 @@ class Observation(Base):
         CheckConstraint(_in("status", OBSERVABLE), name="status"),
         CheckConstraint("confidence IS NULL OR " + _in("confidence", CONFIDENCES), name="confidence"),
         Index(None, "entry_id", "id"),
+        Index(None, "entry_id", "observed_on"),  # evidence before an entry's first dated change
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

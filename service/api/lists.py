@@ -9,7 +9,13 @@ from service.api import Blueprint, writes
 from service.api.countries import REF_PARAMETER, history_cursor, history_next_cursor, resolve_country
 from service.api.paging import page
 from service.domain import lookups
-from service.domain.changes import ChangeRequest, ObservationRequest, record_observation, record_status_change
+from service.domain.changes import (
+    ChangeRequest,
+    ObservationRequest,
+    entry_state,
+    record_observation,
+    record_status_change,
+)
 from service.domain.errors import NotFound
 from service.domain.lists import create_list, update_list
 from service.domain.sources import at_least
@@ -264,7 +270,7 @@ class EntryChanges(MethodView):
                 must_exist=must_exist,
             )
             change = lookups.change_document(recorded.change, control_list, country.alpha_2)
-            entry = lookups.entry_state(session, control_list, country, clock.today())
+            entry = entry_state(session, control_list, country, recorded.entry, clock.today(), recorded)
             return writes.Outcome(
                 {"change": change, "entry": entry}, 201, {"Location": change["links"]["self"]}
             )
@@ -327,7 +333,7 @@ class EntryObservations(MethodView):
 
         def operation(session, principal):
             control_list = lookups.get_list(session, list_id)
-            observation, _entry = record_observation(
+            observation, entry = record_observation(
                 session,
                 control_list,
                 country.alpha_2,
@@ -338,8 +344,8 @@ class EntryObservations(MethodView):
                 must_exist=must_exist,
             )
             document = lookups.observation_document(observation, control_list, country.alpha_2)
-            entry = lookups.entry_state(session, control_list, country, clock.today())
+            state = entry_state(session, control_list, country, entry, clock.today())
             location = document["links"]["self"]
-            return writes.Outcome({"observation": document, "entry": entry}, 201, {"Location": location})
+            return writes.Outcome({"observation": document, "entry": state}, 201, {"Location": location})
 
         return writes.perform(operation, idempotency_key)

@@ -188,7 +188,8 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
     for _attempt in range(ATTEMPTS):
         try:
             db.begin_write(session)
-            _purge_expired(session)  # first, so an expired record cannot block its key's reuse
+            if idempotency_key:  # first, so an expired record cannot block its key's reuse
+                _purge_expired(session)
             outcome = operation(session, principal)
             document = outcome.render()
             body = json.dumps(document) if document is not None else ""
@@ -240,6 +241,8 @@ def perform(operation: Callable[[Session, Principal], Outcome], idempotency_key:
 
 
 def _purge_expired(session: Session) -> None:
+    """Drop records past IDEMPOTENCY_TTL. Only keyed writes add records, so only they purge
+    (an unkeyed write saves the statement; the table grows only with keyed writes anyway)."""
     cutoff = clock.utcnow() - current_app.config["IDEMPOTENCY_TTL"]
     session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
 

@@ -1,15 +1,16 @@
 """Recording status changes: the only way an entry's status moves."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import CursorResult, Date, Select, and_, bindparam, func, or_, select, union_all, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.domain import lookups
 from service.domain.audit import Actor
+from service.domain.countries import Country
 from service.domain.errors import (
     ConcurrentUpdate,
     IllegalTransition,
@@ -52,6 +53,22 @@ class Recorded:
     change: StatusChange
     entry: Entry
     event: Event
+    treatment: Treatment | None = None  # the country's treatment on the list, if any
+    # The neighbourhood (with `run`) the change was placed in, before it was added.
+    neighbours: list[StatusChange] = field(default_factory=list)
+
+    def neighbourhood_after(self, on: date) -> list[StatusChange] | None:
+        """The neighbourhood of `on` (with `run`) now that the change is recorded, without a query,
+        where it follows from the one the change was placed in: the change is dated, in force
+        on `on` and last in the timeline (nothing dated after it), so it is in force, and the
+        start of its run is the change itself or the run before it (both read at placement).
+        None where it does not follow: ask `neighbourhood`."""
+        effective_on = self.change.effective_on
+        if effective_on is None or effective_on > on:
+            return None
+        if any(c.effective_on is not None and c.effective_on > effective_on for c in self.neighbours):
+            return None
+        return ordered([*self.neighbours, self.change])
 
 
 def _validate(request: ChangeRequest, timeline: list[StatusChange], recorded_at: datetime) -> None:
@@ -83,9 +100,11 @@ def _validate(request: ChangeRequest, timeline: list[StatusChange], recorded_at:
 
 def _refuse_if_treated(
     session: Session, control_list: ControlList, country_code: str, effective_on: date | None
-) -> None:
+) -> Treatment | None:
+    """The country's treatment on this list (None if it has none); TreatedAsAnother if it
+    takes another's status on `effective_on`."""
     treatment = session.scalars(
-        select(Treatment).where(Treatment.list_id == control_list.id, Treatment.country_code == country_code)
+        _TREATMENT, {"list_id": control_list.id, "country_code": country_code}
     ).one_or_none()
     if treatment is not None and (effective_on is None or effective_on >= treatment.effective_on):
         raise TreatedAsAnother(
@@ -93,18 +112,33 @@ def _refuse_if_treated(
             f"{treatment.effective_on.isoformat()}; record the change on {treatment.treated_as}.",
             treated_as=treatment.treated_as,
         )
+    return treatment
+
+
+# The write path's statements, built once: a statement memoises its cache key, so executing
+# it again with new parameters skips building and hashing it (a good part of a write's CPU).
+_TREATMENT = select(Treatment).where(
+    Treatment.list_id == bindparam("list_id"), Treatment.country_code == bindparam("country_code")
+)
+_BUMP_VERSION = (
+    update(Entry)
+    .where(Entry.id == bindparam("entry_id"), Entry.version == bindparam("read_version"))
+    .values(version=Entry.version + 1)
+    .execution_options(synchronize_session=False)
+)
+_LOCK_ENTRY = (
+    select(Entry)
+    .where(Entry.list_id == bindparam("list_id"), Entry.country_code == bindparam("country_code"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def bump_version(session: Session, entry: Entry) -> None:
     """Move the entry to its next version, only if nobody moved it since we read it."""
     bumped = cast(
         CursorResult[Any],
-        session.execute(
-            update(Entry)
-            .where(Entry.id == entry.id, Entry.version == entry.version)
-            .values(version=Entry.version + 1)
-            .execution_options(synchronize_session=False)
-        ),
+        session.execute(_BUMP_VERSION, {"entry_id": entry.id, "read_version": entry.version}),
     )
     if bumped.rowcount != 1:
         raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")
@@ -122,12 +156,9 @@ def _lock_entry(
     """The entry, locked for this write (created if new), at one of the expected versions."""
     # FOR UPDATE serialises writers of one entry on PostgreSQL (SQLite has one writer
     # anyway); the conditional version bump is what guarantees it everywhere.
+    # Only the entry row: its timeline is read a neighbour at a time (see `neighbourhood`).
     entry = session.scalars(
-        select(Entry)
-        .where(Entry.list_id == control_list.id, Entry.country_code == country_code)
-        .options(selectinload(Entry.changes), selectinload(Entry.observations))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _LOCK_ENTRY, {"list_id": control_list.id, "country_code": country_code}
     ).one_or_none()
     if entry is None and must_exist:
         raise VersionMismatch("If-Match: * but the entry does not exist yet.", current_version=0)
@@ -142,6 +173,109 @@ def _lock_entry(
             current_version=entry.version,
         )
     return entry
+
+
+def _neighbourhood_statement(*, run: bool) -> Select[StatusChange]:
+    """The changes `neighbourhood` reads, for the `entry_id` and `on` bound at execution. Built
+    once: a statement object memoises its cache key, so executing it again costs no rebuild."""
+    sc = StatusChange
+    mine = sc.entry_id == bindparam("entry_id")
+    on = bindparam("on", type_=Date)
+    backwards = (sc.effective_on.desc(), sc.id.desc())
+
+    def one(*criteria: Any, order: Any = (sc.effective_on, sc.id)) -> Select[Any]:
+        found = select(sc.id).where(mine, *criteria).order_by(*order).limit(1).subquery()
+        return select(found.c.id)
+
+    in_force = sc.effective_on <= on
+    earliest = select(func.min(sc.effective_on)).where(mine).scalar_subquery()
+    parts = [
+        one(in_force, order=backwards),
+        one(sc.effective_on > on),
+        select(sc.id).where(mine, or_(sc.effective_on.is_(None), sc.effective_on == earliest)),
+    ]
+    if run:
+        status = select(sc.status).where(mine, in_force).order_by(*backwards).limit(1).scalar_subquery()
+        other = (
+            select(sc.effective_on, sc.id)
+            .where(mine, in_force, sc.status != status)
+            .order_by(*backwards)
+            .limit(1)
+            .subquery()
+        )
+        other_on = select(other.c.effective_on).scalar_subquery()
+        other_id = select(other.c.id).scalar_subquery()
+        parts.append(select(other.c.id))  # where the walk back through the run stops
+        parts.append(
+            one(
+                in_force,
+                sc.effective_on >= other_on,  # bounds the index range; the next line orders ties
+                or_(sc.effective_on > other_on, and_(sc.effective_on == other_on, sc.id > other_id)),
+            )
+        )
+    return select(sc).where(sc.id.in_(union_all(*parts)))
+
+
+_NEIGHBOURHOOD = _neighbourhood_statement(run=False)
+_NEIGHBOURHOOD_RUN = _neighbourhood_statement(run=True)
+
+
+def neighbourhood(
+    session: Session, entry: Entry, on: date, *, run: bool = False
+) -> tuple[list[StatusChange], list[Observation]]:
+    """The part of the entry's timeline (every change, as known now) that decides its standing on
+    `on` and what may be placed there, without reading the rest: `standing`, `place` and
+    `lookups.answer` give the same result on it as on the whole timeline, for `on`.
+
+    That is: the change in force on `on` and the next one after it; the entry's first dated
+    changes and undated ones (they bound the stretch known only from evidence); with `run`, the
+    last change in force to another status and the one after it (where the run of the status in
+    force began: its `since`); and, only when no change is in force, the observations before the first
+    dated change. One statement of index look-ups on (entry_id, effective_on, id), then at most
+    one on (entry_id, observed_on), however long the history.
+    """
+    statement = _NEIGHBOURHOOD_RUN if run else _NEIGHBOURHOOD
+    changes = ordered(session.scalars(statement, {"entry_id": entry.id, "on": on}))
+    if any(c.effective_on is not None and c.effective_on <= on for c in changes):
+        return changes, []  # a change is in force: evidence does not count
+    query = select(Observation).where(Observation.entry_id == entry.id)
+    dated = [c.effective_on for c in changes if c.effective_on is not None]
+    if dated:
+        query = query.where(Observation.observed_on < min(dated))
+    return changes, visible(session.scalars(query))
+
+
+def entry_state(
+    session: Session,
+    control_list: ControlList,
+    country: Country,
+    entry: Entry,
+    as_of: date,
+    recorded: Recorded | None = None,
+) -> dict[str, Any]:
+    """`lookups.entry_state` for the entry a write just changed (its version, its status on
+    `as_of`), from its neighbourhood of `as_of` instead of every change of the country.
+    `recorded`: the write's outcome, whose treatment look-up is reused."""
+    if recorded is not None:
+        treatment = recorded.treatment
+    else:
+        treatment = session.scalars(
+            _TREATMENT, {"list_id": control_list.id, "country_code": country.alpha_2}
+        ).one_or_none()
+    if treatment is not None and lookups.treatment_applies(treatment, as_of, None):
+        return lookups.entry_state(session, control_list, country, as_of)  # it answers as another
+    known = recorded.neighbourhood_after(as_of) if recorded is not None else None
+    observations: list[Observation] = []  # where a change is in force, evidence does not count
+    if known is not None:
+        changes = known
+    else:
+        changes, observations = neighbourhood(session, entry, as_of, run=True)
+    return {
+        "country": lookups.country_summary(country),
+        **lookups.answer(control_list, country.alpha_2, changes, as_of, None, observations),
+        "as_of": as_of,
+        "version": entry.version,
+    }
 
 
 def record_status_change(
@@ -165,18 +299,21 @@ def record_status_change(
     With `publish`, the event is queued for webhook subscribers in the same
     transaction (the seed loader turns it off). The caller commits.
     """
-    _refuse_if_treated(session, control_list, country_code, request.effective_on)
+    treatment = _refuse_if_treated(session, control_list, country_code, request.effective_on)
     entry = _lock_entry(session, control_list, country_code, recorded_at, expected_versions, must_exist)
-    timeline = ordered(entry.changes)
+    timeline, observations = neighbourhood(session, entry, request.effective_on or date.min, run=True)
     _validate(request, timeline, recorded_at)
-    placement = _place_legally(control_list, entry, timeline, request)
+    placement = _place_legally(control_list, timeline, observations, request)
     change = _append_change(session, entry, placement, request, recorded_at, actor)
     event = _announce(session, change, control_list, country_code, publish=publish)
-    return Recorded(change=change, entry=entry, event=event)
+    return Recorded(change=change, entry=entry, event=event, treatment=treatment, neighbours=timeline)
 
 
 def _place_legally(
-    control_list: ControlList, entry: Entry, timeline: list[StatusChange], request: ChangeRequest
+    control_list: ControlList,
+    timeline: list[StatusChange],
+    observations: list[Observation],
+    request: ChangeRequest,
 ) -> Placement:
     """Where the change falls in the entry's timeline; IllegalTransition if it cannot go there
     (the status in force before it, or the next recorded change after it, forbids it)."""
@@ -185,7 +322,7 @@ def _place_legally(
         timeline,
         request.status,
         effective_on,
-        visible(entry.observations),
+        observations,
         absence_known=lookups.membership_known(control_list, effective_on, None),
     )
     if placement.legal:

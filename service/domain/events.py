@@ -34,8 +34,17 @@ OPT_IN_EVENT_TYPES = frozenset(t.value for t in EventType if t.opt_in)
 def next_sequence(session: Session) -> int:
     """Take the next event number. The row lock it takes is held until commit,
     so concurrent writers commit their events in number order."""
-    session.execute(update(Counter).where(Counter.name == EVENTS_COUNTER).values(value=Counter.value + 1))
-    return session.execute(select(Counter.value).where(Counter.name == EVENTS_COUNTER)).scalar_one()
+    return session.execute(_NEXT_SEQUENCE).scalar_one()  # one round trip: UPDATE … RETURNING
+
+
+# Built once (its cache key is memoised): every write takes an event number.
+_NEXT_SEQUENCE = (
+    update(Counter)
+    .where(Counter.name == EVENTS_COUNTER)
+    .values(value=Counter.value + 1)
+    .returning(Counter.value)
+    .execution_options(synchronize_session=False)
+)
 
 
 def current_sequence(connection: Connection) -> int:
@@ -48,7 +57,10 @@ def touch_data(session: Session) -> None:
     if session.info.get(_TOUCHED):
         return
     session.info[_TOUCHED] = True
-    session.execute(update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1))
+    session.execute(_TOUCH_DATA)
+
+
+_TOUCH_DATA = update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1)
 
 
 # The tables every cached document is built from. Any write to them moves the data version,
@@ -73,8 +85,10 @@ def _bump_on_flush(session: Session, _context: UOWTransaction, _instances: objec
 @event.listens_for(Session, "do_orm_execute")
 def _bump_on_bulk_write(state: ORMExecuteState) -> None:
     """Bulk UPDATE/DELETE statements on cached tables skip the flush: bump for them too."""
+    if not (state.is_update or state.is_delete):  # first: most statements are reads
+        return
     mapper = state.bind_mapper
-    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ in CACHED_MODELS:
+    if mapper is not None and mapper.class_ in CACHED_MODELS:
         touch_data(state.session)
 
 

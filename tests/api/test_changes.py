@@ -189,7 +189,8 @@ def test_idempotency_keys_are_kept_at_least_24_hours(client, editor, frozen_cloc
     headers = {**editor, "Idempotency-Key": "kept"}
     first = client.post(D1_VN, json=a_change(), headers=headers)
     frozen_clock.advance(hours=30)
-    client.post("/v1/lists/us-ear-d3/entries/VN/changes", json=a_change(), headers=editor)  # purges expired
+    purging = {**editor, "Idempotency-Key": "another"}  # a keyed write purges expired records
+    client.post("/v1/lists/us-ear-d3/entries/VN/changes", json=a_change(), headers=purging)
 
     retry = client.post(D1_VN, json=a_change(), headers=headers)
 
@@ -454,3 +455,77 @@ def test_an_expired_idempotency_key_can_be_used_again(client, editor, frozen_clo
 
     assert first.status_code == later.status_code == 201
     assert later.get_json()["change"]["id"] != first.get_json()["change"]["id"]
+
+
+def test_a_change_on_a_long_history_reads_its_neighbours_not_the_whole_timeline(client, editor, session):
+    """Placing a change (and the entry state the answer carries) must not load every change:
+    on 10,000 changes that cost about 1 s per write."""
+    from contextlib import contextmanager
+    from datetime import UTC, date, datetime, timedelta
+
+    from sqlalchemy import event, insert
+
+    from service.models import Entry
+
+    entry = Entry(
+        list_id="us-ear-d1", country_code="FR", version=1, created_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    session.add(entry)
+    session.flush()
+    start = date(2000, 1, 1)
+    session.execute(
+        insert(StatusChange),
+        [
+            {
+                "entry_id": entry.id,
+                "from_status": None if i == 0 else ("removed" if i % 2 else "listed"),
+                "status": "listed" if i % 2 == 0 else "removed",
+                "effective_on": start + timedelta(days=i),
+                "recorded_at": datetime(2020, 1, 1, tzinfo=UTC),
+                "sources": [a_source()],
+            }
+            for i in range(200)
+        ],
+    )
+    session.commit()
+    loaded = []
+
+    @contextmanager
+    def counting():
+        listener = lambda target, _context: loaded.append(target.id)  # noqa: E731
+        event.listen(StatusChange, "load", listener)
+        try:
+            yield
+        finally:
+            event.remove(StatusChange, "load", listener)
+
+    with counting():  # the last change is `removed` on 2000-07-18: append after it
+        appended = client.post(
+            "/v1/lists/us-ear-d1/entries/FR/changes",
+            json=a_change(status="listed", effective_on="2001-01-01"),
+            headers=editor,
+        )
+    assert appended.status_code == 201, appended.get_json()
+    assert appended.get_json()["entry"]["status"] == "listed"
+    assert appended.get_json()["entry"]["since"] == "2001-01-01"
+    assert appended.get_json()["entry"]["version"] == 2
+    assert len(loaded) <= 10, len(loaded)
+
+    loaded.clear()
+    with counting():  # a backdated change between two others, placed by its neighbours
+        inserted = client.post(
+            "/v1/lists/us-ear-d1/entries/FR/changes",
+            json=a_change(status="pending_removal", effective_on="2000-03-01"),
+            headers=editor,
+        )
+        refused = client.post(
+            "/v1/lists/us-ear-d1/entries/FR/changes",
+            json=a_change(status="pending_addition", effective_on="2000-01-03"),
+            headers=editor,
+        )
+    assert inserted.status_code == 201, inserted.get_json()
+    assert inserted.get_json()["change"]["from_status"] == "listed"  # 2000-03-01's own listing
+    assert inserted.get_json()["entry"]["status"] == "listed"  # today: still the 2001 listing
+    assert refused.status_code == 409
+    assert refused.get_json()["current_status"] == "listed"
+    assert len(loaded) <= 20, len(loaded)
