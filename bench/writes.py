@@ -1,8 +1,9 @@
 """Writes: POST /v1/lists/{id}/entries/{ref}/changes through gunicorn, on SQLite and PostgreSQL.
 
-Each database gets a fresh, seeded scratch database (SQLite in the bench's temp dir;
-PostgreSQL: a database created for the run and dropped after it, never var/), plus
-generated history: an entry with DEEP_CHANGES changes and one with 2, then ANALYZE.
+Each database gets a fresh, seeded scratch database (SQLite in the bench's temp dir; PostgreSQL
+when BENCH_POSTGRES_URL names a server: a database created for the run and dropped after it,
+never var/, see scratch.py), plus generated history: an entry with DEEP_CHANGES changes and
+one with 2, then ANALYZE.
 Writers are threads in this process, each with its own keep-alive connection, posting
 with an editor key whose write budget is high (EXPORTCTL_WRITE_RATE_LIMIT), so each
 write runs with every guarantee of a real one: authentication, the rate limit, the
@@ -19,24 +20,22 @@ flips between listed and pending_removal, so no run of one status grows; the ent
 writers share restates pending_removal, legal whichever concurrent change came first.
 
     .venv/bin/python bench/run.py --only writes
-    BENCH_WRITES_SECONDS=10 BENCH_WRITES_DATABASES=sqlite .venv/bin/python bench/run.py --only writes
+    BENCH_WRITES_SECONDS=10 BENCH_BACKENDS=sqlite .venv/bin/python bench/run.py --only writes
 """
 
 import contextlib
 import http.client
 import json
 import os
-import random
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import harness
+import scratch
 from harness import LOOPBACK, VENV_BIN, BenchError, ForeignCpu, Server, clean_env, gunicorn_server
 
 GOAL_PER_SECOND = 100.0
@@ -45,40 +44,9 @@ DEEP_CHANGES = int(os.environ.get("BENCH_WRITES_DEEP", "10000"))
 SECONDS = float(os.environ.get("BENCH_WRITES_SECONDS", "8"))
 WARMUP_SECONDS = 2.0
 WRITERS = int(os.environ.get("BENCH_WRITES_WRITERS", "16"))
-DATABASES = os.environ.get("BENCH_WRITES_DATABASES", "sqlite,postgresql").split(",")
-# The server holding the scratch database (created and dropped by the bench).
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_DATABASE = os.environ.get("BENCH_WRITES_PG_DB", f"exportctl_bench_writes_{os.getpid()}")
 LIST = "us-ear-d1"
 SERVICE_ENV = {"EXPORTCTL_WRITE_RATE_LIMIT": "10000000 per minute"}
 SOURCE = {"title": "bench", "publisher": "bench", "url": "https://example.org/bench"}
-
-
-@contextlib.contextmanager
-def _ports_from_range() -> Iterator[None]:
-    """With BENCH_PORT_RANGE=low-high, servers bind a free port in that range (shared machines)."""
-    wanted = os.environ.get("BENCH_PORT_RANGE")
-    if not wanted:
-        yield
-        return
-    low, high = (int(part) for part in wanted.split("-"))
-    original = harness.free_port
-
-    def free_port_in_range() -> int:
-        for port in random.sample(range(low, high + 1), high - low + 1):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
-        raise BenchError(f"no free port in {wanted}")
-
-    harness.free_port = free_port_in_range
-    try:
-        yield
-    finally:
-        harness.free_port = original
 
 
 # ---------------------------------------------------------------------------- data
@@ -97,23 +65,6 @@ def _cli(*args: str, database_url: str) -> str:
     return result.stdout.strip()
 
 
-@contextlib.contextmanager
-def _postgres_database() -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(PG_DATABASE)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DATABASE)))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{PG_DATABASE}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            admin.execute(drop.format(sql.Identifier(PG_DATABASE)))
-
-
 @dataclass
 class Data:
     database_url: str
@@ -125,14 +76,13 @@ class Data:
     statuses: dict[str, str]  # where each single-writer entry stands (see _writer)
 
 
-def _generate(database_url: str, prepare: Callable[[str], None]) -> Data:
-    """Seeded database plus: 200 listed entries, a deep and a short entry, then ANALYZE."""
+def _generate(database_url: str) -> Data:
+    """A seeded database gets: 200 listed entries, a deep and a short entry, then ANALYZE."""
     from sqlalchemy import create_engine, insert, select, text
 
     from service.domain.countries import registry
     from service.models import Entry, StatusChange, Treatment
 
-    prepare(database_url)
     engine = create_engine(database_url)
     created = datetime(2020, 1, 1, tzinfo=UTC)
     with engine.begin() as connection:
@@ -168,7 +118,9 @@ def _generate(database_url: str, prepare: Callable[[str], None]) -> Data:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     engine.dispose()
-    key = _cli("keys", "create", "--name", "bench-writer", "--role", "editor", database_url=database_url)
+    key = scratch.exportctl(
+        "keys", "create", "--name", "bench-writer", "--role", "editor", database_url=database_url
+    ).strip()
     statuses = dict.fromkeys([*distinct, deep, short], "listed")
     return Data(database_url, key, distinct, one, deep, short, statuses)
 
@@ -340,35 +292,26 @@ def bench_writes(ctx, prepare_database: Callable[[Path], str], result_type):
     """Changes/s and latency of POSTed changes, on SQLite and PostgreSQL, beside the 100/s goal."""
     lines: list[str] = []
     errors = 0
-    with _ports_from_range():
-        for database in DATABASES:
-            workdir: Path = ctx.workdir / f"writes-{database}"
-            workdir.mkdir()
-            with contextlib.ExitStack() as stack:
-                if database == "sqlite":
-                    url = f"sqlite:///{workdir / 'exportctl.sqlite3'}"
-                else:
-                    url = stack.enter_context(_postgres_database())
-
-                def prepare(database_url: str) -> None:
-                    _cli("db", "upgrade", database_url=database_url)
-                    _cli("seed", database_url=database_url)
-
-                data = _generate(url, prepare)
-                print(f"  {database}: seeded, {DEEP_CHANGES:,}-change entry {LIST}/{data.deep}, analysed")
-                api = stack.enter_context(
-                    gunicorn_server(
-                        f"writes-{database}",
-                        "service.wsgi:app",
-                        ctx.gunicorn,
-                        workdir,
-                        env={"DATABASE_URL": url, **SERVICE_ENV},
-                        ready_path="/healthz",
-                    )
+    for database in scratch.backends():
+        workdir: Path = ctx.workdir / f"writes-{database}"
+        workdir.mkdir()
+        with contextlib.ExitStack() as stack:
+            url = stack.enter_context(scratch.seeded_database(database, workdir, "writes"))
+            data = _generate(url)
+            print(f"  {database}: seeded, {DEEP_CHANGES:,}-change entry {LIST}/{data.deep}, analysed")
+            api = stack.enter_context(
+                gunicorn_server(
+                    f"writes-{database}",
+                    "service.wsgi:app",
+                    ctx.gunicorn,
+                    workdir,
+                    env={"DATABASE_URL": url, **SERVICE_ENV},
+                    ready_path="/healthz",
                 )
-                runs = _workloads(api, data)
-                errors += sum(run.errors for run in runs)
-                lines += _lines(database, runs)
+            )
+            runs = _workloads(api, data)
+            errors += sum(run.errors for run in runs)
+            lines += _lines(database, runs)
     lines.append(
         "CPU ms: the API server's CPU time per change (gunicorn, all workers; not the database's);"
         " others: CPUs' worth used by other processes meanwhile (database, this client, the rest of"
