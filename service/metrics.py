@@ -193,4 +193,4 @@ def _serve_metrics():
                 headers={"WWW-Authenticate": 'Bearer realm="exportctl-metrics"'},
             )
     metrics: Metrics = current_app.extensions["exportctl.metrics"]
-    return current_app.response_class(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    return current_app.response_class(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -1268,7 +1268,9 @@ class ChangesBetweenQuery(Schema):
     def ordered_dates(self, data, **_kwargs):
         to = data.get("to") or clock.today()
         if "from_" in data and data["from_"] > to:
-            raise ma.ValidationError("Must not be before `from`.", "to" if "to" in data else "from")
+            if "to" in data:
+                raise ma.ValidationError("Must not be before `from`.", "to")
+            raise ma.ValidationError("Must not be after `to`, which is today when left out.", "from")
 
 
 class EntryMoveSchema(Schema):

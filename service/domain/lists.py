@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import clock
@@ -38,6 +39,15 @@ def _event_data(control_list: ControlList, actor: Actor) -> dict[str, Any]:
     }
 
 
+def _require_free_code(session: Session, code: str, list_id: str) -> None:
+    """Lists are named by code too (`?list=D:1`, receipts): no two lists share one, in any case."""
+    taken = session.scalar(
+        select(ControlList.id).where(func.lower(ControlList.code) == code.lower(), ControlList.id != list_id)
+    )
+    if taken is not None:
+        raise Conflict(f"The code {code!r} is taken by the list {taken!r}: lists are named by code too.")
+
+
 def create_list(
     session: Session,
     fields: dict[str, Any],
@@ -49,6 +59,7 @@ def create_list(
     """A new list, its list.created event and audit entry (queued for subscribers with `publish`)."""
     if session.get(ControlList, fields["id"]) is not None:
         raise Conflict(f"A list with id {fields['id']!r} already exists.")
+    _require_free_code(session, fields["code"], fields["id"])
     recorded_at = recorded_at or clock.utcnow()
     control_list = ControlList(
         **{**fields, "sources": jsonable(fields.get("sources") or [])},
@@ -68,6 +79,8 @@ def update_list(
     session: Session, control_list: ControlList, changes: dict[str, Any], *, actor: Actor
 ) -> ControlList:
     changed = [name for name in DESCRIPTIVE_FIELDS if name in changes]
+    if "code" in changes:
+        _require_free_code(session, changes["code"], control_list.id)
     # The audit log keeps what was replaced, so a list's past wording can be rebuilt.
     previous = {name: jsonable(getattr(control_list, name)) for name in changed}
     for name in changed:

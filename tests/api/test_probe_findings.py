@@ -1,5 +1,7 @@
 """Defects an outside probe found (issue 7's closing run): each failed before its fix."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -90,3 +92,55 @@ def test_known_at_before_1900_is_refused_like_dates(client, known_at):
 
     assert response.status_code == 422
     assert "known_at" in response.get_json()["errors"]
+
+
+def _new_list(code: str) -> dict:
+    return {
+        "id": "probe-dup",
+        "code": code,
+        "name": "A list",
+        "authority": "Someone",
+        "jurisdiction": "US",
+        "legal_basis": "A rule",
+        "effect": "restrictive",
+        "url": "https://example.org/list",
+        "sources": [{"title": "A rule", "publisher": "Someone", "url": "https://example.org/list"}],
+    }
+
+
+@pytest.mark.parametrize("code", ["D:2", "d:2"])
+def test_a_list_code_already_taken_is_refused_at_creation(client, admin, session, code):
+    # `?list=D:2` and receipts name lists by code: a second D:2 broke them for everyone.
+    response = client.post("/v1/lists", json=_new_list(code), headers=admin)
+
+    assert response.status_code == 409
+    assert response.content_type == "application/problem+json"
+    assert "code" in response.get_json()["detail"]
+    session.expire_all()
+    assert session.get(ControlList, "probe-dup") is None
+    assert client.get("/v1/countries/VN?list=D:2").status_code == 200
+
+
+def test_a_list_code_already_taken_is_refused_by_a_patch(client, admin, session):
+    response = client.patch("/v1/lists/us-ear-d1", json={"code": "d:5"}, headers=admin)
+
+    assert response.status_code == 409
+    session.expire_all()
+    assert session.get(ControlList, "us-ear-d1").code == "D:1"
+    # A list may keep (or re-case) its own code.
+    assert client.patch("/v1/lists/us-ear-d1", json={"code": "D:1"}, headers=admin).status_code == 200
+
+
+def test_changes_says_from_is_after_today_when_to_is_left_out(client, frozen_clock):
+    later = (frozen_clock.now.date() + timedelta(days=30)).isoformat()
+    response = client.get(f"/v1/changes?from={later}")
+
+    assert response.status_code == 422
+    message = response.get_json()["errors"]["from"][0]
+    assert "after" in message and "today" in message
+
+
+def test_metrics_name_their_charset_once(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+
+    assert content_type.count("charset") == 1
