@@ -66,12 +66,17 @@ class DeliveryCollector:
         )
         ages = GaugeMetricFamily(
             "exportctl_worker_heartbeat_age_seconds",
-            "Seconds since each running webhook worker last went round its loop",
+            "Seconds since each webhook worker seen in the last day last went round its loop",
             labels=["worker"],
         )
         for name, age in beats:
             ages.add_metric([name], age)
         yield ages
+        yield GaugeMetricFamily(
+            "exportctl_workers_alive",
+            "Webhook workers heard from within the last minute (alert when below the number you run)",
+            value=sum(1 for _name, age in beats if age < heartbeats.ALIVE_WITHIN.total_seconds()),
+        )
 
 
 class Metrics:

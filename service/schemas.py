@@ -72,7 +72,9 @@ class RFC3339Field(fields.AwareDateTime):
     """An RFC 3339 time with its offset: `2026-02-21T00:00:00Z`."""
 
     def __init__(self, **kwargs):
-        super().__init__(format="iso", **kwargs)
+        # From 1900 on, as dates are: the spec carries the year's lower bound as a pattern.
+        metadata = {"pattern": r"^(19[0-9]{2}|[2-9][0-9]{3})-", **kwargs.pop("metadata", {})}
+        super().__init__(format="iso", metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or "T" not in value.upper():

@@ -103,6 +103,7 @@ def test_a_tampered_receipt_does_not_verify_and_says_why(app, receipt, jwks_file
     assert result.exit_code == 1
     assert result.stderr.startswith("invalid: ")
     assert reason in result.stderr
+    assert not result.stderr.rstrip().endswith(":")  # a reason, not an empty one (probe finding)
     assert "Traceback" not in result.output
 
 

@@ -234,7 +234,11 @@ def verify(receipt: Any, key_set: Any) -> Verified:
     try:
         verified = jws.deserialize_compact(token, key, registry=_registry())
     except JoseError as exc:
-        raise ReceiptInvalid(f"The signature does not verify with key {kid}: {exc.description}") from exc
+        reason = exc.description or exc.error or type(exc).__name__
+        raise ReceiptInvalid(
+            f"The signature does not verify with key {kid} ({reason}): the receipt was altered, "
+            "or was not signed by that key."
+        ) from exc
     try:
         payload = json.loads(verified.payload)
     except ValueError as exc:

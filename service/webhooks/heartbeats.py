@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from service.models import WorkerHeartbeat
 
 FORGET_AFTER = timedelta(days=1)
+# A worker beats every third of its lease (5 s by default): one unheard of for a minute is gone.
+ALIVE_WITHIN = timedelta(minutes=1)
 
 
 def beat(session: Session, name: str, *, started_at: datetime, now: datetime) -> None:

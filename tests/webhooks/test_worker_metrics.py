@@ -77,3 +77,16 @@ def test_a_worker_that_stops_removes_its_heartbeat(app, worker):
         runner.join(10)
         session.rollback()
         assert session.scalars(select(WorkerHeartbeat.name)).all() == []
+
+
+def test_api_metrics_count_the_workers_alive_so_a_dead_one_stops_counting(app, client, worker, frozen_clock):
+    # A killed worker's row stays (for diagnosis) but must not look alive; a replaced one must
+    # not keep an alert firing: alert on the count alive, not on the oldest age.
+    worker.run_once()
+    assert parse(client.get("/metrics").get_data(as_text=True))[("exportctl_workers_alive", ())] == 1
+
+    frozen_clock.advance(minutes=5)  # it died without saying so
+
+    found = parse(client.get("/metrics").get_data(as_text=True))
+    assert found[("exportctl_workers_alive", ())] == 0
+    assert found[("exportctl_worker_heartbeat_age_seconds", (("worker", "test-worker"),))] == 300
