@@ -51,7 +51,7 @@ from harness import (
 )
 
 LOOKUP_PATH = "/v1/countries/VN"
-LOOKUP_TARGET_RATIO = 0.60
+LOOKUP_TARGET_RATIO = 0.80  # issue 13: 0.8 of bare Flask on SQLite (0.7 on PostgreSQL)
 # Above this share of one CPU going to other work during a measurement, say the run is noisy.
 NOISY_OTHER_CPU = 0.15
 # Headers of the real answer the bare app repeats, so both put the same bytes on the wire.
