@@ -37,6 +37,17 @@ class StrictParser(FlaskParser):
         "querystring": ma.RAISE,
     }
 
+    def load_querystring(self, req, schema):
+        """The query string; a parameter that takes one value but is given twice is refused
+        (which would be answered for?), as a JSON key given twice is."""
+        proxy = super().load_querystring(req, schema)
+        repeated = sorted(
+            key for key in req.args if key not in proxy.multiple_keys and len(req.args.getlist(key)) > 1
+        )
+        if repeated:
+            raise ma.ValidationError({key: ["Given more than once."] for key in repeated})
+        return proxy
+
     def _raw_load_json(self, req):
         """The body as JSON, keeping track of keys given twice (the schema refuses them)."""
         if not is_json_request(req):

@@ -39,13 +39,21 @@ def _event_data(control_list: ControlList, actor: Actor) -> dict[str, Any]:
     }
 
 
-def _require_free_code(session: Session, code: str, list_id: str) -> None:
-    """Lists are named by code too (`?list=D:1`, receipts): no two lists share one, in any case."""
+def _require_free_code(session: Session, code: str, jurisdiction: str, list_id: str) -> None:
+    """Lists are named by code too (`?list=D:1`, receipts): within a jurisdiction no two lists
+    share one, in any case (across jurisdictions a code names several, and asking by it says so)."""
     taken = session.scalar(
-        select(ControlList.id).where(func.lower(ControlList.code) == code.lower(), ControlList.id != list_id)
+        select(ControlList.id).where(
+            func.lower(ControlList.code) == code.lower(),
+            ControlList.jurisdiction == jurisdiction,
+            ControlList.id != list_id,
+        )
     )
     if taken is not None:
-        raise Conflict(f"The code {code!r} is taken by the list {taken!r}: lists are named by code too.")
+        raise Conflict(
+            f"The code {code!r} is taken in {jurisdiction} by the list {taken!r}: "
+            "lists are named by code too."
+        )
 
 
 def create_list(
@@ -59,7 +67,7 @@ def create_list(
     """A new list, its list.created event and audit entry (queued for subscribers with `publish`)."""
     if session.get(ControlList, fields["id"]) is not None:
         raise Conflict(f"A list with id {fields['id']!r} already exists.")
-    _require_free_code(session, fields["code"], fields["id"])
+    _require_free_code(session, fields["code"], fields["jurisdiction"], fields["id"])
     recorded_at = recorded_at or clock.utcnow()
     control_list = ControlList(
         **{**fields, "sources": jsonable(fields.get("sources") or [])},
@@ -79,8 +87,11 @@ def update_list(
     session: Session, control_list: ControlList, changes: dict[str, Any], *, actor: Actor
 ) -> ControlList:
     changed = [name for name in DESCRIPTIVE_FIELDS if name in changes]
-    if "code" in changes:
-        _require_free_code(session, changes["code"], control_list.id)
+    if "code" in changes or "jurisdiction" in changes:
+        code = changes.get("code", control_list.code)
+        _require_free_code(
+            session, code, changes.get("jurisdiction", control_list.jurisdiction), control_list.id
+        )
     # The audit log keeps what was replaced, so a list's past wording can be rebuilt.
     previous = {name: jsonable(getattr(control_list, name)) for name in changed}
     for name in changed:

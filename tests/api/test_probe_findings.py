@@ -144,3 +144,23 @@ def test_metrics_name_their_charset_once(client):
     content_type = client.get("/metrics").headers["Content-Type"]
 
     assert content_type.count("charset") == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/countries/VN?as_of=2026-01-01&as_of=2026-02-01", "as_of"),
+        ("/v1/events?after=1&after=5", "after"),
+        ("/v1/changes?from=2025-01-01&to=2026-01-01&to=2026-02-01", "to"),
+    ],
+)
+def test_a_single_valued_query_parameter_given_twice_is_refused(client, path, name):
+    # Which of the two would be answered for? As a JSON key given twice, it is a 422.
+    response = client.get(path)
+
+    assert response.status_code == 422
+    assert response.get_json()["errors"][name] == ["Given more than once."]
+
+
+def test_a_list_query_parameter_may_repeat(client):
+    assert client.get("/v1/countries/VN?list=us-ear-d1&list=us-ear-d3").status_code == 200
