@@ -558,7 +558,11 @@ class DeliveryWorker:
             self._attempted(attempt, result, event_ids[attempt.delivery.id])
         for job, _, _ in results:
             if job.delivery_id not in applied:
-                log.warning("delivery %s: lease lost to another worker; attempt not applied", job.delivery_id)
+                log.warning(
+                    "delivery %s: attempt not applied: its lease passed to another worker, or the "
+                    "delivery is gone (its subscription deleted)",
+                    job.delivery_id,
+                )
 
     def _attempted(self, attempt: Attempt, result: str, event_id: str) -> None:
         """One log line and the metrics of a recorded attempt: ids, outcome, duration; never the
