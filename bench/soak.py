@@ -32,7 +32,7 @@ import os
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,17 +115,21 @@ def mix(codes: list[str], last_event: int, history: list[str]) -> dict[str, Call
 
 
 class Tally:
-    """Requests done and failed (non-2xx/3xx answers, socket errors) per kind, across threads."""
+    """Requests done, their latencies, and failures (non-2xx/3xx answers, socket errors) per kind."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.done: Counter[str] = Counter()
+        self.seconds: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
         self.first_errors: dict[str, str] = {}
 
-    def note(self, kind: str, error: str | None) -> None:
+    @property
+    def done(self) -> int:
+        return sum(len(each) for each in self.seconds.values())
+
+    def note(self, kind: str, seconds: float, error: str | None) -> None:
         with self.lock:
-            self.done[kind] += 1
+            self.seconds[kind].append(seconds)
             if error is not None:
                 self.errors[kind] += 1
                 self.first_errors.setdefault(kind, error)
@@ -141,6 +145,7 @@ def read(port: int, paths: dict[str, Callable[[random.Random], str]], stop: floa
             kind = rng.choices(kinds, weights)[0]
             path = paths[kind](rng)
             error = None
+            started = time.perf_counter()
             try:
                 connection.request("GET", path)
                 response = connection.getresponse()
@@ -150,7 +155,7 @@ def read(port: int, paths: dict[str, Callable[[random.Random], str]], stop: floa
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()  # the next request connects again
                 error = f"{exc!r} on {path}"
-            tally.note(kind, error)
+            tally.note(kind, time.perf_counter() - started, error)
     finally:
         connection.close()
 
@@ -252,7 +257,7 @@ def measure(ctx, backend: str) -> list[str]:
             samples.append((at, sample(api, worker, workdir / "worker.log")))
             sizes = ", ".join(f"{name} {size:.0f} MB" for name, size in samples[-1][1].items())
             print(
-                f"  {backend} {at:4.0f}s: {sizes}; {sum(tally.done.values()):,} reads, "
+                f"  {backend} {at:4.0f}s: {sizes}; {tally.done:,} reads, "
                 f"{len(latencies):,} writes, {len(arrivals):,} deliveries",
                 flush=True,
             )
@@ -277,13 +282,24 @@ def report(backend, samples, tally, latencies, write_errors, delivered, states) 
     web_pids = [name for name in names if name != WEBHOOK_WORKER]
     if len(web_pids) > len([name for name in samples[0][1] if name != WEBHOOK_WORKER]):
         lines.append("  a web worker was replaced during the run (timeout or crash): see the server log")
-    reads = ", ".join(f"{kind} {tally.done[kind]:,}" for kind in MIX)
-    lines.append(f"  reads done: {reads} ({sum(tally.done.values()):,} in {SECONDS:.0f}s)")
-    lines.append(
-        f"  writes done: {len(latencies):,}; webhook deliveries received {delivered:,} (database: {states})"
-    )
+    rows = [
+        [
+            kind,
+            f"{len(times):,}",
+            str(errors),
+            f"{fanout.percentile(times, 0.5) * 1000:.0f}" if times else "-",
+            f"{fanout.percentile(times, 0.99) * 1000:.0f}" if times else "-",
+        ]
+        for kind, times, errors in [
+            *((kind, tally.seconds[kind], tally.errors[kind]) for kind in MIX),
+            ("writes", latencies, len(write_errors)),
+        ]
+    ]
+    lines.append(f"{backend}: requests done in {SECONDS:.0f}s ({tally.done:,} reads)")
+    lines.append(format_table(["kind", "done", "errors", "p50 ms", "p99 ms"], rows))
+    lines.append(f"  webhook deliveries received {delivered:,} (database: {states})")
     errors = sum(tally.errors.values()) + len(write_errors)
-    lines.append(f"  errors (non-2xx/3xx or socket): {errors}")
+    lines.append(f"  errors (non-2xx/3xx or socket, reads and writes): {errors}")
     for kind, count in tally.errors.items():
         lines.append(f"    {kind}: {count}, first: {tally.first_errors[kind]}")
     if write_errors:
