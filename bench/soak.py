@@ -311,8 +311,8 @@ def bench_soak(ctx, result_type):
     """RSS of the web workers and of the webhook worker through one long mixed run, per database."""
     lines = [
         f"document cache bound: {cache_bound()}; flat: the last third's max RSS within "
-        f"{FLAT_SHARE:.0%} (or {FLAT_MB:.0f} MB) of the max between the {WARMUP_SECONDS:.0f}s warm-up "
-        "and the last third"
+        f"{FLAT_SHARE:.0%} or {FLAT_MB:.0f} MB (the larger) of the max between the "
+        f"{WARMUP_SECONDS:.0f}s warm-up and the last third"
     ]
     for backend in scratch.backends():
         lines += measure(ctx, backend)
