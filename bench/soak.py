@@ -59,6 +59,7 @@ READERS = int(os.environ.get("BENCH_SOAK_READERS", "8"))
 WRITES_PER_SECOND = float(os.environ.get("BENCH_SOAK_WRITES_PER_SECOND", "3"))
 FLAT_SHARE = 0.10
 FLAT_MB = 8.0
+RECONNECT_EVERY = 10
 HISTORY_PAGES = 50  # pages of the deep entry's history whose cursors readers pick from
 # How often each kind of read comes up, relative to the others.
 MIX = {
@@ -136,12 +137,20 @@ class Tally:
 
 
 def read(port: int, paths: dict[str, Callable[[random.Random], str]], stop: float, tally: Tally, seed: int):
-    """GET a kind of MIX at random, one after the other on one keep-alive connection, until `stop`."""
+    """GET a kind of MIX at random, one after the other on a keep-alive connection, until `stop`.
+
+    The connection is renewed every RECONNECT_EVERY requests: gunicorn's workers each keep the
+    connections they accepted, so without it one worker could serve the whole run and the
+    other's flat memory would mean nothing."""
     rng = random.Random(seed)
     kinds, weights = list(paths), [MIX[kind] for kind in paths]
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
+    done = 0
     try:
         while time.monotonic() < stop:
+            done += 1
+            if done % RECONNECT_EVERY == 0:
+                connection.close()  # the next request connects again, perhaps to the other worker
             kind = rng.choices(kinds, weights)[0]
             path = paths[kind](rng)
             error = None
