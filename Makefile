@@ -11,7 +11,7 @@ help:
 	@echo "make run      create .venv, install, migrate + seed var/exportctl.sqlite3, serve on :$(PORT) with a webhook worker"
 	@echo "make test     create .venv with the test extras and run the whole suite"
 	@echo "make openapi  regenerate openapi.yaml from the code"
-	@echo "make bench    load-test lookups (cached, any date, deep history), feed pages, writes and fan-out against their references, on SQLite and PostgreSQL when it answers (installs wrk if missing)"
+	@echo "make bench    load-test lookups (cached, any date, deep history), feed pages, writes and fan-out against their references, then a 10-minute mixed soak for RSS, on SQLite and PostgreSQL when it answers (installs wrk if missing)"
 	@echo "make lint     ruff and mypy (strict on service/domain/)"
 	@echo "make scaleout two APIs + two workers on one PostgreSQL (SCALEOUT_DATABASE_URL), 200 subscriptions, 40 changes"
 	@echo "make up/down  start/stop docker-compose.yml (PostgreSQL, Redis, 2 APIs behind nginx, 2 workers)"

@@ -98,6 +98,10 @@ class Arrivals:
             self._times.setdefault((path, message_id), now)
             self._count.notify_all()
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._times)
+
     def reset(self) -> None:
         with self._count:
             self._times.clear()
@@ -225,6 +229,26 @@ def reference_rate(sink_port: int, arrivals: "Arrivals", count: int, size: int) 
     return float(result.stdout.strip())
 
 
+def start_worker(stack: contextlib.ExitStack, workdir: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`exportctl worker` as a process of its own, as in production, stopped when `stack` closes;
+    its log is workdir/worker.log."""
+    worker_log = workdir / "worker.log"
+    with worker_log.open("wb") as log:
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "exportctl"), "worker"],
+            cwd=workdir,
+            env=clean_env(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack.callback(stop_process_group, worker)
+    time.sleep(2)  # let the worker start and go idle, so every change starts from the same state
+    if worker.poll() is not None:
+        raise BenchError(f"the worker exited ({worker.returncode}):\n{tail(worker_log)}")
+    return worker
+
+
 def measure(ctx, backend: str) -> tuple[list[str], list[tuple[str, float, float]]]:
     workdir: Path = ctx.workdir / f"fanout-{backend}"
     workdir.mkdir()
@@ -244,20 +268,7 @@ def measure(ctx, backend: str) -> tuple[list[str], list[tuple[str, float, float]
                 f"api-{backend}", "service.wsgi:app", ctx.gunicorn, workdir, env=env, ready_path="/healthz"
             )
         )
-        worker_log = workdir / "worker.log"
-        with worker_log.open("wb") as log:
-            worker = subprocess.Popen(
-                [str(VENV_BIN / "exportctl"), "worker"],
-                cwd=workdir,
-                env=clean_env(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stack.callback(stop_process_group, worker)
-        time.sleep(2)  # let the worker start and go idle, so every change starts from the same state
-        if worker.poll() is not None:
-            raise BenchError(f"the worker exited ({worker.returncode}):\n{tail(worker_log)}")
+        worker = start_worker(stack, workdir, env)
         commits = stack.enter_context(CommitClock(database_url)) if backend == "postgresql" else None
         rss_before = (workers_rss(api), rss_mb(worker.pid))
         created = 0

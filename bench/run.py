@@ -30,6 +30,7 @@ import feed
 import lookups
 import pages
 import scratch
+import soak
 import writes
 from harness import (
     HERE,
@@ -238,6 +239,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "deep": lambda ctx: lookups.bench_deep(ctx, prepare_database, Result, ratio),
     "feed": bench_feed,
     "writes": lambda ctx: writes.bench_writes(ctx, prepare_database, Result),
+    "soak": lambda ctx: soak.bench_soak(ctx, Result),
 }
 
 

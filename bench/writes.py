@@ -73,10 +73,10 @@ class Data:
     one: str  # the entry 16 writers share
     deep: str  # DEEP_CHANGES changes
     short: str  # 2 changes
-    statuses: dict[str, str]  # where each single-writer entry stands (see _writer)
+    statuses: dict[str, str]  # where each single-writer entry stands (see `writer`)
 
 
-def _generate(database_url: str) -> Data:
+def generate(database_url: str) -> Data:
     """A seeded database gets: 200 listed entries, a deep and a short entry, then ANALYZE."""
     from sqlalchemy import create_engine, insert, select, text
 
@@ -166,7 +166,7 @@ class Run:
 NEXT = {"listed": "pending_removal", "pending_removal": "listed"}
 
 
-def _writer(
+def writer(
     port: int,
     key: str,
     codes: list[str],
@@ -174,21 +174,27 @@ def _writer(
     latencies: list[float],
     errors: list[str],
     statuses: dict[str, str] | None,
+    interval: float = 0.0,
 ):
-    """POST changes to `codes` in turn until `stop`. With `statuses` (entries this writer alone
-    writes), each change flips its entry between listed and pending_removal, so no run of one
-    status grows; without (entries shared by writers), each restates pending_removal, which is
-    legal whichever concurrent change came first."""
+    """POST changes to `codes` in turn until `stop`, one every `interval` seconds at most (0: as
+    fast as answers come). With `statuses` (entries this writer alone writes), each change flips
+    its entry between listed and pending_removal, so no run of one status grows; without (entries
+    shared by writers), each restates pending_removal, which is legal whichever concurrent change
+    came first."""
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
     today = datetime.now(UTC).date().isoformat()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     index = 0
+    next_at = time.monotonic()
     try:
         while time.monotonic() < stop:
             code = codes[index % len(codes)]
             index += 1
             status = NEXT[statuses[code]] if statuses is not None else "pending_removal"
             body = json.dumps({"status": status, "effective_on": today, "sources": [SOURCE]})
+            if interval:  # paced: the next write is due `interval` after this one was
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at = max(next_at + interval, time.monotonic())
             started = time.perf_counter()
             connection.request("POST", f"/v1/lists/{LIST}/entries/{code}/changes", body=body, headers=headers)
             response = connection.getresponse()
@@ -224,7 +230,7 @@ def _load(
     stop = started + seconds
     threads = [
         threading.Thread(
-            target=_writer, args=(port, key, share, stop, latencies[i], errors, statuses), daemon=True
+            target=writer, args=(port, key, share, stop, latencies[i], errors, statuses), daemon=True
         )
         for i, share in enumerate(shares)
     ]
@@ -297,7 +303,7 @@ def bench_writes(ctx, prepare_database: Callable[[Path], str], result_type):
         workdir.mkdir()
         with contextlib.ExitStack() as stack:
             url = stack.enter_context(scratch.seeded_database(database, workdir, "writes"))
-            data = _generate(url)
+            data = generate(url)
             print(f"  {database}: seeded, {DEEP_CHANGES:,}-change entry {LIST}/{data.deep}, analysed")
             api = stack.enter_context(
                 gunicorn_server(
