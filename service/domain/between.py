@@ -10,10 +10,10 @@ apart.
 The answer is paged over one sequence: the entries that moved, then those unknown on a date,
 each by country, then list (lists by jurisdiction, then id). Moves come first because they are
 what a re-screening acts on, and they are few beside the unknowns (a year of the seeds has a
-handful against hundreds). A page is the next `limit` items of the sequence, each placed in its section;
-the cursor is the last item's key, (section, country, jurisdiction, list id). Every entry has
-to be answered for both dates to know the totals, but only the page's items have their
-changes turned into documents, and at most `CHANGES_SHOWN` of them (the most recent).
+handful against hundreds). A page is the next `limit` items of the sequence, each placed in
+its section; the cursor is the last item's key, (section, country, jurisdiction, list id).
+Every entry has to be answered for both dates to know the totals, but only the page's items
+have their changes turned into documents, and at most `CHANGES_SHOWN` of them (the most recent).
 """
 
 from datetime import date, datetime
