@@ -15,7 +15,8 @@ SNAPSHOT_TARGET_S = 1.0
 QUERIES = {
     "snapshot csv": "/v1/snapshot?format=csv",
     "snapshot jsonl": "/v1/snapshot?format=jsonl",
-    # A different `from` each time: answers are cached per data version, this measures building one.
+    # A different `from` each time: answers are cached per data version, this measures building one
+    # (its first page: every entry is answered for both dates, the page's items are documented).
     "changes (a year, all lists)": "/v1/changes?from=2025-12-{rep:02d}&to=2026-11-30",
 }
 

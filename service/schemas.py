@@ -12,6 +12,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from service import clock
+from service.domain.between import CHANGES_SHOWN
 from service.domain.events import PUBLIC_EVENT_TYPES
 from service.domain.sources import with_kind
 from service.domain.statuses import OBSERVABLE, Answer, Effect, EvidenceKind, Status
@@ -1242,7 +1243,7 @@ class RejectSchema(Schema):
 # --- changes between two dates --------------------------------------------------
 
 
-class ChangesBetweenQuery(Schema):
+class ChangesBetweenQuery(PageQuery):
     from_ = StrictDate(
         data_key="from",
         required=True,
@@ -1275,6 +1276,16 @@ class ChangesBetweenQuery(Schema):
             raise ma.ValidationError("Must not be after `to`, which is today when left out.", "from")
 
 
+class EntryMoveLinksSchema(Schema):
+    history = fields.String(
+        required=True,
+        metadata={
+            "description": "The entry with its whole history, newest first and paged "
+            "(as known at `known_at` when given)."
+        },
+    )
+
+
 class EntryMoveSchema(Schema):
     country = fields.Nested(CountrySchema, required=True)
     list = fields.Nested(ListRefSchema, required=True)
@@ -1286,22 +1297,40 @@ class EntryMoveSchema(Schema):
     changes = fields.List(
         fields.Nested(ChangeSchema),
         required=True,
-        metadata={"description": "The changes that took effect after `from`, up to and including `to`."},
+        metadata={
+            "description": "The changes that took effect after `from`, up to and including `to`, "
+            f"oldest first: the most recent {CHANGES_SHOWN} of them when there are more "
+            "(`changes_total` says how many; `links.history` pages through them all)."
+        },
     )
+    changes_total = fields.Integer(
+        required=True,
+        metadata={
+            "description": "How many changes took effect between the dates (`changes` may hold fewer)."
+        },
+    )
+    links = fields.Nested(EntryMoveLinksSchema, required=True)
 
 
 class ChangesBetweenSchema(Schema):
     from_ = fields.Date(data_key="from", required=True)
     to = fields.Date(required=True)
     known_at = UTCDateTimeField(required=True, allow_none=True)
-    count = fields.Integer(required=True, metadata={"description": "How many entries moved."})
+    count = fields.Integer(
+        required=True, metadata={"description": "How many entries moved, on every page together."}
+    )
     entries = fields.List(
         fields.Nested(EntryMoveSchema),
         required=True,
-        metadata={"description": "Entries whose status on `to` differs from their status on `from`."},
+        metadata={
+            "description": "This page's entries whose status on `to` differs from their status on `from`."
+        },
     )
     unknown_count = fields.Integer(
-        required=True, metadata={"description": "How many entries are `unknown` on one of the dates."}
+        required=True,
+        metadata={
+            "description": "How many entries are `unknown` on one of the dates, on every page together."
+        },
     )
     # Not `unknown`: that name is Schema's own option (what to do with unknown fields on load).
     unknown_ = fields.List(
@@ -1310,9 +1339,14 @@ class ChangesBetweenSchema(Schema):
         attribute="unknown",
         data_key="unknown",
         metadata={
-            "description": "Entries `unknown` on either date, whose status therefore cannot be said to "
-            "have changed (moving from not yet observed to observed is not news)."
+            "description": "This page's entries `unknown` on either date, whose status therefore cannot "
+            "be said to have changed (moving from not yet observed to observed is not news)."
         },
+    )
+    next_cursor = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Pass as `cursor` for the next page; null on the last page."},
     )
 
 

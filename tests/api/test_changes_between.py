@@ -1,12 +1,16 @@
 """GET /v1/changes?from=&to=: what changed between two dates (what to re-screen)."""
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from service import clock, db
-from tests.conftest import a_change
+from service.domain.between import CHANGES_SHOWN
+from service.models import Entry, StatusChange
+from service.schemas import encode_cursor
+from tests.conftest import a_change, a_source
 
 
 def moves(body, list_id=None, country=None):
@@ -28,8 +32,8 @@ def test_a_year_shows_vietnam_moving_to_pending_removal(client):
     assert d3["restrictions_changed"] is False
     assert [c["status"] for c in d3["changes"]] == ["pending_removal"]
     assert d3["changes"][0]["effective_on"] == "2026-02-20"
-    assert body["count"] == len(body["entries"])
-    assert body["unknown_count"] == len(body["unknown"])
+    assert body["count"] == len(body["entries"])  # moves come first: all on the first page
+    assert body["unknown_count"] > len(body["unknown"])  # hundreds: paged
     for item in body["entries"]:
         assert "unknown" not in (item["from"]["status"], item["to"]["status"])
         assert item["from"]["status"] != item["to"]["status"]
@@ -109,3 +113,168 @@ def test_unknown_country_or_list_is_404(client, query):
     response = client.get(f"/v1/changes?from=2026-01-01&{query}")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+def walk(client, url, limit):
+    """Every page of `url`, following `next_cursor`; checks each page's Link header on the way."""
+    pages, cursor = [], None
+    for _ in range(1000):
+        response = client.get(f"{url}&limit={limit}" + (f"&cursor={cursor}" if cursor else ""))
+        assert response.status_code == 200, response.get_json()
+        document = response.get_json()
+        pages.append(document)
+        cursor = document["next_cursor"]
+        links = response.headers.getlist("Link")
+        if cursor is None:
+            assert links == []
+            return pages
+        [link] = links
+        target, rel = link.split(";")
+        assert rel.strip() == 'rel="next"'
+        following = urlsplit(target.strip("<>"))
+        assert following.path == "/v1/changes"
+        assert parse_qs(following.query) == {
+            **parse_qs(urlsplit(url).query),
+            "limit": [str(limit)],
+            "cursor": [cursor],
+        }
+    raise AssertionError("paging did not end")
+
+
+def item_key(item):
+    return (item["country"]["alpha_2"], item["list"]["jurisdiction"], item["list"]["id"])
+
+
+@pytest.mark.parametrize("limit", [1, 2, 7, 500])
+def test_walking_the_pages_gives_every_item_once_moves_first_with_constant_totals(client, limit):
+    url = "/v1/changes?from=2025-01-01&to=2026-12-31&list=us-ear-d5"
+    whole = client.get(url + "&limit=500").get_json()
+    assert whole["next_cursor"] is None
+    assert whole["count"] >= 1 and whole["unknown_count"] >= 10  # both sections span pages below
+
+    pages = walk(client, url, limit)
+
+    assert len(pages) == -(-(whole["count"] + whole["unknown_count"]) // limit)
+    for page in pages:
+        assert (page["count"], page["unknown_count"]) == (whole["count"], whole["unknown_count"])
+        assert 0 < len(page["entries"]) + len(page["unknown"]) <= limit
+    sequence = [("moved", item_key(i)) for p in pages for i in p["entries"]] + [
+        ("unknown", item_key(i)) for p in pages for i in p["unknown"]
+    ]
+    assert len(sequence) == len(set(sequence)) == whole["count"] + whole["unknown_count"]
+    assert [i for p in pages for i in p["entries"]] == whole["entries"]
+    assert [i for p in pages for i in p["unknown"]] == whole["unknown"]
+    # One sequence: moves before unknowns, each by country then list; no page has a move after an unknown.
+    assert [k for _, k in sequence[: whole["count"]]] == sorted(k for _, k in sequence[: whole["count"]])
+    assert [k for _, k in sequence[whole["count"] :]] == sorted(k for _, k in sequence[whole["count"] :])
+    started_unknown = False
+    for page in pages:
+        assert not (started_unknown and page["entries"])
+        started_unknown = started_unknown or bool(page["unknown"])
+
+
+def test_a_year_over_every_list_pages_at_the_default_size(client):
+    response = client.get("/v1/changes?from=2026-01-01&to=2026-12-31")
+    first = response.get_json()
+    assert len(first["entries"]) + len(first["unknown"]) == 100  # the default page size
+    assert first["next_cursor"] and 'rel="next"' in response.headers["Link"]
+    pages = walk(client, "/v1/changes?from=2026-01-01&to=2026-12-31", 100)
+    assert (
+        sum(len(p["entries"]) + len(p["unknown"]) for p in pages) == first["count"] + first["unknown_count"]
+    )
+
+
+def test_following_the_link_header_gives_the_next_page(client):
+    first = client.get("/v1/changes?from=2025-01-01&to=2026-12-31&list=us-ear-d5&limit=3")
+    target = first.headers["Link"].split(";")[0].strip("<>")
+    by_link = client.get(target)
+    by_cursor = client.get(
+        "/v1/changes",
+        query_string={
+            "from": "2025-01-01",
+            "to": "2026-12-31",
+            "list": "us-ear-d5",
+            "limit": 3,
+            "cursor": first.get_json()["next_cursor"],
+        },
+    )
+    assert by_link.status_code == 200
+    assert by_link.get_json() == by_cursor.get_json()
+    assert by_link.get_json()["unknown"][0] != first.get_json()["unknown"][0]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor!",
+        encode_cursor("VN"),  # a countries or entries page's cursor
+        encode_cursor(["2026-02-20", 1, 5]),  # a history page's cursor
+        encode_cursor([0, "VN", "US"]),
+        encode_cursor([2, "VN", "US", "us-ear-d1"]),
+        encode_cursor([True, "VN", "US", "us-ear-d1"]),
+        encode_cursor([0, "VN", "US", 7]),
+        encode_cursor([0, "", "US", "us-ear-d1"]),
+    ],
+)
+def test_a_foreign_or_forged_cursor_is_a_422_naming_it(client, cursor):
+    response = client.get("/v1/changes", query_string={"from": "2026-01-01", "cursor": cursor})
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert list(response.get_json()["errors"]) == ["cursor"]
+
+
+def test_another_collections_real_cursor_is_a_422(client):
+    countries = client.get("/v1/countries?limit=1").get_json()["next_cursor"]
+    response = client.get("/v1/changes", query_string={"from": "2026-01-01", "cursor": countries})
+    assert response.status_code == 422
+    assert "cursor" in response.get_json()["errors"]
+
+
+def test_a_deep_entrys_changes_are_capped_to_the_most_recent_with_their_total(client, session):
+    """An entry that moved thousands of times in the period must not make the answer unbounded."""
+    entry = Entry(
+        list_id="us-ear-d1", country_code="FR", version=1, created_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    session.add(entry)
+    session.flush()
+    start, days = date(2025, 12, 1), 121  # alternately listed and removed, daily; listed at the end
+    session.execute(
+        insert(StatusChange),
+        [
+            {
+                "entry_id": entry.id,
+                "from_status": None if i == 0 else ("removed" if i % 2 else "listed"),
+                "status": "listed" if i % 2 == 0 else "removed",
+                "effective_on": start + timedelta(days=i),
+                "recorded_at": datetime(2020, 1, 1, tzinfo=UTC),
+                "sources": [a_source()],
+            }
+            for i in range(days)
+        ],
+    )
+    session.commit()
+    from_, to = date(2026, 1, 1), date(2026, 12, 31)
+    between = [start + timedelta(days=i) for i in range(days) if from_ < start + timedelta(days=i) <= to]
+    assert len(between) > CHANGES_SHOWN
+
+    body = client.get(f"/v1/changes?from={from_}&to={to}&country=FR&list=us-ear-d1").get_json()
+
+    [item] = body["entries"]
+    assert (item["from"]["status"], item["to"]["status"]) == ("removed", "listed")
+    assert item["changes_total"] == len(between)
+    assert [c["effective_on"] for c in item["changes"]] == [
+        d.isoformat() for d in between[-CHANGES_SHOWN:]
+    ]  # the most recent, oldest first
+    history = client.get(item["links"]["history"], query_string={"limit": 10})
+    assert history.status_code == 200
+    assert history.get_json()["history"][0]["effective_on"] == between[-1].isoformat()
+    assert history.get_json()["next_cursor"]
+
+    known_at = clock.utcnow().isoformat()
+    as_known = client.get(
+        "/v1/changes",
+        query_string={"from": from_, "to": to, "country": "FR", "list": "us-ear-d1", "known_at": known_at},
+    ).get_json()
+    link = as_known["entries"][0]["links"]["history"]
+    assert parse_qs(urlsplit(link).query) == {"known_at": [clock.utcnow().isoformat().replace("+00:00", "Z")]}
+    assert client.get(link).status_code == 200
