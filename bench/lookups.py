@@ -10,22 +10,19 @@
 
 The data is generated in the benchmark's scratch database (never var/), and the
 database is analysed after loading, as an operator would after a bulk load. With
---postgres (BENCH_POSTGRES_URL) both also run on PostgreSQL, in a scratch database named
-BENCH_POSTGRES_PREFIX_asof / _deep (prefix default `exportctl_bench`), created and
-dropped by the run.
+--postgres (BENCH_POSTGRES_URL) both also run on PostgreSQL, in a scratch database that
+scratch.py creates and drops (as every other workload's).
 """
 
 import contextlib
-import os
 import random
 import statistics
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import scratch
 from harness import (
-    VENV_BIN,
     BenchError,
     Target,
     gunicorn_server,
@@ -35,9 +32,8 @@ from harness import (
     wrk_script,
 )
 from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
 
-from service.db import make_engine, normalise_url
+from service.db import make_engine
 from service.domain.countries import registry
 from service.models import ControlList, Entry, StatusChange
 from service.vocabulary import Status
@@ -171,47 +167,20 @@ def _report_errors(stats) -> None:
             print(tail(entry.target.server.log_path))
 
 
-def _exportctl(*args: str, database_url: str) -> None:
-    command = [str(VENV_BIN / "exportctl"), *args]
-    result = subprocess.run(
-        command, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise BenchError(f"`{' '.join(command)}` failed:\n{result.stdout}{result.stderr}")
-
-
-def _on_server(server_url: str, statement: str) -> None:
-    engine = make_engine(server_url)
-    try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
-
-
 @contextlib.contextmanager
 def databases(ctx, name: str, prepare_database) -> Iterator[list[tuple[str, str]]]:
-    """(label, URL) of each database to run on: a fresh seeded SQLite one, and, with --postgres, a
-    scratch PostgreSQL database (named BENCH_POSTGRES_PREFIX_<name>), dropped afterwards."""
-    sqlite_dir = ctx.workdir / name / "sqlite"
-    sqlite_dir.mkdir(parents=True)
-    found = [("sqlite", prepare_database(sqlite_dir))]
-    scratch = None
-    if ctx.postgres:
-        scratch = f"{os.environ.get('BENCH_POSTGRES_PREFIX', 'exportctl_bench')}_{name}"
-        _on_server(ctx.postgres, f'DROP DATABASE IF EXISTS "{scratch}"')
-        _on_server(ctx.postgres, f'CREATE DATABASE "{scratch}"')
-        url = (
-            make_url(normalise_url(ctx.postgres)).set(database=scratch).render_as_string(hide_password=False)
-        )
-        _exportctl("db", "upgrade", database_url=url)
-        _exportctl("seed", database_url=url)
-        found.append(("pg", url))
-    try:
-        yield found
-    finally:
-        if scratch is not None:
-            _on_server(ctx.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    """(label, URL) of each database to run on: a fresh seeded SQLite one, and, with --postgres
+    (BENCH_POSTGRES_URL), a scratch PostgreSQL one (see scratch.py), dropped afterwards."""
+    directory = ctx.workdir / name
+    directory.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        yield [
+            (
+                "pg" if backend == "postgresql" else backend,
+                stack.enter_context(scratch.seeded_database(backend, directory, name)),
+            )
+            for backend in scratch.backends()
+        ]
 
 
 def _server(ctx, stack: contextlib.ExitStack, name: str, database_url: str):
