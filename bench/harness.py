@@ -314,6 +314,11 @@ class WrkResult:
     errors: Mapping[str, int]
     # CPUs' worth of work by anything but wrk, the servers and this script (None: not measurable).
     other_cpu: float | None = None
+    # The least busy gunicorn worker's share of the workers' CPU time (None: one worker, or
+    # not measurable); 1/workers when the load was spread evenly.
+    least_worker_share: float | None = None
+    # Runs thrown away before this one because a worker sat (nearly) idle (see `WorkerSplit`).
+    reruns: int = 0
 
     @property
     def error_count(self) -> int:
@@ -458,6 +463,50 @@ class ForeignCpu:
         return max(foreign, 0.0) / max(time.monotonic() - started, 1e-9)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of one process, from /proc (Linux only)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ForeignCpu.TICKS
+    return None
+
+
+class WorkerSplit:
+    """How a run's work fell on a gunicorn server's workers.
+
+    gthread workers race to accept wrk's keep-alive connections, and now and then one of
+    them takes every connection: the run then measures one core instead of the server
+    (about 0.6x of a balanced run, here), and a ratio between two targets swings with
+    the luck of that race rather than with their cost. `measure_interleaved` reruns such
+    a run.
+    """
+
+    def __init__(self, server: "Server | None"):
+        self._workers = children(server.process.pid) if server is not None else []
+        self._start: list[float | None] = []
+
+    def start(self) -> None:
+        self._start = [cpu_seconds(pid) for pid in self._workers]
+
+    def least_share(self) -> float | None:
+        if len(self._workers) < 2:
+            return None
+        spent = []
+        for pid, before in zip(self._workers, self._start, strict=True):
+            after = cpu_seconds(pid)
+            if before is None or after is None:
+                return None
+            spent.append(after - before)
+        total = sum(spent)
+        return min(spent) / total if total > 0 else None
+
+
+# Below this share of the workers' CPU for the least busy worker, a run is unbalanced (an even
+# split of two workers is 0.5); it is rerun up to UNBALANCED_RERUNS times, and the last kept.
+MIN_WORKER_SHARE = 0.2
+UNBALANCED_RERUNS = 4
+
+
 def measure_interleaved(
     targets: Sequence[Target], load: LoadSettings, progress: Callable[[str], None] = print
 ) -> list[TargetStats]:
@@ -465,6 +514,7 @@ def measure_interleaved(
 
     Interleaving spreads slow drift of the machine (thermal, other tenants) over all
     targets alike, so the ratio of their medians holds up even when absolute numbers move.
+    A run that left a gunicorn worker idle is rerun (see `WorkerSplit`).
     """
     stats = [TargetStats(target) for target in targets]
     meter = ForeignCpu([target.server.process.pid for target in targets if target.server is not None])
@@ -475,13 +525,26 @@ def measure_interleaved(
     for rep in range(1, load.reps + 1):
         order = stats if rep % 2 == 1 else stats[::-1]
         for entry in order:
-            meter.start()
-            run = run_wrk(entry.target.url, load.duration, load, entry.target.script)
-            run = replace(run, other_cpu=meter.stop())
+            split = WorkerSplit(entry.target.server)
+            for attempt in range(UNBALANCED_RERUNS + 1):
+                meter.start()
+                split.start()
+                run = run_wrk(entry.target.url, load.duration, load, entry.target.script)
+                run = replace(
+                    run, other_cpu=meter.stop(), least_worker_share=split.least_share(), reruns=attempt
+                )
+                share = run.least_worker_share
+                if share is None or share >= MIN_WORKER_SHARE or attempt == UNBALANCED_RERUNS:
+                    break
+                progress(
+                    f"  rep {rep}  {entry.target.name:<8} {run.rps:>10.1f} req/s  thrown away: one worker "
+                    f"did {percent(share)} of the work (wrk's connections landed on the other); again"
+                )
             entry.runs.append(run)
             progress(
                 f"  rep {rep}  {entry.target.name:<8} {run.rps:>10.1f} req/s  p50 {run.p50_ms:7.2f} ms"
                 f"  p99 {run.p99_ms:7.2f} ms  errors {run.error_count}  other CPU {percent(run.other_cpu)}"
+                f"  least worker {percent(run.least_worker_share)}"
             )
     return stats
 
@@ -546,7 +609,7 @@ def percent(fraction: float | None) -> str:
 
 def stats_table(stats: Sequence[TargetStats]) -> str:
     return format_table(
-        ["target", "median req/s", "req/s range", "p50 ms", "p99 ms", "errors", "max other CPU"],
+        ["target", "median req/s", "req/s range", "p50 ms", "p99 ms", "errors", "max other CPU", "reruns"],
         [
             [
                 entry.target.name,
@@ -556,6 +619,7 @@ def stats_table(stats: Sequence[TargetStats]) -> str:
                 f"{entry.p99_ms:.2f}",
                 str(entry.errors),
                 percent(entry.max_other_cpu),
+                str(sum(run.reruns for run in entry.runs)),
             ]
             for entry in stats
         ],
