@@ -1,19 +1,22 @@
 """Countries: one country's status on every list, its history, and the overview of all."""
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, json
 from flask.views import MethodView
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import clock, db
 from service.api import Blueprint
 from service.api.paging import page
-from service.api.rendering import data_version
+from service.api.rendering import Body, data_version, fragment
 from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
 from service.domain.errors import InvalidInput, UnknownCountry, UnknownList
+from service.models import ControlList, Treatment
 from service.schemas import (
     ChangePage,
     CountriesQuery,
@@ -21,6 +24,7 @@ from service.schemas import (
     CountryStatusQuery,
     CountryStatusSchema,
     HistoryQuery,
+    StandingSchema,
     encode_cursor,
 )
 
@@ -108,10 +112,130 @@ def country_answer(
     return answer
 
 
+STANDING = StandingSchema()
+STATUS = CountryStatusSchema()
+DATES = CountryStatusSchema(only=("as_of", "known_at"))
+
+
+def country_body(
+    session: Session,
+    country: Country,
+    as_of: date,
+    known_at: datetime | None,
+    list_ids: list[str] | None,
+    version: int,
+) -> Body:
+    """`country_answer` rendered: the same bytes as dumping it, from what decides each list's
+    answer (`lookups.Decision`). Documents differ between dates and moments only where their
+    decisions do: the document is kept, once per data version, day and decisions, with its
+    `as_of` and `known_at` cut out, and each list's answer once per decision; a date that comes
+    to decisions seen before costs only the reads that decide them."""
+    lists, treatments = versioned_facts(session, version)
+    if list_ids is not None:
+        lists = [cl for cl in lists if cl.id in list_ids]
+    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments)
+    decided = [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
+    dates = json.dumps(DATES.dump({"as_of": as_of, "known_at": known_at})).encode()[1:-1]
+    key = (
+        "country",
+        version,
+        clock.today(),
+        country.alpha_2,
+        None if list_ids is None else tuple(cl.id for cl in lists),
+        tuple(
+            (treatment.id if treatment else None, decision.key) for _cl, treatment, _for, decision in decided
+        ),
+    )
+
+    def build() -> tuple[bytes, int]:
+        body = _assemble(session, country, as_of, known_at, list_ids, version, decided)
+        where = body.find(dates)  # the only `"as_of":` outside a string, as the document's second key
+        assert where > 0, "a country's document holds its as_of and known_at after its country"
+        return body[:where] + body[where + len(dates) :], where
+
+    template = fragment(key, build)
+    return Body(template.body[: template.facts] + dates + template.body[template.facts :])
+
+
+ANY_COUNTRY = "@@"  # stands for the country in a list's answer kept for every country (not a code)
+
+
+def _assemble(session, country, as_of, known_at, list_ids, version, decided) -> bytes:
+    """The document of `country_body`, from each list's answer rendered once per decision."""
+    answers, facts = [], []
+    for control_list, treatment, answered_for, decision in decided:
+        # The decision (with the treatment) decides all but the country an answer links to
+        # (`links.entry`), so the answer is kept with that cut out, for every country alike.
+        key: tuple[Any, ...] = (version, control_list.id, treatment.id if treatment else None, decision.key)
+        found = fragment(key, functools.partial(_answer, control_list, treatment, decision, ANY_COUNTRY))
+        if found.facts["cut"] is None:  # the rare answer that quotes its own link: kept whole, per country
+            found = fragment(
+                (*key, answered_for),
+                functools.partial(_answer, control_list, treatment, decision, answered_for),
+            )
+            answers.append(found.body)
+        else:
+            cut = found.facts["cut"]
+            answers.append(found.body[:cut] + answered_for.encode() + found.body[cut:])
+        facts.append(found.facts)
+    summary = lookups.status_summary(country, as_of, known_at, facts)
+    summary["entries"] = []
+    summary["lists_checked"] = [
+        checked
+        for checked in lists_checked(session, version, clock.utcnow())
+        if list_ids is None or checked["list_id"] in list_ids
+    ]
+    body = json.dumps(STATUS.dump(summary)).encode()
+    # The app's separators (compact or not) around and between the entries: `"entries": []`, `, `.
+    empty = json.dumps({"entries": []}).encode()[1:-1]
+    comma = json.dumps([0, 0]).encode()[2:-2]
+    entries = empty[:-1] + comma.join(answers) + b"]"
+    return body.replace(empty, entries, 1)
+
+
+def _answer(control_list, treatment, decision, answered_for: str) -> tuple[bytes, dict[str, Any]]:
+    """A list's answer rendered, and its facts: what the country's summary needs, and `cut`: where
+    the country's code goes, when it is rendered for ANY_COUNTRY (None otherwise, or when the
+    link cannot be told apart from another string of the answer)."""
+    document = lookups.decided_answer(control_list, treatment, answered_for, decision)
+    body = json.dumps(STANDING.dump(document)).encode()
+    facts: dict[str, Any] = {key: document[key] for key in ("status", "restrictions_apply")}
+    facts["list"] = {"id": control_list.id, "effect": control_list.effect}
+    facts["cut"] = None
+    if answered_for == ANY_COUNTRY:
+        link = json.dumps(lookups.entry_path(control_list.id, ANY_COUNTRY)).encode()[:-1]  # `"/v1/…/@@`
+        if body.count(link) == 1:
+            start = body.index(link) + len(link) - len(ANY_COUNTRY)
+            facts["cut"] = start
+            body = body[:start] + body[start + len(ANY_COUNTRY) :]
+    return body, facts
+
+
+def versioned_facts(session: Session, version: int) -> tuple[list[ControlList], list[Treatment]]:
+    """Every list (by jurisdiction, then id) and every treatment, read once per data version in a
+    session of their own: detached, read-only, shared by the threads of this process."""
+    cache = current_app.extensions.setdefault("exportctl.versioned_facts", {})
+    found = cache.get(version)
+    if found is None:
+        with Session(bind=session.get_bind()) as own:
+            found = (lookups.by_jurisdiction(lookups.all_lists(own)), list(own.scalars(select(Treatment))))
+            own.expunge_all()
+        cache.clear()  # an older version is never asked for again
+        cache[version] = found
+    return found
+
+
+def _for_today(arguments: dict[str, Any]) -> bool:
+    """Keep a lookup's whole document only for today as known now: the one asked again and again.
+    One for a date or a moment is rarely asked twice, and is assembled from what its decisions
+    share with other dates' (`country_body`) without pushing those out of the cache."""
+    return arguments.get("as_of") is None and arguments.get("known_at") is None
+
+
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
 class CountryStatus(MethodView):
     @blp.arguments(CountryStatusQuery(), location="query", as_kwargs=True)
-    @blp.cached_response(CountryStatusSchema)
+    @blp.cached_response(CountryStatusSchema, keep=_for_today)
     @blp.problems(404)
     @blp.doc(operationId="get_country")
     def get(self, ref, as_of=None, known_at=None, list=None):  # noqa: A002
@@ -120,7 +244,7 @@ class CountryStatus(MethodView):
         version = data_version()  # before the session reads: the data it sees is at least this new
         session = db.session()
         list_ids = resolve_lists(session, list, "list", body=False)
-        return country_answer(session, country, as_of or clock.today(), known_at, list_ids, version)
+        return country_body(session, country, as_of or clock.today(), known_at, list_ids, version)
 
 
 def lists_checked(session: Session, version: int | None, now: datetime) -> list[dict]:

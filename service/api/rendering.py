@@ -56,6 +56,37 @@ class Rendered:
 RENDERED_OVERHEAD = 600
 
 
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A document a view has already rendered (from cached fragments): `render` keeps its bytes."""
+
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """A rendered part of documents (one list's answer for a country), shared by every document that
+    holds it; `facts` are the few values the rest of the document is computed from."""
+
+    body: bytes
+    facts: Any
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + RENDERED_OVERHEAD
+
+
+def fragment(key: Hashable, build: Callable[[], tuple[bytes, Any]]) -> Fragment:
+    """The fragment for `key` (which must hold the data version it was read at), built on a miss:
+    `build` returns its bytes and facts. Fragments share the documents' cache and its bound."""
+    cache: DocumentCache = current_app.extensions["exportctl.documents"]
+    found = cache.get(("fragment", key))
+    if found is None:
+        found = Fragment(*build())
+        cache.put(("fragment", key), found)
+    return found
+
+
 class DocumentCache:
     """Documents by key, least recently used first out, bounded by the bytes they hold
     (EXPORTCTL_CACHE_MAX_BYTES), not by their number: a feed page weighs 100 lookups."""
@@ -66,11 +97,11 @@ class DocumentCache:
         )
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> Rendered | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             return self._cache.get(key)
 
-    def put(self, key: Hashable, value: Rendered) -> None:
+    def put(self, key: Hashable, value: "Rendered | Fragment") -> None:
         if value.size > self._cache.maxsize:
             return  # larger than the whole cache: served, never kept
         with self._lock:
@@ -86,6 +117,12 @@ class DocumentCache:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    @property
+    def documents(self) -> int:
+        """How many whole documents it holds (beside fragments)."""
+        with self._lock:
+            return sum(1 for key in self._cache if key[0] != "fragment")
 
 
 class VersionReader:
@@ -166,7 +203,10 @@ def render(
     """Bytes of a document: dumped by its schema as JSON, or by `serialize` (Atom)."""
     from service.api.paging import next_page
 
-    body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
+    if isinstance(data, Body):
+        body = data.body
+    else:
+        body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     large = current_app.config.get("COMPRESS_MIN_SIZE", 1024)
     return Rendered(
@@ -177,8 +217,14 @@ def render(
     )
 
 
-def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:
-    """The document for `key` at the current data version, built on a miss."""
+def cached(
+    key: Hashable, build: Callable[[], Any], schema=None, *, keep: bool = True, **render_options
+) -> Rendered:
+    """The document for `key` at the current data version, built on a miss. `keep` False: built
+    each time, never kept (a document unlikely to be asked again, which would only push out
+    those that are)."""
+    if not keep:
+        return render(build(), schema, **render_options)
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     versioned = (key, data_version())
     rendered = cache.get(versioned)

@@ -12,24 +12,28 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Date,
-    Select,
     SQLColumnExpression,
+    String,
     and_,
     bindparam,
     false,
     func,
     literal,
+    null,
     or_,
     select,
+    union_all,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from service.domain.countries import Country, registry
 from service.domain.errors import UnknownList
 from service.domain.sources import evidence_of, with_kind
 from service.domain.statuses import PENDING, Answer, Effect, restrictions_apply
-from service.domain.timeline import first_known, ordered, standing, visible
+from service.domain.timeline import Standing, first_known, ordered, standing, visible
 from service.models import ControlList, Entry, Observation, StatusChange, Treatment
 
 
@@ -197,24 +201,43 @@ class Changes:
         self._entries = {(e.country_code, e.list_id): e for e in entries}
         self._treatments = {(t.country_code, t.list_id): t for t in treatments}
 
-    def _answer(
+    def _decide(
         self, control_list: ControlList, country_code: str, as_of: date, known_at: datetime | None
-    ) -> dict[str, Any]:
+    ) -> "Decision":
         entry = self._entries.get((country_code, control_list.id))
         if entry is None:
-            return answer(control_list, country_code, (), as_of, known_at)
-        return answer(control_list, country_code, entry.changes, as_of, known_at, entry.observations)
+            return decide(control_list, (), as_of, known_at)
+        return decide(control_list, entry.changes, as_of, known_at, entry.observations)
+
+    def decision(
+        self, control_list: ControlList, country_code: str, as_of: date, known_at: datetime | None
+    ) -> tuple[Treatment | None, str, "Decision"]:
+        """The treatment that applies (None if none does), the country answered for (the one it
+        is treated as, or itself) and what its answer rests on."""
+        treatment = self._treatments.get((country_code, control_list.id))
+        if treatment is not None and treatment_applies(treatment, as_of, known_at):
+            return (
+                treatment,
+                treatment.treated_as,
+                self._decide(control_list, treatment.treated_as, as_of, known_at),
+            )
+        return None, country_code, self._decide(control_list, country_code, as_of, known_at)
 
     def answer(
         self, control_list: ControlList, country_code: str, as_of: date, known_at: datetime | None
     ) -> dict[str, Any]:
         """A country's status on one list; a country treated as another takes its status."""
-        treatment = self._treatments.get((country_code, control_list.id))
-        if treatment is not None and treatment_applies(treatment, as_of, known_at):
-            result = self._answer(control_list, treatment.treated_as, as_of, known_at)
-            result["treated_as"] = treatment_document(treatment)
-            return result
-        return self._answer(control_list, country_code, as_of, known_at)
+        return decided_answer(control_list, *self.decision(control_list, country_code, as_of, known_at))
+
+
+def decided_answer(
+    control_list: ControlList, treatment: Treatment | None, answered_for: str, decision: "Decision"
+) -> dict[str, Any]:
+    """The answer of `Changes.decision`: the decision's document, with the treatment that led to it."""
+    result = answer_document(control_list, answered_for, decision)
+    if treatment is not None:
+        result["treated_as"] = treatment_document(treatment)
+    return result
 
 
 UNKNOWN_NOTES = {
@@ -256,26 +279,85 @@ def _unknown(
     }
 
 
-def answer(
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a country's answer on one list rests on (`decide`), before its document is built.
+
+    `key` names the document: two decisions with the same key (for the same list and
+    country, at the same data version) have the same document, whatever the dates asked
+    for, so a rendered answer can be reused for every date and moment that leads to it.
+    """
+
+    key: tuple[Any, ...]
+    standing: Standing[Any] | None = None
+    reason: str | None = None
+    observed_since: date | None = None
+    complete_from: date | None = None
+
+
+def decide(
     control_list: ControlList,
-    country_code: str,
     changes: Iterable[StatusChange],
     as_of: date,
     known_at: datetime | None,
     observations: Iterable[Observation] = (),
-) -> dict[str, Any]:
-    """A country's status on one list, from its own changes and observations, with why the service says so."""
+) -> Decision:
+    """Which answer a list gives on `as_of`, as known at `known_at`: cheap (no document built)."""
     timeline = ordered(changes, known_at)
     shown = visible(observations, known_at)
     current = standing(timeline, as_of, shown)
+    if current is not None and current.basis == "no_data":
+        assert current.reason is not None  # a no_data standing always says why
+        return Decision(
+            ("unknown", current.reason, current.observed_since),
+            reason=current.reason,
+            observed_since=current.observed_since,
+        )
+    if current is not None and current.basis == "recorded_change":
+        assert current.change is not None  # a recorded_change standing always has its change
+        key = (
+            "change",
+            current.change.id,
+            current.since,
+            current.announced_on,
+            current.expected_effective_on,
+        )
+        return Decision(key, standing=current)
+    if current is not None:  # from observations, in a stretch with no dated change
+        points = tuple((point.kind, point.origin.id) for point in current.points)
+        return Decision(("observation", current.status, current.observed_since, points), standing=current)
+    if membership_known(control_list, as_of, known_at):
+        return Decision(("absent",))
+    earliest = first_known(timeline, shown)
+    if earliest is not None and earliest > as_of:
+        return Decision(
+            ("unknown", "before_first_observation", earliest),
+            reason="before_first_observation",
+            observed_since=earliest,
+        )
+    if not control_list.membership_complete:
+        reason = "membership_not_complete"
+    elif known_at is not None and known_at < control_list.recorded_at:
+        reason = "not_yet_known"
+    else:
+        return Decision(
+            ("unknown", "before_membership_complete", control_list.membership_complete_from),
+            reason="before_membership_complete",
+            complete_from=control_list.membership_complete_from,
+        )
+    return Decision(("unknown", reason), reason=reason)
+
+
+def answer_document(control_list: ControlList, country_code: str, decision: Decision) -> dict[str, Any]:
+    """The answer `decision` stands for: status, since when, pending details, sources."""
     base: dict[str, Any] = {
         "list": list_ref(control_list),
         "treated_as": None,
         "links": {"entry": entry_path(control_list.id, country_code)},
     }
-    if current is not None and current.basis == "no_data":
-        assert current.reason is not None  # a no_data standing always says why
-        return _unknown(base, current.reason, current.observed_since)
+    current = decision.standing
+    if decision.reason is not None:
+        return _unknown(base, decision.reason, decision.observed_since, decision.complete_from)
     pending: dict[str, Any] | None
     if current is not None and current.basis == "recorded_change":
         change = current.change
@@ -329,32 +411,36 @@ def answer(
             "evidence": evidence_of(sources.values()),
             "confidence": latest.confidence,
         }
-    if membership_known(control_list, as_of, known_at):
-        return {
-            **base,
-            "status": Answer.NOT_LISTED.value,
-            "restrictions_apply": False,
-            "basis": "absent_from_complete_list",
-            "reason": None,
-            "since": None,
-            "observed_since": None,
-            "pending": None,
-            "effective_on": None,
-            "recorded_at": None,
-            "change_id": None,
-            "note": "Not on this list, whose membership is complete for this date.",
-            "sources": sources_with_kind(control_list.sources),
-            "evidence": evidence_of(control_list.sources),
-            "confidence": None,
-        }
-    earliest = first_known(timeline, shown)
-    if earliest is not None and earliest > as_of:
-        return _unknown(base, "before_first_observation", earliest)
-    if not control_list.membership_complete:
-        return _unknown(base, "membership_not_complete")
-    if known_at is not None and known_at < control_list.recorded_at:
-        return _unknown(base, "not_yet_known")
-    return _unknown(base, "before_membership_complete", complete_from=control_list.membership_complete_from)
+    return {
+        **base,
+        "status": Answer.NOT_LISTED.value,
+        "restrictions_apply": False,
+        "basis": "absent_from_complete_list",
+        "reason": None,
+        "since": None,
+        "observed_since": None,
+        "pending": None,
+        "effective_on": None,
+        "recorded_at": None,
+        "change_id": None,
+        "note": "Not on this list, whose membership is complete for this date.",
+        "sources": sources_with_kind(control_list.sources),
+        "evidence": evidence_of(control_list.sources),
+        "confidence": None,
+    }
+
+
+def answer(
+    control_list: ControlList,
+    country_code: str,
+    changes: Iterable[StatusChange],
+    as_of: date,
+    known_at: datetime | None,
+    observations: Iterable[Observation] = (),
+) -> dict[str, Any]:
+    """A country's status on one list, from its own changes and observations, with why the service says so."""
+    decision = decide(control_list, changes, as_of, known_at, observations)
+    return answer_document(control_list, country_code, decision)
 
 
 def _overall(answers: list[dict[str, Any]]) -> tuple[bool | None, bool]:
@@ -413,12 +499,13 @@ def _changes_for(session: Session, country_codes: list[str] | None = None) -> Ch
 @dataclass(slots=True)
 class _EntryAt:
     """An entry reduced to the changes and observations that decide its answer on one date, as
-    known at one moment: `answer` gives the same for it as for the whole entry (see `_entries_at`)."""
+    known at one moment: `answer` gives the same for it as for the whole entry (see `_entries_at`).
+    They are rows of their tables' columns (not ORM objects): a lookup only reads them."""
 
     list_id: str
     country_code: str
-    changes: list[StatusChange] = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
+    changes: list[Any] = field(default_factory=list)
+    observations: list[Any] = field(default_factory=list)
 
 
 def _visible(model: Any, known: bool) -> list[ColumnElement[bool]]:
@@ -426,18 +513,44 @@ def _visible(model: Any, known: bool) -> list[ColumnElement[bool]]:
     return [model.recorded_at <= bindparam("known_at")] if known else []
 
 
-@dataclass(frozen=True)
-class _Statements:
-    current: Select[int, str, str, StatusChange]
-    runs: Select[int, StatusChange]
-    stretch_changes: Select[StatusChange]
-    stretch_observations: Select[Observation]
+# What a lookup reads of a change or an observation (one row shape for both: the columns one of them
+# lacks are NULL), after which part of the read it comes from (`_lookup_statement`).
+CURRENT, RUN_START, STRETCH_CHANGE, STRETCH_OBSERVATION = range(4)
+
+
+def _row(model: Any, role: int, entry: tuple[Any, Any, Any] | None = None) -> list[Any]:
+    """The columns of one part of the lookup's read, in the one order all parts share; `entry`:
+    the entry's (id, list_id, country_code), which only the CURRENT part reads."""
+    change = role != STRETCH_OBSERVATION
+    no_date, no_text = sql_cast(null(), Date), sql_cast(null(), String)
+    key, list_id, country = entry or (model.entry_id, no_text, no_text)
+    return [
+        literal(role).label("role"),
+        key.label("entry_key"),
+        list_id.label("entry_list"),
+        country.label("entry_country"),
+        model.id.label("id"),
+        model.entry_id.label("entry_id"),
+        model.status.label("status"),
+        (model.from_status if change else no_text).label("from_status"),
+        (model.effective_on if change else no_date).label("effective_on"),
+        (model.expected_effective_on if change else no_date).label("expected_effective_on"),
+        (no_date if change else model.observed_on).label("observed_on"),
+        model.recorded_at.label("recorded_at"),
+        model.note.label("note"),
+        model.sources.label("sources"),
+        model.confidence.label("confidence"),
+    ]
 
 
 @functools.cache
-def _statements(known: bool) -> _Statements:
-    """The lookup's statements, built once (with and without `known_at`): building them per request
-    would cost more than running them. Parameters: `as_of`, `known_at`, `codes`, `ids`."""
+def _lookup_statement(known: bool) -> CompoundSelect[Any]:
+    """The lookup's one read (with and without `known_at`), built once: building it per request
+    would cost more than running it. Parameters: `as_of`, `known_at`, `codes`.
+
+    Every entry of the countries (`CURRENT`, with the change in force if there is one), and where a
+    dated change is in force, the first change of its run (`RUN_START`); where none is, the stretch
+    before the first dated change (`STRETCH_CHANGE`, `STRETCH_OBSERVATION`)."""
     in_force = aliased(StatusChange)
     current_id = (
         select(in_force.id)
@@ -451,10 +564,12 @@ def _statements(known: bool) -> _Statements:
         .correlate(Entry)
         .scalar_subquery()
     )
+    of_countries = Entry.country_code.in_(bindparam("codes", expanding=True))
     current = (
-        select(Entry.id, Entry.list_id, Entry.country_code, StatusChange)
+        select(*_row(StatusChange, CURRENT, (Entry.id, Entry.list_id, Entry.country_code)))
+        .select_from(Entry)
         .outerjoin(StatusChange, StatusChange.id == current_id)
-        .where(Entry.country_code.in_(bindparam("codes", expanding=True)))
+        .where(of_countries)
     )
     # The first change of the run in force: right after the latest earlier change (in timeline
     # order) with another status (the "breaker"), else the entry's first dated change.
@@ -490,12 +605,13 @@ def _statements(known: bool) -> _Statements:
         .correlate(cur, breaker)
         .scalar_subquery()
     )
+    run_start = aliased(StatusChange)
     runs = (
-        select(cur.entry_id, StatusChange)
+        select(*_row(run_start, RUN_START))
         .select_from(cur)
         .outerjoin(breaker, breaker.id == breaker_id)
-        .join(StatusChange, StatusChange.id == first_id)
-        .where(cur.id.in_(bindparam("ids", expanding=True)))
+        .join(run_start, run_start.id == first_id)
+        .where(cur.id.in_(select(current_id).select_from(Entry).where(of_countries)), run_start.id != cur.id)
     )
 
     # Before the first dated change: that change (and any on its day), the undated ones, and the
@@ -508,25 +624,18 @@ def _statements(known: bool) -> _Statements:
             .scalar_subquery()
         )
 
-    stretch_changes = (
-        select(StatusChange)
-        .where(
-            StatusChange.entry_id.in_(bindparam("ids", expanding=True)),
-            or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == first_day(StatusChange)),
-            *_visible(StatusChange, known),
-        )
-        .order_by(StatusChange.id)
+    nothing_in_force = select(Entry.id).where(of_countries, current_id.is_(None))
+    stretch_changes = select(*_row(StatusChange, STRETCH_CHANGE)).where(
+        StatusChange.entry_id.in_(nothing_in_force),
+        or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == first_day(StatusChange)),
+        *_visible(StatusChange, known),
     )
-    stretch_observations = (
-        select(Observation)
-        .where(
-            Observation.entry_id.in_(bindparam("ids", expanding=True)),
-            Observation.observed_on < func.coalesce(first_day(Observation), literal(date.max, Date)),
-            *_visible(Observation, known),
-        )
-        .order_by(Observation.id)
+    stretch_observations = select(*_row(Observation, STRETCH_OBSERVATION)).where(
+        Observation.entry_id.in_(nothing_in_force),
+        Observation.observed_on < func.coalesce(first_day(Observation), literal(date.max, Date)),
+        *_visible(Observation, known),
     )
-    return _Statements(current, runs, stretch_changes, stretch_observations)
+    return union_all(current, runs, stretch_changes, stretch_observations)
 
 
 def _entries_at(
@@ -538,41 +647,37 @@ def _entries_at(
     Where a dated change is in force: that change and the first of its run (`since`). Before
     the first dated change: that change (its `from_status` is evidence), the undated changes
     and the observations before it, as `standing` reads them. Nothing else can change the
-    answer, so nothing else is read (nor its sources decoded).
+    answer, so nothing else is read (nor its sources decoded). One statement, rows not ORM
+    objects: a lookup reads them and writes nothing back.
     """
-    statements = _statements(known_at is not None)
-    params: dict[str, Any] = {"as_of": as_of, "known_at": known_at}
-    rows = session.execute(statements.current, {**params, "codes": sorted(country_codes)}).all()
-    entries: dict[int, _EntryAt] = {}
-    current: dict[int, StatusChange] = {}
-    for row in rows:  # mypy types an unpacked Row as `object`s (SQLAlchemy 2.1); indexing is Any
-        entry_id: int = row[0]
-        entries[entry_id] = _EntryAt(row[1], row[2])
-        if row[3] is not None:
-            current[entry_id] = row[3]
-    if current:
-        for run in session.execute(statements.runs, {**params, "ids": [c.id for c in current.values()]}):
-            first: StatusChange = run[1]
-            if first.id != current[run[0]].id:
-                entries[run[0]].changes.append(first)
-        for entry_id, change in current.items():
-            entries[entry_id].changes.append(change)
-    before = [entry_id for entry_id in entries if entry_id not in current]
-    if before:
-        for change in session.scalars(statements.stretch_changes, {**params, "ids": before}):
-            entries[change.entry_id].changes.append(change)
-        for observation in session.scalars(statements.stretch_observations, {**params, "ids": before}):
-            entries[observation.entry_id].observations.append(observation)
+    params = {"as_of": as_of, "known_at": known_at, "codes": sorted(country_codes)}
+    rows = session.connection().execute(_lookup_statement(known_at is not None), params).all()
+    entries = {
+        row.entry_key: _EntryAt(row.entry_list, row.entry_country) for row in rows if row.role == CURRENT
+    }
+    for row in rows:
+        if row.role == STRETCH_OBSERVATION:
+            entries[row.entry_key].observations.append(row)
+        elif row.id is not None:  # an entry with no change in force has a CURRENT row without one
+            entries[row.entry_key].changes.append(row)
     return list(entries.values())
 
 
-def _changes_at(
-    session: Session, country_codes: list[str], as_of: date, known_at: datetime | None
+def changes_at(
+    session: Session,
+    country_codes: list[str],
+    as_of: date,
+    known_at: datetime | None,
+    treatments: Iterable[Treatment] | None = None,
 ) -> Changes:
-    """Like `_changes_for`, but holding only what answers for `as_of` and `known_at`: ask it for no other."""
-    treatments = list(session.scalars(select(Treatment).where(Treatment.country_code.in_(country_codes))))
-    codes = set(country_codes) | {t.treated_as for t in treatments}
-    return Changes(_entries_at(session, codes, as_of, known_at), treatments)
+    """Like `_changes_for`, but holding only what answers for `as_of` and `known_at`: ask it for no
+    other. `treatments`: every treatment (read from the database when None)."""
+    if treatments is None:
+        found = list(session.scalars(select(Treatment).where(Treatment.country_code.in_(country_codes))))
+    else:
+        found = [t for t in treatments if t.country_code in country_codes]
+    codes = set(country_codes) | {t.treated_as for t in found}
+    return Changes(_entries_at(session, codes, as_of, known_at), found)
 
 
 def find_list(session: Session, ref: str) -> ControlList:
@@ -601,11 +706,19 @@ def country_status(
     list_ids: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """A country's answer on every list (or on `list_ids` only: the summaries then speak for those)."""
-    changes = _changes_at(session, [country.alpha_2], as_of, known_at)
+    changes = changes_at(session, [country.alpha_2], as_of, known_at)
     lists = by_jurisdiction(all_lists(session))
     if list_ids is not None:
         lists = [cl for cl in lists if cl.id in list_ids]
     answers = [changes.answer(cl, country.alpha_2, as_of, known_at) for cl in lists]
+    return status_summary(country, as_of, known_at, answers)
+
+
+def status_summary(
+    country: Country, as_of: date, known_at: datetime | None, answers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The country's answer from its answers on each list (each needs at least its `list`'s id and
+    effect, `status` and `restrictions_apply`): restricted anywhere? by which lists? pending?"""
     restricted, pending = _overall(answers)
     return {
         "country": country_summary(country),
@@ -784,7 +897,7 @@ def entry_state(session: Session, control_list: ControlList, country: Country, a
     entry = find_entry(session, control_list, country)
     return {
         "country": country_summary(country),
-        **_changes_at(session, [country.alpha_2], as_of, None).answer(
+        **changes_at(session, [country.alpha_2], as_of, None).answer(
             control_list, country.alpha_2, as_of, None
         ),
         "as_of": as_of,
@@ -873,7 +986,7 @@ def entry_detail(
         history, last = _entry_history(session, entry, control_list, known_at, limit=limit, cursor=cursor)
     document = {
         "country": country_summary(country),
-        **_changes_at(session, [country.alpha_2], as_of, known_at).answer(
+        **changes_at(session, [country.alpha_2], as_of, known_at).answer(
             control_list, country.alpha_2, as_of, known_at
         ),
         "as_of": as_of,

@@ -5,12 +5,16 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from flask import json
 from sqlalchemy import select
 
-from service import db
+from service import clock, close_app, db
+from service.api.countries import lists_checked
 from service.domain import lookups
+from service.domain.countries import registry
 from service.domain.timeline import ordered, visible
-from service.models import ControlList, Entry, Observation, StatusChange
+from service.models import ControlList, Entry, Observation, StatusChange, Treatment
+from service.schemas import CountryStatusSchema
 from tests.conftest import make_app
 
 STATUSES = ["listed", "pending_removal", "removed", "pending_addition"]
@@ -56,46 +60,66 @@ def _history(session, entry: Entry, rng: random.Random) -> None:
         )
 
 
+def _lists_and_histories(session, rng: random.Random) -> list[ControlList]:
+    """Three lists (complete, not complete, complete from a date), each with an entry of any
+    history for VN, CN and FR."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    lists = []
+    for n, complete in enumerate([True, False, True]):
+        control_list = ControlList(
+            id=f"list-{n}",
+            code=f"L{n}",
+            name=f"List {n}",
+            jurisdiction="US",
+            authority="A",
+            legal_basis="B",
+            url="https://example.org/",
+            effect="restrictive",
+            membership_complete=complete,
+            membership_complete_from=START + timedelta(days=2000) if n == 2 else None,
+            sources=[SOURCE] if n == 0 else [],
+            recorded_at=datetime(2003, 1, 1, tzinfo=UTC),
+            updated_at=now,
+        )
+        session.add(control_list)
+        lists.append(control_list)
+    session.flush()
+    for code in ("VN", "CN", "FR"):
+        for control_list in lists:
+            entry = Entry(list_id=control_list.id, country_code=code, version=0, created_at=now)
+            session.add(entry)
+            session.flush()
+            _history(session, entry, rng)
+    # Hong Kong takes China's status on the first two lists, from a date (recorded later).
+    for control_list in lists[:2]:
+        session.add(
+            Treatment(
+                list_id=control_list.id,
+                country_code="HK",
+                treated_as="CN",
+                effective_on=START + timedelta(days=1500),
+                recorded_at=datetime(2005, 6, 1, tzinfo=UTC),
+                note="Treated as China.",
+                sources=[SOURCE],
+            )
+        )
+    session.commit()
+    return lists
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_lookup_at_a_date_answers_as_the_whole_history_does(empty_database_url, seed):
     rng = random.Random(seed)
     app = make_app(empty_database_url)
     try:
         with app.app_context(), db.database().sessionmaker() as session:
-            now = datetime(2026, 1, 1, tzinfo=UTC)
-            lists = []
-            for n, complete in enumerate([True, False, True]):
-                control_list = ControlList(
-                    id=f"list-{n}",
-                    code=f"L{n}",
-                    name=f"List {n}",
-                    jurisdiction="US",
-                    authority="A",
-                    legal_basis="B",
-                    url="https://example.org/",
-                    effect="restrictive",
-                    membership_complete=complete,
-                    membership_complete_from=START + timedelta(days=2000) if n == 2 else None,
-                    sources=[],
-                    recorded_at=datetime(2003, 1, 1, tzinfo=UTC),
-                    updated_at=now,
-                )
-                session.add(control_list)
-                lists.append(control_list)
-            session.flush()
-            for code in ("VN", "CN", "FR"):
-                for control_list in lists:
-                    entry = Entry(list_id=control_list.id, country_code=code, version=0, created_at=now)
-                    session.add(entry)
-                    session.flush()
-                    _history(session, entry, rng)
-            session.commit()
+            lists = _lists_and_histories(session, rng)
             whole = lookups._changes_for(session, ["VN", "CN", "FR"])
             for _ in range(60):
                 as_of = START + timedelta(days=rng.randrange(-30, 4100))
                 known_at = None if rng.random() < 0.3 else _moment(rng)
                 for code in ("VN", "CN", "FR"):
-                    reduced = lookups._changes_at(session, [code], as_of, known_at)
+                    reduced = lookups.changes_at(session, [code], as_of, known_at)
                     for control_list in lists:
                         expected = whole.answer(control_list, code, as_of, known_at)
                         assert reduced.answer(control_list, code, as_of, known_at) == expected, (
@@ -123,6 +147,46 @@ def test_a_lookup_at_a_date_answers_as_the_whole_history_does(empty_database_url
                 kinds = [("observation" if isinstance(i, Observation) else "change", i.id) for i in expected]
                 assert walked == kinds
     finally:
-        from service import close_app
+        close_app(app)
 
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_lookup_serves_the_bytes_of_the_whole_history_answer_for_any_date(empty_database_url, seed):
+    """GET /v1/countries/{code} assembles its body from each list's answer rendered once per decision
+    (`countries.country_body`): for any date, moment and list filter, asked in any order of one
+    process (so that answers rendered for other dates are reused), the body is exactly the dump of
+    the answer read from every list's whole history."""
+    rng = random.Random(seed)
+    app = make_app(empty_database_url)
+    try:
+        client = app.test_client()
+        with app.app_context(), db.database().sessionmaker() as session:
+            lists = _lists_and_histories(session, rng)
+            # A note that reads like the link an answer is kept with, cut out (countries.ANY_COUNTRY).
+            for change in session.scalars(select(StatusChange).where(StatusChange.note == "change 0")):
+                change.note = "/v1/lists/list-0/entries/@@"
+            session.commit()
+            whole = lookups._changes_for(session, ["VN", "CN", "FR", "HK", "DE"])
+            for _ in range(150):
+                code = rng.choice(["VN", "CN", "FR", "HK", "DE"])
+                as_of = START + timedelta(days=rng.randrange(-30, 4100))
+                known_at = None if rng.random() < 0.3 else _moment(rng)
+                chosen = None if rng.random() < 0.7 else rng.sample([cl.id for cl in lists], 2)
+                query = f"as_of={as_of.isoformat()}"
+                if known_at is not None:
+                    query += f"&known_at={known_at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+                query += "".join(f"&list={list_id}" for list_id in chosen or [])
+                response = client.get(f"/v1/countries/{code}?{query}")
+                assert response.status_code == 200, response.json
+                country = registry().get(code)
+                shown = [cl for cl in lookups.by_jurisdiction(lists) if chosen is None or cl.id in chosen]
+                answers = [whole.answer(cl, code, as_of, known_at) for cl in shown]
+                expected = lookups.status_summary(country, as_of, known_at, answers)
+                expected["lists_checked"] = [
+                    checked
+                    for checked in lists_checked(session, None, clock.utcnow())
+                    if chosen is None or checked["list_id"] in chosen
+                ]
+                assert response.data == json.dumps(CountryStatusSchema().dump(expected)).encode(), query
+    finally:
         close_app(app)
