@@ -133,8 +133,7 @@ def country_body(
     lists, treatments = versioned_facts(session, version)
     if list_ids is not None:
         lists = [cl for cl in lists if cl.id in list_ids]
-    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments)
-    decided = [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
+    decided = _decided(session, country, as_of, known_at, lists, treatments, full=False)
     dates = json.dumps(DATES.dump({"as_of": as_of, "known_at": known_at})).encode()[1:-1]
     key = (
         "country",
@@ -148,13 +147,21 @@ def country_body(
     )
 
     def build() -> tuple[bytes, int]:
-        body = _assemble(session, country, as_of, known_at, list_ids, version, decided)
+        # The same decisions, read again with what their answers need (`changes_at` full).
+        answers = _decided(session, country, as_of, known_at, lists, treatments, full=True)
+        body = _assemble(session, country, as_of, known_at, list_ids, version, answers)
         where = body.find(dates)  # the only `"as_of":` outside a string, as the document's second key
         assert where > 0, "a country's document holds its as_of and known_at after its country"
         return body[:where] + body[where + len(dates) :], where
 
     template = fragment(key, build)
     return Body(template.body[: template.facts] + dates + template.body[template.facts :])
+
+
+def _decided(session, country, as_of, known_at, lists, treatments, *, full: bool) -> list[tuple]:
+    """(list, treatment, country answered for, decision) for each list."""
+    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments, full=full)
+    return [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
 
 
 ANY_COUNTRY = "@@"  # stands for the country in a list's answer kept for every country (not a code)
