@@ -130,16 +130,13 @@ class Blueprint(SmorestBlueprint):
         serialize: Callable[[Any], bytes] | None = None,
         mimetype: str = "application/json",
         vary: Callable[[], Hashable] | None = None,
-        keep: Callable[[dict[str, Any]], bool] | None = None,
     ):
         """A 200 documented with `schema` (and ETag / 304), rendered from the versioned cache.
 
         The view returns data, as for `response`; it runs only when the cache has no
         document for its arguments at the current data version and date (the date
         because answers default to today). `serialize` renders other media (Atom);
-        `vary` adds what else the document depends on (such as the host it links to);
-        `keep`, given the view's keyword arguments, says whether the document is worth
-        keeping (by default, all are).
+        `vary` adds what else the document depends on (such as the host it links to).
         """
         instance = schema() if isinstance(schema, type) else schema
 
@@ -157,7 +154,6 @@ class Blueprint(SmorestBlueprint):
                     key,
                     lambda: func(*args, **kwargs),
                     instance,
-                    keep=keep is None or keep(kwargs),
                     serialize=serialize,
                     etag_prefix=etag_prefix,
                 )

@@ -133,7 +133,8 @@ def country_body(
     lists, treatments = versioned_facts(session, version)
     if list_ids is not None:
         lists = [cl for cl in lists if cl.id in list_ids]
-    decided = _decided(session, country, as_of, known_at, lists, treatments, full=False)
+    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments)
+    decided = [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
     dates = json.dumps(DATES.dump({"as_of": as_of, "known_at": known_at})).encode()[1:-1]
     key = (
         "country",
@@ -147,21 +148,13 @@ def country_body(
     )
 
     def build() -> tuple[bytes, int]:
-        # The same decisions, read again with what their answers need (`changes_at` full).
-        answers = _decided(session, country, as_of, known_at, lists, treatments, full=True)
-        body = _assemble(session, country, as_of, known_at, list_ids, version, answers)
+        body = _assemble(session, country, as_of, known_at, list_ids, version, decided)
         where = body.find(dates)  # the only `"as_of":` outside a string, as the document's second key
         assert where > 0, "a country's document holds its as_of and known_at after its country"
         return body[:where] + body[where + len(dates) :], where
 
     template = fragment(key, build)
     return Body(template.body[: template.facts] + dates + template.body[template.facts :])
-
-
-def _decided(session, country, as_of, known_at, lists, treatments, *, full: bool) -> list[tuple]:
-    """(list, treatment, country answered for, decision) for each list."""
-    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments, full=full)
-    return [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
 
 
 ANY_COUNTRY = "@@"  # stands for the country in a list's answer kept for every country (not a code)
@@ -232,17 +225,10 @@ def versioned_facts(session: Session, version: int) -> tuple[list[ControlList], 
     return found
 
 
-def _for_today(arguments: dict[str, Any]) -> bool:
-    """Keep a lookup's whole document only for today as known now: the one asked again and again.
-    One for a date or a moment is rarely asked twice, and is assembled from what its decisions
-    share with other dates' (`country_body`) without pushing those out of the cache."""
-    return arguments.get("as_of") is None and arguments.get("known_at") is None
-
-
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
 class CountryStatus(MethodView):
     @blp.arguments(CountryStatusQuery(), location="query", as_kwargs=True)
-    @blp.cached_response(CountryStatusSchema, keep=_for_today)
+    @blp.cached_response(CountryStatusSchema)
     @blp.problems(404)
     @blp.doc(operationId="get_country")
     def get(self, ref, as_of=None, known_at=None, list=None):  # noqa: A002

@@ -78,12 +78,14 @@ class Fragment:
 
 def fragment(key: Hashable, build: Callable[[], tuple[bytes, Any]]) -> Fragment:
     """The fragment for `key` (which must hold the data version it was read at), built on a miss:
-    `build` returns its bytes and facts. Fragments share the documents' cache and its bound."""
-    cache: DocumentCache = current_app.extensions["exportctl.documents"]
-    found = cache.get(("fragment", key))
+    `build` returns its bytes and facts. Fragments have a cache of their own (a quarter of
+    EXPORTCTL_CACHE_MAX_BYTES), so that documents asked once (a lookup at some date) cannot
+    push out the parts every other lookup is assembled from."""
+    cache: DocumentCache = current_app.extensions["exportctl.parts"]
+    found = cache.get(key)
     if found is None:
         found = Fragment(*build())
-        cache.put(("fragment", key), found)
+        cache.put(key, found)
     return found
 
 
@@ -112,17 +114,15 @@ class DocumentCache:
             self._cache.clear()
 
     @property
+    def max_bytes(self) -> int:
+        return int(self._cache.maxsize)
+
+    @property
     def bytes(self) -> int:
         return int(self._cache.currsize)
 
     def __len__(self) -> int:
         return len(self._cache)
-
-    @property
-    def documents(self) -> int:
-        """How many whole documents it holds (beside fragments)."""
-        with self._lock:
-            return sum(1 for key in self._cache if key[0] != "fragment")
 
 
 class VersionReader:
@@ -185,7 +185,9 @@ class VersionReader:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["exportctl.documents"] = DocumentCache(app.config["CACHE_MAX_BYTES"])
+    budget = app.config["CACHE_MAX_BYTES"]
+    app.extensions["exportctl.documents"] = DocumentCache(budget - budget // 4)
+    app.extensions["exportctl.parts"] = DocumentCache(budget // 4)
     app.extensions["exportctl.version"] = VersionReader(app.extensions["exportctl.db"].engine)
 
 
@@ -217,14 +219,8 @@ def render(
     )
 
 
-def cached(
-    key: Hashable, build: Callable[[], Any], schema=None, *, keep: bool = True, **render_options
-) -> Rendered:
-    """The document for `key` at the current data version, built on a miss. `keep` False: built
-    each time, never kept (a document unlikely to be asked again, which would only push out
-    those that are)."""
-    if not keep:
-        return render(build(), schema, **render_options)
+def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:
+    """The document for `key` at the current data version, built on a miss."""
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     versioned = (key, data_version())
     rendered = cache.get(versioned)

@@ -518,10 +518,9 @@ def _visible(model: Any, known: bool) -> list[ColumnElement[bool]]:
 CURRENT, RUN_START, STRETCH_CHANGE, STRETCH_OBSERVATION = range(4)
 
 
-def _row(model: Any, role: int, full: bool, entry: tuple[Any, Any, Any] | None = None) -> list[Any]:
+def _row(model: Any, role: int, entry: tuple[Any, Any, Any] | None = None) -> list[Any]:
     """The columns of one part of the lookup's read, in the one order all parts share; `entry`:
-    the entry's (id, list_id, country_code), which only the CURRENT part reads. Not `full`: without
-    what only a document needs (note, sources, confidence: NULL), which a decision never reads."""
+    the entry's (id, list_id, country_code), which only the CURRENT part reads."""
     change = role != STRETCH_OBSERVATION
     no_date, no_text = sql_cast(null(), Date), sql_cast(null(), String)
     key, list_id, country = entry or (model.entry_id, no_text, no_text)
@@ -538,18 +537,18 @@ def _row(model: Any, role: int, full: bool, entry: tuple[Any, Any, Any] | None =
         (model.expected_effective_on if change else no_date).label("expected_effective_on"),
         (no_date if change else model.observed_on).label("observed_on"),
         model.recorded_at.label("recorded_at"),
-        (model.note if full else no_text).label("note"),
-        (model.sources if full else sql_cast(null(), model.sources.type)).label("sources"),
-        (model.confidence if full else no_text).label("confidence"),
+        model.note.label("note"),
+        model.sources.label("sources"),
+        model.confidence.label("confidence"),
     ]
 
 
 @functools.cache
-def _lookup_statement(known: bool, full: bool, countries: int) -> CompoundSelect[Any]:
-    """The lookup's one read (with and without `known_at`, `full` or not: see `_row`, for a number
-    of countries), built once: building it per request would cost more than running it.
-    Parameters: `as_of`, `known_at`, `country_0`... (plain parameters, not an expanding IN,
-    which SQLAlchemy renders again at every execution).
+def _lookup_statement(known: bool, countries: int) -> CompoundSelect[Any]:
+    """The lookup's one read (with and without `known_at`, for a number of countries), built once:
+    building it per request would cost more than running it. Parameters: `as_of`, `known_at`,
+    `country_0`... (plain parameters, not an expanding IN, which SQLAlchemy renders again at
+    every execution).
 
     Every entry of the countries (`CURRENT`, with the change in force if there is one), and where a
     dated change is in force, the first change of its run (`RUN_START`); where none is, the stretch
@@ -569,7 +568,7 @@ def _lookup_statement(known: bool, full: bool, countries: int) -> CompoundSelect
     )
     of_countries = Entry.country_code.in_([bindparam(f"country_{n}") for n in range(countries)])
     current = (
-        select(*_row(StatusChange, CURRENT, full, (Entry.id, Entry.list_id, Entry.country_code)))
+        select(*_row(StatusChange, CURRENT, (Entry.id, Entry.list_id, Entry.country_code)))
         .select_from(Entry)
         .outerjoin(StatusChange, StatusChange.id == current_id)
         .where(of_countries)
@@ -610,7 +609,7 @@ def _lookup_statement(known: bool, full: bool, countries: int) -> CompoundSelect
     )
     run_start = aliased(StatusChange)
     runs = (
-        select(*_row(run_start, RUN_START, full))
+        select(*_row(run_start, RUN_START))
         .select_from(cur)
         .outerjoin(breaker, breaker.id == breaker_id)
         .join(run_start, run_start.id == first_id)
@@ -628,12 +627,12 @@ def _lookup_statement(known: bool, full: bool, countries: int) -> CompoundSelect
         )
 
     nothing_in_force = select(Entry.id).where(of_countries, current_id.is_(None))
-    stretch_changes = select(*_row(StatusChange, STRETCH_CHANGE, full)).where(
+    stretch_changes = select(*_row(StatusChange, STRETCH_CHANGE)).where(
         StatusChange.entry_id.in_(nothing_in_force),
         or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == first_day(StatusChange)),
         *_visible(StatusChange, known),
     )
-    stretch_observations = select(*_row(Observation, STRETCH_OBSERVATION, full)).where(
+    stretch_observations = select(*_row(Observation, STRETCH_OBSERVATION)).where(
         Observation.entry_id.in_(nothing_in_force),
         Observation.observed_on < func.coalesce(first_day(Observation), literal(date.max, Date)),
         *_visible(Observation, known),
@@ -642,7 +641,7 @@ def _lookup_statement(known: bool, full: bool, countries: int) -> CompoundSelect
 
 
 def _entries_at(
-    session: Session, country_codes: Iterable[str], as_of: date, known_at: datetime | None, full: bool = True
+    session: Session, country_codes: Iterable[str], as_of: date, known_at: datetime | None
 ) -> list[_EntryAt]:
     """The entries of these countries, each with only what decides its status on `as_of` as known
     at `known_at`, found by the (entry_id, effective_on, id) index whatever the history's depth.
@@ -651,12 +650,11 @@ def _entries_at(
     the first dated change: that change (its `from_status` is evidence), the undated changes
     and the observations before it, as `standing` reads them. Nothing else can change the
     answer, so nothing else is read (nor its sources decoded). One statement, rows not ORM
-    objects: a lookup reads them and writes nothing back. Not `full`: enough to decide
-    (`Changes.decision`), not to answer.
+    objects: a lookup reads them and writes nothing back.
     """
     codes = sorted(country_codes)
     params = {"as_of": as_of, "known_at": known_at, **{f"country_{n}": code for n, code in enumerate(codes)}}
-    statement = _lookup_statement(known_at is not None, full, len(codes))
+    statement = _lookup_statement(known_at is not None, len(codes))
     rows = session.connection().execute(statement, params).all()
     entries = {
         row.entry_key: _EntryAt(row.entry_list, row.entry_country) for row in rows if row.role == CURRENT
@@ -675,18 +673,15 @@ def changes_at(
     as_of: date,
     known_at: datetime | None,
     treatments: Iterable[Treatment] | None = None,
-    *,
-    full: bool = True,
 ) -> Changes:
     """Like `_changes_for`, but holding only what answers for `as_of` and `known_at`: ask it for no
-    other. `treatments`: every treatment (read from the database when None). Not `full`: it can
-    decide (`Changes.decision`) but not answer."""
+    other. `treatments`: every treatment (read from the database when None)."""
     if treatments is None:
         found = list(session.scalars(select(Treatment).where(Treatment.country_code.in_(country_codes))))
     else:
         found = [t for t in treatments if t.country_code in country_codes]
     codes = set(country_codes) | {t.treated_as for t in found}
-    return Changes(_entries_at(session, codes, as_of, known_at, full), found)
+    return Changes(_entries_at(session, codes, as_of, known_at), found)
 
 
 def find_list(session: Session, ref: str) -> ControlList:

@@ -49,21 +49,22 @@ def test_the_document_cache_is_bounded_in_bytes_not_documents(build_app, databas
         before = measuring.extensions["exportctl.documents"].bytes
         assert measuring.test_client().get(path).status_code == 200
         weights.append(measuring.extensions["exportctl.documents"].bytes - before)
-    # Room for the three lookups, not for the page beside them (but for the page alone).
+    # Room for the three lookups, not for the page beside them (but for the page alone); documents
+    # have three quarters of the budget (the rest is for the parts lookups are assembled from).
     limit = sum(weights[:3]) + weights[3] // 2
-    app = build_app(database_url, CACHE_MAX_BYTES=str(limit))
+    app = build_app(database_url, CACHE_MAX_BYTES=str(-(-limit * 4 // 3)))
     client = app.test_client()
     cache = app.extensions["exportctl.documents"]
+    assert limit <= cache.max_bytes < sum(weights)
 
     etags = [client.get(path).headers["ETag"] for path in paths[:3]]
-    assert cache.documents == 3
-    held = len(cache)  # the lookups, and the fragments (each list's answer) they were built from
+    assert len(cache) == 3
     page = client.get(paths[3])
 
     assert page.status_code == 200
-    assert cache.bytes <= limit
-    assert len(cache) < held + 1  # the page went in, something least recently used went out
-    # The least recently used (VN's fragments, or VN) went first; the page itself is kept.
+    assert cache.bytes <= cache.max_bytes
+    assert len(cache) < 4
+    # The least recently used lookup (VN) went first; the page itself is kept.
     assert client.get(paths[0], headers={"If-None-Match": etags[0]}).status_code == 304  # rebuilt, same bytes
     assert client.get(paths[3], headers={"If-None-Match": page.headers["ETag"]}).status_code == 304
 
@@ -85,3 +86,17 @@ def test_the_cache_size_is_a_setting_in_bytes():
     assert load_config({})["CACHE_MAX_BYTES"] == 64_000_000
     assert load_config({"EXPORTCTL_CACHE_MAX_BYTES": "256MiB"})["CACHE_MAX_BYTES"] == 256 * 2**20
     assert load_config({"EXPORTCTL_CACHE_MAX_BYTES": "1000"})["CACHE_MAX_BYTES"] == 1000
+
+
+def test_lookups_at_dates_are_assembled_from_parts_no_document_can_push_out(app, client):
+    """Each list's answer is kept once per decision, in a cache of its own: documents asked once
+    (a lookup at some date) fill the documents' cache, never that one."""
+    documents, parts = app.extensions["exportctl.documents"], app.extensions["exportctl.parts"]
+    assert client.get("/v1/countries/VN?as_of=2020-01-01").status_code == 200
+    held = len(parts)
+    assert held > 0 and len(documents) == 1
+
+    # Another date with the same decisions: a new document, no new part.
+    assert client.get("/v1/countries/VN?as_of=2020-01-02").status_code == 200
+    assert len(parts) == held and len(documents) == 2
+    assert parts.max_bytes == app.config["CACHE_MAX_BYTES"] // 4
