@@ -2,12 +2,13 @@
 
 import functools
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app, json
 from flask.views import MethodView
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Mapper, Session
 
 from service import clock, db
 from service.api import Blueprint
@@ -211,18 +212,24 @@ def _answer(control_list, treatment, decision, answered_for: str) -> tuple[bytes
     return body, facts
 
 
-def versioned_facts(session: Session, version: int) -> tuple[list[ControlList], list[Treatment]]:
+def versioned_facts(session: Session, version: int) -> tuple[list[Any], list[Any]]:
     """Every list (by jurisdiction, then id) and every treatment, read once per data version in a
-    session of their own: detached, read-only, shared by the threads of this process."""
+    session of their own, as plain read-only snapshots of their columns (shared by the threads of
+    this process; reading an ORM object's attribute costs ten times as much, 19 lists a lookup)."""
     cache = current_app.extensions.setdefault("exportctl.versioned_facts", {})
     found = cache.get(version)
     if found is None:
         with Session(bind=session.get_bind()) as own:
-            found = (lookups.by_jurisdiction(lookups.all_lists(own)), list(own.scalars(select(Treatment))))
-            own.expunge_all()
+            lists = lookups.by_jurisdiction(lookups.all_lists(own))
+            found = ([_snapshot(cl) for cl in lists], [_snapshot(t) for t in own.scalars(select(Treatment))])
         cache.clear()  # an older version is never asked for again
         cache[version] = found
     return found
+
+
+def _snapshot(row: ControlList | Treatment) -> SimpleNamespace:
+    mapper: Mapper[Any] = inspect(type(row))
+    return SimpleNamespace(**{column.key: getattr(row, column.key) for column in mapper.column_attrs})
 
 
 @blp.route("/<ref>", parameters=[REF_PARAMETER])
