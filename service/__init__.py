@@ -1,7 +1,10 @@
 """exportctl: export-control status service."""
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from inspect import iscoroutinefunction
+from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
@@ -9,12 +12,27 @@ from flask.json.provider import DefaultJSONProvider
 from service.config import load_config, normalise
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_async(function: Callable[..., Any]) -> bool:
+    return iscoroutinefunction(function)
+
+
+class App(Flask):
+    """Flask, remembering which of its functions are coroutines: Flask asks it of every view and
+    request hook (about twenty times a request) and the answer never changes for a function."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if _is_async(getattr(func, "__func__", func)):  # a method: its function, made once
+            return self.async_to_sync(func)
+        return func
+
+
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app. `config` overrides the environment (tests pass a mapping)."""
     from service import api, auth, cli, compression, cors, db, errors, logs, metrics, pages, ratelimit
     from service.api import rendering
 
-    app = Flask(__name__)
+    app = App(__name__)
     app.config.update(load_config())
     app.config.update(normalise(config or {}))
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is no limit

@@ -9,6 +9,7 @@ import logging
 import secrets
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.exceptions import HTTPException
 
@@ -32,9 +33,21 @@ def _not_found(error: HTTPException):
     return errors.http_exception_problem(error)
 
 
+class _Sessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building a signing serializer for a request that
+    carries no session cookie (every API call): it would only find no cookie to read. A request
+    with one, and saving a session, are Flask's own."""
+
+    def open_session(self, app, request):
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     from service.pages import views
 
+    app.session_interface = _Sessions()
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secrets.token_hex(32)
         if app.config["READS_REQUIRE_KEY"] and not app.config.get("TESTING"):
