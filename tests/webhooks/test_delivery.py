@@ -258,6 +258,30 @@ def test_redirects_are_not_followed(client, editor, receiver, worker, session):
     assert deliveries(session)[0].state == "pending"
 
 
+def test_the_environment_neither_proxies_nor_authenticates_deliveries(
+    client, editor, receiver, worker, session, monkeypatch, tmp_path
+):
+    """A proxy would connect in place of the pinned address, and ~/.netrc would give a host's
+    credentials to anyone who subscribes a URL on it: the webhook session ignores both."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login operator password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    subscribe(client, editor, receiver.url_for("/hook"))
+    receiver.expect_request("/hook").respond_with_data("thanks")
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    worker.run_once()
+
+    [(request, _)] = receiver.log
+    assert "Authorization" not in request.headers
+    assert deliveries(session)[0].state == "succeeded"
+
+
 def test_only_the_first_2_kib_of_a_response_is_kept(client, editor, receiver, worker, session):
     webhook_id, _ = subscribe(client, editor, receiver.url_for("/hook"))
     receiver.expect_request("/hook").respond_with_data("x" * 100_000)
