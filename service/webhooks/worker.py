@@ -344,9 +344,9 @@ class DeliveryWorker:
 
         The next batch is claimed while the last is still being sent, as soon as no more sends
         are queued than there are threads, so the threads never wait for the database between
-        batches; results are recorded a chunk per transaction as they come in. While this
-        runs the loop's poll is not reached, so scheduled events are looked for here, once a
-        poll interval (with `stop`, as in `run`).
+        batches; results are recorded a chunk per transaction as they come in. Scheduled
+        events are looked for here, once a poll interval (with `stop`, as in `run`: a fan-out
+        keeps the loop from its poll for as long as it lasts).
         """
         held = Held()
         attempted = claimed_batches = 0
@@ -361,8 +361,6 @@ class DeliveryWorker:
                     and (batches is None or claimed_batches < batches)
                     and not (stop is not None and stop.is_set())
                 ):
-                    if stop is not None and time.monotonic() - self._scheduled_at >= self.poll_interval:
-                        self._run_scheduled_safely()
                     ids, jobs = self._claim_jobs()
                     claimed_batches += 1
                     exhausted = not ids
@@ -371,6 +369,10 @@ class DeliveryWorker:
                         heartbeat.start()
                         attempted += len(ids)
                         in_flight.update(self.executor.submit(self._send, job) for job in jobs)
+                    # After the claim, while its sends go out: a delivery committed while the
+                    # worker waited leaves first, and what this emits is claimed next.
+                    if stop is not None and time.monotonic() - self._scheduled_at >= self.poll_interval:
+                        self._run_scheduled_safely()
                 if not in_flight:
                     break
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -461,11 +463,9 @@ class DeliveryWorker:
         log.info("webhook worker %s started", self.name)
         self.wake.listen()  # before the first claim: no commit after it goes unnoticed
         while not stop.is_set():
-            # Scheduled events are days apart: while busy, `deliver` looks for them once a
-            # poll interval, not before every batch (a query per batch is a tenth of a
-            # fan-out's database time).
-            if time.monotonic() - self._scheduled_at >= self.poll_interval:
-                self._run_scheduled_safely()
+            # Scheduled events are days apart: `deliver` looks for them once a poll interval,
+            # busy or idle, not before every batch (a query per batch is a tenth of a fan-out's
+            # database time).
             try:
                 attempted = self.deliver(stop)
             except Exception:  # the database may be briefly unreachable: keep going
