@@ -276,7 +276,7 @@ class DeliveryWorker:
     single writer is never contended by the worker's own threads.
     """
 
-    RECORD_CHUNK = 32
+    RECORD_CHUNK = 64  # a transaction per 64 results: on PostgreSQL each is ~6 round trips
     KEPT_BODIES = 64
     STALE_CHECK_EVERY = timedelta(minutes=1)
 
