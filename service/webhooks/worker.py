@@ -16,12 +16,13 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -342,22 +343,22 @@ class DeliveryWorker:
         """Claim, send and record until nothing is due (or `batches` batches are claimed, or
         `stop` is set); how many deliveries were attempted.
 
-        The next batch is claimed while the last is still being sent, as soon as no more sends
-        are queued than there are threads, so the threads never wait for the database between
-        batches; results are recorded a chunk per transaction as they come in. Scheduled
-        events are looked for here, once a poll interval (with `stop`, as in `run`: a fan-out
-        keeps the loop from its poll for as long as it lasts).
+        The next batch is claimed while the last is still being sent, as soon as no more than a
+        batch is left to send, so the threads never wait for the database between batches;
+        results are recorded a chunk per transaction as they come in. Scheduled events are
+        looked for here, once a poll interval (with `stop`, as in `run`: a fan-out keeps the
+        loop from its poll for as long as it lasts).
         """
         held = Held()
-        attempted = claimed_batches = 0
-        in_flight: set[Future[tuple[Job, datetime, AttemptResult]]] = set()
+        attempted = claimed_batches = in_flight = 0
+        finished: queue.SimpleQueue[Future[tuple[Job, datetime, AttemptResult]]] = queue.SimpleQueue()
         results: list[tuple[Job, datetime, AttemptResult]] = []
         exhausted = False
         with Heartbeat(self, held) as heartbeat:
             while True:
                 if (
                     not exhausted
-                    and len(in_flight) <= self.concurrency
+                    and in_flight <= self.batch_size
                     and (batches is None or claimed_batches < batches)
                     and not (stop is not None and stop.is_set())
                 ):
@@ -368,15 +369,17 @@ class DeliveryWorker:
                         held.add(ids)
                         heartbeat.start()
                         attempted += len(ids)
-                        in_flight.update(self.executor.submit(self._send, job) for job in jobs)
+                        in_flight += len(jobs)
+                        for job in jobs:
+                            self.executor.submit(self._send, job).add_done_callback(finished.put)
                     # After the claim, while its sends go out: a delivery committed while the
                     # worker waited leaves first, and what this emits is claimed next.
                     if stop is not None and time.monotonic() - self._scheduled_at >= self.poll_interval:
                         self._run_scheduled_safely()
                 if not in_flight:
                     break
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                results.extend(future.result() for future in done)
+                results.append(finished.get().result())
+                in_flight -= 1
                 if len(results) >= self.RECORD_CHUNK or not in_flight:
                     self._record(results)
                     held.discard([job.delivery_id for job, _, _ in results])
