@@ -362,7 +362,13 @@ class DeliveryWorker:
                     and (batches is None or claimed_batches < batches)
                     and not (stop is not None and stop.is_set())
                 ):
-                    ids, jobs = self._claim_jobs()
+                    try:
+                        ids, jobs = self._claim_jobs()
+                    except Exception:  # noqa: BLE001 - what is in flight is still recorded
+                        if not in_flight:
+                            raise
+                        log.exception("claiming a batch failed; finishing the deliveries in flight")
+                        ids, jobs = [], []
                     claimed_batches += 1
                     exhausted = not ids
                     if ids:
