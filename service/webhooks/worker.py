@@ -88,14 +88,32 @@ def give_up_abandoned(session: Session, *, now, max_attempts: int) -> None:
 
 
 def claim(
-    session: Session, worker: str, *, now, lease: timedelta, limit: int, max_attempts: int
+    session: Session,
+    worker: str,
+    *,
+    now,
+    lease: timedelta,
+    limit: int,
+    max_attempts: int,
+    abandoned: bool = True,
 ) -> list[int]:
-    """Take up to `limit` due deliveries of enabled subscriptions for `worker`; their ids."""
-    give_up_abandoned(session, now=now, max_attempts=max_attempts)
+    """Take up to `limit` due deliveries of enabled subscriptions for `worker`; their ids.
+
+    `abandoned`: also those whose worker's lease ran out (and fail those with no attempt
+    left). Without it only pending ones, which an index hands over in order: a fan-out's
+    later batches then cost a few rows each, not a sort of everything still due.
+    """
+    if abandoned:
+        give_up_abandoned(session, now=now, max_attempts=max_attempts)
+    due = (
+        _due(now, max_attempts)
+        if abandoned
+        else and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now)
+    )
     candidates = (
         select(Delivery.id)
         .join(Webhook, Webhook.id == Delivery.webhook_id)
-        .where(_due(now, max_attempts), Webhook.enabled.is_(True), Webhook.deleted_at.is_(None))
+        .where(due, Webhook.enabled.is_(True), Webhook.deleted_at.is_(None))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
@@ -117,7 +135,7 @@ def claim(
     else:
         # SQLite has no row locks, but runs one writer at a time and this UPDATE is atomic
         # under its write lock; `_due` again makes each row's claim conditional all the same.
-        claimable = and_(Delivery.id.in_(candidates.scalar_subquery()), _due(now, max_attempts))
+        claimable = and_(Delivery.id.in_(candidates.scalar_subquery()), due)
     # One statement on both databases.
     claimed = session.execute(
         update(Delivery)
@@ -351,6 +369,7 @@ class DeliveryWorker:
         """
         held = Held()
         attempted = claimed_batches = in_flight = 0
+        swept = time.monotonic()
         finished: queue.SimpleQueue[Future[tuple[Job, datetime, AttemptResult]]] = queue.SimpleQueue()
         results: list[tuple[Job, datetime, AttemptResult]] = []
         exhausted = False
@@ -362,8 +381,13 @@ class DeliveryWorker:
                     and (batches is None or claimed_batches < batches)
                     and not (stop is not None and stop.is_set())
                 ):
+                    # Abandoned deliveries (a dead worker's) on the first claim, then once a
+                    # poll interval: they are a lease late already, and looking costs a sort.
+                    abandoned = claimed_batches == 0 or time.monotonic() - swept >= self.poll_interval
+                    if abandoned:
+                        swept = time.monotonic()
                     try:
-                        ids, jobs = self._claim_jobs()
+                        ids, jobs = self._claim_jobs(abandoned=abandoned)
                     except Exception:  # noqa: BLE001 - what is in flight is still recorded
                         if not in_flight:
                             raise
@@ -392,7 +416,7 @@ class DeliveryWorker:
                     results = []
         return attempted
 
-    def _claim_jobs(self) -> tuple[list[int], list[Job]]:
+    def _claim_jobs(self, *, abandoned: bool = True) -> tuple[list[int], list[Job]]:
         """Claim a batch and read what its sends need, in one short session."""
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
@@ -404,6 +428,7 @@ class DeliveryWorker:
                 lease=self.lease,
                 limit=self.batch_size,
                 max_attempts=self.policy.max_attempts,
+                abandoned=abandoned,
             )
             jobs = self._jobs(session, ids, now)
         self._claimed(ids, started)

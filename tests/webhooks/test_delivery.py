@@ -586,11 +586,11 @@ def test_a_failed_claim_still_records_the_sends_in_flight(
     worker = build_worker(app, "w")
     claim_jobs, calls = worker._claim_jobs, []
 
-    def second_fails():
+    def second_fails(**kwargs):
         calls.append(1)
         if len(calls) > 1:
             raise RuntimeError("the database went away")
-        return claim_jobs()
+        return claim_jobs(**kwargs)
 
     monkeypatch.setattr(worker, "_claim_jobs", second_fails)
 
