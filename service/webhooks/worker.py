@@ -16,11 +16,13 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,14 +30,14 @@ from typing import Any
 import requests
 from flask import Flask
 from sqlalchemy import ColumnElement, Engine, and_, or_, select, update
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
 from service import clock, db
 from service.domain import freshness, schedule
 from service.domain.events import event_document
 from service.domain.outbox import WAKE_CHANNEL
 from service.metrics import WorkerMetrics
-from service.models import Delivery, Webhook
+from service.models import Delivery, Event, Webhook
 from service.vocabulary import DeliveryState
 from service.webhooks import heartbeats, targets
 from service.webhooks.delivery import (
@@ -86,14 +88,32 @@ def give_up_abandoned(session: Session, *, now, max_attempts: int) -> None:
 
 
 def claim(
-    session: Session, worker: str, *, now, lease: timedelta, limit: int, max_attempts: int
+    session: Session,
+    worker: str,
+    *,
+    now,
+    lease: timedelta,
+    limit: int,
+    max_attempts: int,
+    abandoned: bool = True,
 ) -> list[int]:
-    """Take up to `limit` due deliveries of enabled subscriptions for `worker`; their ids."""
-    give_up_abandoned(session, now=now, max_attempts=max_attempts)
+    """Take up to `limit` due deliveries of enabled subscriptions for `worker`; their ids.
+
+    `abandoned`: also those whose worker's lease ran out (and fail those with no attempt
+    left). Without it only pending ones, which an index hands over in order: a fan-out's
+    later batches then cost a few rows each, not a sort of everything still due.
+    """
+    if abandoned:
+        give_up_abandoned(session, now=now, max_attempts=max_attempts)
+    due = (
+        _due(now, max_attempts)
+        if abandoned
+        else and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now)
+    )
     candidates = (
         select(Delivery.id)
         .join(Webhook, Webhook.id == Delivery.webhook_id)
-        .where(_due(now, max_attempts), Webhook.enabled.is_(True), Webhook.deleted_at.is_(None))
+        .where(due, Webhook.enabled.is_(True), Webhook.deleted_at.is_(None))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
@@ -115,7 +135,7 @@ def claim(
     else:
         # SQLite has no row locks, but runs one writer at a time and this UPDATE is atomic
         # under its write lock; `_due` again makes each row's claim conditional all the same.
-        claimable = and_(Delivery.id.in_(candidates.scalar_subquery()), _due(now, max_attempts))
+        claimable = and_(Delivery.id.in_(candidates.scalar_subquery()), due)
     # One statement on both databases.
     claimed = session.execute(
         update(Delivery)
@@ -162,22 +182,46 @@ class Job:
     error: str | None = None
 
 
+class Held:
+    """The deliveries this worker has claimed and not yet recorded: the ones whose leases
+    the heartbeat renews (the sending threads and the recording thread share it)."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add(self, ids: list[int]) -> None:
+        with self._lock:
+            self._ids.update(ids)
+
+    def discard(self, ids: list[int]) -> None:
+        with self._lock:
+            self._ids.difference_update(ids)
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._ids)
+
+
 class Heartbeat:
-    """Renews the leases of a claimed batch while it is being sent, from a thread of its own.
+    """Renews the leases of what is being sent, from a thread of its own.
 
     The lease can then be short (a dead worker's deliveries are free again soon) while a
     live worker keeps them for as long as its sends take.
     """
 
-    def __init__(self, worker: "DeliveryWorker", ids: list[int]):
+    def __init__(self, worker: "DeliveryWorker", held: Held):
         self.worker = worker
-        self.ids = ids
+        self.held = held
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
-        if self.ids:
+    def start(self) -> None:
+        """Once, when the first batch is claimed (nothing to renew before)."""
+        if not self.thread.is_alive() and not self.stop.is_set():
             self.thread.start()
+
+    def __enter__(self) -> "Heartbeat":
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -188,10 +232,13 @@ class Heartbeat:
     def _beat(self) -> None:
         interval = self.worker.lease.total_seconds() / 3
         while not self.stop.wait(interval):
+            ids = self.held.ids()
+            if not ids:
+                continue
             try:
-                self.worker.renew(self.ids)
+                self.worker.renew(ids)
             except Exception:  # noqa: BLE001 - a missed beat only shortens the lease; try again
-                log.warning("could not renew the leases of %d deliveries", len(self.ids), exc_info=True)
+                log.warning("could not renew the leases of %d deliveries", len(ids), exc_info=True)
 
 
 class Wake:
@@ -248,7 +295,8 @@ class DeliveryWorker:
     single writer is never contended by the worker's own threads.
     """
 
-    RECORD_CHUNK = 32
+    RECORD_CHUNK = 64  # a transaction per 64 results: on PostgreSQL each is ~6 round trips
+    KEPT_BODIES = 64
     STALE_CHECK_EVERY = timedelta(minutes=1)
 
     def __init__(self, app: Flask, name: str | None = None):
@@ -257,7 +305,7 @@ class DeliveryWorker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.policy = RetryPolicy.from_config(config)
         self.batch_size = int(config["WORKER_BATCH_SIZE"])
-        concurrency = int(config["WORKER_CONCURRENCY"])
+        self.concurrency = int(config["WORKER_CONCURRENCY"])
         self.read_timeout = config["WEBHOOK_READ_TIMEOUT"].total_seconds()
         # Short: a heartbeat renews it every third of it while the batch is being sent.
         self.lease = config["WORKER_LEASE"]
@@ -265,11 +313,14 @@ class DeliveryWorker:
         self.allow_private = bool(config["WEBHOOK_ALLOW_PRIVATE_TARGETS"])
         self.require_https = bool(config["WEBHOOK_REQUIRE_HTTPS"])
         self.http = targets.http_session(config)
-        self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
+        self.executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="deliver")
         self._stale_checked_at: datetime | None = None
         self.metrics = WorkerMetrics(app, self.name)
         self.started_at = clock.utcnow()
         self._beaten_at: float | None = None
+        self._scheduled_at = float("-inf")
+        # Serialised event bodies by event id (events never change), the most recent kept.
+        self._bodies: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
         with app.app_context():
             self.wake = Wake(db.database().engine)
 
@@ -296,10 +347,77 @@ class DeliveryWorker:
         """Emit what fell due (unless `scheduled` is false), then claim one batch, deliver it
         concurrently, and return how many deliveries were attempted."""
         if scheduled:
-            try:
-                self.run_scheduled()
-            except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
-                log.exception("scheduled events failed; retrying next batch")
+            self._run_scheduled_safely()
+        return self.deliver(batches=1)
+
+    def _run_scheduled_safely(self) -> None:
+        self._scheduled_at = time.monotonic()
+        try:
+            self.run_scheduled()
+        except Exception:  # noqa: BLE001 - deliveries go on; the schedule is retried next batch
+            log.exception("scheduled events failed; retrying next batch")
+
+    def deliver(self, stop: threading.Event | None = None, *, batches: int | None = None) -> int:
+        """Claim, send and record until nothing is due (or `batches` batches are claimed, or
+        `stop` is set); how many deliveries were attempted.
+
+        The next batch is claimed while the last is still being sent, as soon as no more than a
+        batch is left to send, so the threads never wait for the database between batches;
+        results are recorded a chunk per transaction as they come in. Scheduled events are
+        looked for here, once a poll interval (with `stop`, as in `run`: a fan-out keeps the
+        loop from its poll for as long as it lasts).
+        """
+        held = Held()
+        attempted = claimed_batches = in_flight = 0
+        swept = time.monotonic()
+        finished: queue.SimpleQueue[Future[tuple[Job, datetime, AttemptResult]]] = queue.SimpleQueue()
+        results: list[tuple[Job, datetime, AttemptResult]] = []
+        exhausted = False
+        with Heartbeat(self, held) as heartbeat:
+            while True:
+                if (
+                    not exhausted
+                    and in_flight <= self.batch_size
+                    and (batches is None or claimed_batches < batches)
+                    and not (stop is not None and stop.is_set())
+                ):
+                    # Abandoned deliveries (a dead worker's) on the first claim, then once a
+                    # poll interval: they are a lease late already, and looking costs a sort.
+                    abandoned = claimed_batches == 0 or time.monotonic() - swept >= self.poll_interval
+                    if abandoned:
+                        swept = time.monotonic()
+                    try:
+                        ids, jobs = self._claim_jobs(abandoned=abandoned)
+                    except Exception:  # noqa: BLE001 - what is in flight is still recorded
+                        if not in_flight:
+                            raise
+                        log.exception("claiming a batch failed; finishing the deliveries in flight")
+                        ids, jobs = [], []
+                    claimed_batches += 1
+                    exhausted = not ids
+                    if ids:
+                        held.add(ids)
+                        heartbeat.start()
+                        attempted += len(ids)
+                        in_flight += len(jobs)
+                        for job in jobs:
+                            self.executor.submit(self._send, job).add_done_callback(finished.put)
+                    # After the claim, while its sends go out: a delivery committed while the
+                    # worker waited leaves first, and what this emits is claimed next.
+                    if stop is not None and time.monotonic() - self._scheduled_at >= self.poll_interval:
+                        self._run_scheduled_safely()
+                if not in_flight:
+                    break
+                results.append(finished.get().result())
+                in_flight -= 1
+                if len(results) >= self.RECORD_CHUNK or not in_flight:
+                    self._record(results)
+                    held.discard([job.delivery_id for job, _, _ in results])
+                    results = []
+        return attempted
+
+    def _claim_jobs(self, *, abandoned: bool = True) -> tuple[list[int], list[Job]]:
+        """Claim a batch and read what its sends need, in one short session."""
         with self.app.app_context(), db.database().sessionmaker() as session:
             now = clock.utcnow()
             started = time.monotonic()
@@ -310,20 +428,11 @@ class DeliveryWorker:
                 lease=self.lease,
                 limit=self.batch_size,
                 max_attempts=self.policy.max_attempts,
+                abandoned=abandoned,
             )
-            jobs = self._jobs(self._load(session, ids), now)
+            jobs = self._jobs(session, ids, now)
         self._claimed(ids, started)
-        with Heartbeat(self, ids):
-            futures = [self.executor.submit(self._send, job) for job in jobs]
-            results: list[tuple[Job, datetime, AttemptResult]] = []
-            for future in as_completed(futures):
-                results.append(future.result())
-                if len(results) >= self.RECORD_CHUNK:
-                    self._record(results)
-                    results = []
-            if results:
-                self._record(results)
-        return len(ids)
+        return ids, jobs
 
     def _heartbeat(self) -> None:
         """Note in the database that this worker is alive, every third of a lease at most."""
@@ -387,15 +496,12 @@ class DeliveryWorker:
     def run(self, stop: threading.Event) -> None:
         log.info("webhook worker %s started", self.name)
         self.wake.listen()  # before the first claim: no commit after it goes unnoticed
-        scheduled_at = 0.0
         while not stop.is_set():
-            # Scheduled events are days apart: while busy, look for them once a poll interval,
-            # not before every batch (a query per batch is a tenth of a fan-out's database time).
-            scheduled = time.monotonic() - scheduled_at >= self.poll_interval
-            if scheduled:
-                scheduled_at = time.monotonic()
+            # Scheduled events are days apart: `deliver` looks for them once a poll interval,
+            # busy or idle, not before every batch (a query per batch is a tenth of a fan-out's
+            # database time).
             try:
-                attempted = self.run_once(scheduled=scheduled)
+                attempted = self.deliver(stop)
             except Exception:  # the database may be briefly unreachable: keep going
                 log.exception("worker batch failed; retrying")
                 attempted = 0
@@ -404,67 +510,63 @@ class DeliveryWorker:
         self._forget_heartbeat()
         log.info("webhook worker %s stopped", self.name)
 
-    @staticmethod
-    def _load(session: Session, ids: list[int]) -> list[Delivery]:
-        """The deliveries with their subscriptions; each event loaded (and its JSON decoded) once,
-        however many deliveries carry it (a fan-out is one event to every subscription)."""
+    def _jobs(self, session: Session, ids: list[int], now: datetime) -> list[Job]:
+        """What the sends of `ids` need: the columns they use (no ORM objects), and each event
+        serialised once, however many deliveries carry it (a fan-out is one event to every
+        subscription, over many batches: events never change, so their bodies are kept)."""
         if not ids:
             return []
-        return list(
-            session.scalars(
-                select(Delivery)
-                .where(Delivery.id.in_(ids))
-                .options(joinedload(Delivery.webhook), selectinload(Delivery.event))
-                .order_by(Delivery.id)
+        rows = session.execute(
+            select(
+                Delivery.id,
+                Delivery.event_id,
+                Webhook.url,
+                Webhook.secret,
+                Webhook.previous_secret,
+                Webhook.previous_secret_expires_at,
             )
-        )
-
-    def _jobs(self, deliveries: list[Delivery], now: datetime) -> list[Job]:
+            .join(Webhook, Webhook.id == Delivery.webhook_id)
+            .where(Delivery.id.in_(ids))
+            .order_by(Delivery.id)
+        ).all()
         bodies: dict[int, tuple[bytes, str] | Exception] = {}
-        return [self._job(delivery, now, bodies) for delivery in deliveries]
+        missing = {row.event_id for row in rows} - self._bodies.keys()
+        if missing:
+            for event in session.scalars(select(Event).where(Event.id.in_(missing))):
+                bodies[event.id] = self._serialise(event)
+        for event_id in {row.event_id for row in rows}:
+            if event_id in self._bodies:
+                bodies[event_id] = self._bodies[event_id]
+                self._bodies.move_to_end(event_id)
+            else:
+                found = bodies.get(event_id)
+                if isinstance(found, tuple):
+                    self._bodies[event_id] = found
+                    while len(self._bodies) > self.KEPT_BODIES:
+                        self._bodies.popitem(last=False)
+        return [self._job(row, now, bodies) for row in rows]
 
     @staticmethod
-    def _body(delivery: Delivery, bodies: dict[int, tuple[bytes, str] | Exception]) -> tuple[bytes, str]:
-        """The event's body and message id, serialised once per event (a failure too)."""
-        if delivery.event_id not in bodies:
-            try:
-                document = event_document(delivery.event)
-                body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-                bodies[delivery.event_id] = (body, document["id"])
-            except Exception as exc:  # noqa: BLE001 - kept: every delivery of the event fails alike
-                bodies[delivery.event_id] = exc
-        found = bodies[delivery.event_id]
-        if isinstance(found, Exception):
-            raise found
-        return found
-
-    def _job(
-        self,
-        delivery: Delivery,
-        now: datetime,
-        bodies: dict[int, tuple[bytes, str] | Exception] | None = None,
-    ) -> Job:
-        """What the send needs; a delivery whose event cannot be serialised fails alone."""
-        webhook = delivery.webhook
+    def _serialise(event: Event) -> tuple[bytes, str] | Exception:
+        """The event's body and message id (or why it cannot be serialised)."""
         try:
-            body, message_id = self._body(delivery, {} if bodies is None else bodies)
-        except Exception as exc:  # noqa: BLE001 - stored data that cannot be sent is this delivery's fault
-            log.warning("delivery %s: its event cannot be serialised", delivery.id, exc_info=True)
-            return Job(delivery.id, webhook.url, error=f"event cannot be serialised: {_error_text(exc)}")
-        secrets = [webhook.secret]
-        if (
-            webhook.previous_secret
-            and webhook.previous_secret_expires_at
-            and now < webhook.previous_secret_expires_at
-        ):
-            secrets.append(webhook.previous_secret)
-        return Job(
-            delivery_id=delivery.id,
-            url=webhook.url,
-            body=body,
-            message_id=message_id,
-            secrets=tuple(secrets),
-        )
+            document = event_document(event)
+            body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+            return body, document["id"]
+        except Exception as exc:  # noqa: BLE001 - kept: every delivery of the event fails alike
+            return exc
+
+    def _job(self, row: Any, now: datetime, bodies: dict[int, tuple[bytes, str] | Exception]) -> Job:
+        """What the send needs; a delivery whose event cannot be serialised fails alone."""
+        found = bodies.get(row.event_id) or LookupError(f"event {row.event_id} not found")
+        if isinstance(found, Exception):
+            log.warning("delivery %s: its event cannot be serialised", row.id, exc_info=found)
+            return Job(row.id, row.url, error=f"event cannot be serialised: {_error_text(found)}")
+        body, message_id = found
+        secrets = [row.secret]
+        if row.previous_secret and row.previous_secret_expires_at and now < row.previous_secret_expires_at:
+            secrets.append(row.previous_secret)
+        return Job(delivery_id=row.id, url=row.url, body=body, message_id=message_id, secrets=tuple(secrets))
 
     def _send(self, job: Job) -> tuple[Job, datetime, AttemptResult]:
         """One HTTP attempt (runs on the pool). Never raises: failures are results."""

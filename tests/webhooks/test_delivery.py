@@ -1,6 +1,7 @@
 """Delivering events: signed, filtered, retried, logged; driven by run_once() against real receivers."""
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -256,6 +257,30 @@ def test_redirects_are_not_followed(client, editor, receiver, worker, session):
     assert [request.path for request, _ in receiver.log] == ["/hook"]
     assert deliveries(session)[0].last_status == 302
     assert deliveries(session)[0].state == "pending"
+
+
+def test_the_environment_neither_proxies_nor_authenticates_deliveries(
+    client, editor, receiver, worker, session, monkeypatch, tmp_path
+):
+    """A proxy would connect in place of the pinned address, and ~/.netrc would give a host's
+    credentials to anyone who subscribes a URL on it: the webhook session ignores both."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login operator password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    subscribe(client, editor, receiver.url_for("/hook"))
+    receiver.expect_request("/hook").respond_with_data("thanks")
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    worker.run_once()
+
+    [(request, _)] = receiver.log
+    assert "Authorization" not in request.headers
+    assert deliveries(session)[0].state == "succeeded"
 
 
 def test_only_the_first_2_kib_of_a_response_is_kept(client, editor, receiver, worker, session):
@@ -522,6 +547,58 @@ def test_seed_loading_does_not_flood_subscribers(client, editor, receiver, app, 
     assert report.changes == 1
     assert session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) == events_before + 1
     assert deliveries(session) == []
+
+
+def test_deliver_claims_batch_after_batch_while_sending(
+    database_url, receiver, session, build_app, build_worker
+):
+    app = build_app(database_url, WORKER_BATCH_SIZE=2, WORKER_CONCURRENCY=2)
+    from tests.conftest import create_key
+
+    client = app.test_client()
+    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+    for index in range(5):
+        subscribe(client, editor, receiver.url_for(f"/hook/{index}"))
+    receiver.expect_request(re.compile("/hook/.*"), method="POST").respond_with_data("ok")
+    client.post(D1_VN, json=a_change(), headers=editor)
+    worker = build_worker(app, "w")
+
+    assert worker.deliver() == 5
+
+    assert sorted(request.path for request, _ in receiver.log) == [f"/hook/{i}" for i in range(5)]
+    assert {(d.state, d.attempts, d.leased_by) for d in deliveries(session)} == {("succeeded", 1, None)}
+
+
+def test_a_failed_claim_still_records_the_sends_in_flight(
+    database_url, receiver, session, build_app, build_worker, monkeypatch
+):
+    """Claiming the next batch fails while one is being sent: that one is recorded all the same
+    (not left to its lease, to be sent again by whoever takes it over)."""
+    app = build_app(database_url, WORKER_BATCH_SIZE=2)
+    from tests.conftest import create_key
+
+    client = app.test_client()
+    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+    for index in range(3):
+        subscribe(client, editor, receiver.url_for(f"/hook/{index}"))
+    receiver.expect_request(re.compile("/hook/.*"), method="POST").respond_with_data("ok")
+    client.post(D1_VN, json=a_change(), headers=editor)
+    worker = build_worker(app, "w")
+    claim_jobs, calls = worker._claim_jobs, []
+
+    def second_fails(**kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("the database went away")
+        return claim_jobs(**kwargs)
+
+    monkeypatch.setattr(worker, "_claim_jobs", second_fails)
+
+    assert worker.deliver() == 2
+
+    states = sorted((d.state, d.attempts) for d in deliveries(session))
+    assert states == [("pending", 0), ("succeeded", 1), ("succeeded", 1)]
+    assert len(receiver.log) == 2
 
 
 def test_two_workers_never_claim_the_same_delivery(client, editor, receiver, app):
