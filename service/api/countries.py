@@ -116,6 +116,7 @@ def country_answer(
 STANDING = StandingSchema()
 STATUS = CountryStatusSchema()
 DATES = CountryStatusSchema(only=("as_of", "known_at"))
+SUMMARY = CountryStatusSchema(exclude=("country", "entries", "lists_checked"))
 
 
 def country_body(
@@ -180,18 +181,41 @@ def _assemble(session, country, as_of, known_at, list_ids, version, decided) -> 
             answers.append(found.body[:cut] + answered_for.encode() + found.body[cut:])
         facts.append(found.facts)
     summary = lookups.status_summary(country, as_of, known_at, facts)
-    summary["entries"] = []
-    summary["lists_checked"] = [
-        checked
-        for checked in lists_checked(session, version, clock.utcnow())
-        if list_ids is None or checked["list_id"] in list_ids
-    ]
-    body = json.dumps(STATUS.dump(summary)).encode()
+    # The document's fields in its schema's order: the small ones dumped here, the country and
+    # the lists' checks as dumped once (per country; per data version, day and lists).
+    dumped = {
+        **SUMMARY.dump(summary),
+        "country": _dumped_country(country.alpha_2),
+        "entries": [],
+        "lists_checked": _dumped_checks(session, version, list_ids),
+    }
+    body = json.dumps({name: dumped[name] for name in STATUS.fields}).encode()
     # The app's separators (compact or not) around and between the entries: `"entries": []`, `, `.
     empty = json.dumps({"entries": []}).encode()[1:-1]
     comma = json.dumps([0, 0]).encode()[2:-2]
     entries = empty[:-1] + comma.join(answers) + b"]"
     return body.replace(empty, entries, 1)
+
+
+@functools.lru_cache(maxsize=512)
+def _dumped_country(alpha_2: str) -> dict[str, Any]:
+    country = registry().get(alpha_2)
+    assert country is not None  # asked only for a country the registry resolved
+    return STATUS.fields["country"].serialize("country", {"country": lookups.country_summary(country)})
+
+
+def _dumped_checks(session: Session, version: int, list_ids: list[str] | None) -> list[dict[str, Any]]:
+    key = ("checked", version, clock.today(), None if list_ids is None else tuple(list_ids))
+
+    def dump() -> tuple[bytes, list[dict[str, Any]]]:
+        checked = [
+            each
+            for each in lists_checked(session, version, clock.utcnow())
+            if list_ids is None or each["list_id"] in list_ids
+        ]
+        return b"", STATUS.fields["lists_checked"].serialize("lists_checked", {"lists_checked": checked})
+
+    return fragment(key, dump).facts
 
 
 def _answer(control_list, treatment, decision, answered_for: str) -> tuple[bytes, dict[str, Any]]:
