@@ -384,4 +384,5 @@ def init_app(app: Flask) -> Api:
         meta,
     ):
         api.register_blueprint(module.blp)
+    events.init_app(app)
     return api

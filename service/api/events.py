@@ -5,7 +5,7 @@ import re
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
 
-from flask import request
+from flask import Flask, current_app, request
 from flask.views import MethodView
 
 from service import db
@@ -31,6 +31,14 @@ EVENT_PARAMETER = {
     "description": "The event's id (`evt_512`) or sequence number (`512`).",
     "schema": {"type": "string", "pattern": EVENT_ID.pattern},
 }
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["exportctl.feed"] = feed.FeedReader(app.extensions["exportctl.db"].engine)
+
+
+def reader() -> feed.FeedReader:
+    return current_app.extensions["exportctl.feed"]
 
 
 def feed_filter(args: dict) -> feed.FeedFilter:
@@ -62,13 +70,13 @@ class Events(MethodView):
     @blp.doc(operationId="list_events")
     def get(self, args):
         """Events after a sequence number, oldest first. Poll with `after=<next_after>` to follow the feed."""
-        rows, has_more = feed.page_after(db.session(), args["after"], args["limit"], feed_filter(args))
-        return {"items": rows, "next_after": rows[-1].id if rows else args["after"], "has_more": has_more}
+        rows, has_more = reader().page_after(args["after"], args["limit"], feed_filter(args))
+        return {"items": rows, "next_after": rows[-1][0] if rows else args["after"], "has_more": has_more}
 
 
 def page_json(page: dict) -> bytes:
     """EventPageSchema's document, written from the events' stored JSON (see feed.FeedRow)."""
-    items = ",".join(row.json() for row in page["items"])
+    items = feed.items_json(page["items"])
     more = "true" if page["has_more"] else "false"
     return f'{{"has_more":{more},"items":[{items}],"next_after":{int(page["next_after"])}}}'.encode()
 
@@ -126,9 +134,13 @@ def _attribute(value: str) -> str:
     return quoteattr(xml_text(value))
 
 
-def _entry(row: feed.FeedRow, base_url: str) -> str:
-    data = json.loads(row.data_json or "null")
-    href = _attribute(f"{base_url}v1/events/{public_id(row.id)}")
+def _entry(row: feed.FeedRow, base_url: str, events_url: str | None) -> str:
+    sequence, type, stamp, data_json = row
+    data = json.loads(data_json or "null")
+    if events_url is not None:  # quoteattr would leave it as it is: only the number to add
+        href = f'"{events_url}{public_id(sequence)}"'
+    else:
+        href = _attribute(f"{base_url}v1/events/{public_id(sequence)}")
     links = data.get("links") if isinstance(data, dict) else None
     entry_link = links.get("entry") if isinstance(links, dict) else None
     related = (
@@ -136,11 +148,13 @@ def _entry(row: feed.FeedRow, base_url: str) -> str:
         if isinstance(entry_link, str) and entry_link
         else ""
     )
+    moment = _text(stamp)
+    content = _text(feed.row_json(row))
     return (
-        f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': row.type, 'data': data}))}</title>"
-        f"<updated>{_text(row.occurred_at)}</updated><published>{_text(row.occurred_at)}</published>"
+        f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': type, 'data': data}))}</title>"
+        f"<updated>{moment}</updated><published>{moment}</published>"
         f'<link href={href} rel="alternate" type="application/json"/>{related}'
-        f'<category term={_attribute(row.type)}/><content type="text">{_text(row.json())}</content></entry>'
+        f'<category term={_attribute(type)}/><content type="text">{content}</content></entry>'
     )
 
 
@@ -155,7 +169,9 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
     is the event's JSON as the feed serves it (its data as stored, never re-encoded); only
     the title needs the payload decoded.
     """
-    updated = rows[0].occurred_at if rows else timestamp(EPOCH)
+    updated = rows[0][2] if rows else timestamp(EPOCH)
+    events_url = f"{base_url}v1/events/"
+    plain = _attribute(events_url) == f'"{events_url}"'  # nothing in it to escape (the usual case)
     head = (
         f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}"><id>{_text(self_url)}</id>'
         f"<title>{_text(FEED_TITLE)}</title><subtitle>{_text(FEED_SUBTITLE)}</subtitle>"
@@ -163,7 +179,8 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
         f'<link href={_attribute(self_url)} rel="self" type="application/atom+xml"/>'
         f'<link href={_attribute(f"{base_url}v1/events")} rel="alternate" type="application/json"/>'
     )
-    return "".join([head, *(_entry(row, base_url) for row in rows), "</feed>"]).encode()
+    entries = [_entry(row, base_url, events_url if plain else None) for row in rows]
+    return "".join([head, *entries, "</feed>"]).encode()
 
 
 @blp.route("/events.atom")
@@ -183,5 +200,5 @@ class EventsAtom(MethodView):
     @blp.doc(operationId="get_events_atom")
     def get(self, args):
         """The same feed as Atom, newest first, with the same filters (for feed readers)."""
-        rows = feed.latest_page(db.session(), args["limit"], feed_filter(args), args["after"])
+        rows = reader().latest_page(args["limit"], feed_filter(args), args["after"])
         return atom_feed(rows, request.url, request.host_url)
