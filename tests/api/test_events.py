@@ -290,3 +290,37 @@ def test_a_page_sees_what_was_committed_after_the_feed_read_before(client, edito
 
     assert [e["sequence"] for e in after["items"]] == [before["next_after"] + 1]
     assert len(atom.findall(f"{ATOM}entry")) == 1
+
+
+def test_the_tail_of_the_feed_is_never_served_stale(client, editor):
+    """A page that is not full can still grow: asked again after a write, it has the new event."""
+    tail = client.get("/v1/events?after=0&limit=1000").get_json()
+    assert tail["has_more"] is False
+    url = f"/v1/events?after={tail['next_after'] - 1}"
+    assert [e["sequence"] for e in client.get(url).get_json()["items"]] == [tail["next_after"]]
+
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    again = client.get(url).get_json()
+    assert [e["sequence"] for e in again["items"]] == [tail["next_after"], tail["next_after"] + 1]
+
+
+def test_a_full_page_is_settled_and_served_again_as_it_was(app, client, editor, monkeypatch):
+    """A full page (has_more) never changes: events are append-only and numbered in commit order.
+    It is kept without the data version, so writes do not evict it, and it answers the same."""
+    first = client.get("/v1/events?after=2&limit=3")
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    def no_version_read():
+        raise AssertionError("a settled page reads no data version")
+
+    monkeypatch.setattr(app.extensions["exportctl.version"], "read", no_version_read)
+
+    again = client.get("/v1/events?after=2&limit=3")
+
+    assert first.get_json()["has_more"] is True
+    assert (again.data, again.headers["ETag"], again.headers["Link"]) == (
+        first.data,
+        first.headers["ETag"],
+        first.headers["Link"],
+    )
