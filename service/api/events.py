@@ -138,27 +138,49 @@ def _attribute(value: str) -> str:
     return quoteattr(xml_text(value))
 
 
-def _entry(row: feed.FeedRow, base_url: str, events_url: str | None) -> str:
+_MARKUP = re.compile("[&<>\"']")
+
+
+def _plain(value: str) -> bool:
+    """Whether _attribute would only put double quotes around `value` (the usual URL)."""
+    return value.isascii() and value.isprintable() and _MARKUP.search(value) is None
+
+
+_TYPE_ATTRIBUTES: dict[str, str] = {}
+
+
+def _type_attribute(type: str) -> str:
+    found = _TYPE_ATTRIBUTES.get(type)
+    if found is None:
+        if len(_TYPE_ATTRIBUTES) > 1000:  # event types are a vocabulary: never more than a few
+            _TYPE_ATTRIBUTES.clear()
+        _TYPE_ATTRIBUTES[type] = found = _attribute(type)
+    return found
+
+
+def _entry(row: feed.FeedRow, base_url: str, plain_base: bool) -> str:
+    """One entry. Where the standard library's escaping would change nothing (a plain base
+    URL, an ASCII link, the type's attribute once per type), it is not called per entry."""
     sequence, type, stamp, data_json = row
     data = json.loads(data_json or "null")
-    if events_url is not None:  # quoteattr would leave it as it is: only the number to add
-        href = f'"{events_url}{public_id(sequence)}"'
+    if plain_base:
+        href = f'"{base_url}v1/events/{public_id(sequence)}"'
     else:
         href = _attribute(f"{base_url}v1/events/{public_id(sequence)}")
     links = data.get("links") if isinstance(data, dict) else None
     entry_link = links.get("entry") if isinstance(links, dict) else None
-    related = (
-        f'<link href={_attribute(base_url + entry_link.lstrip("/"))} rel="related" type="application/json"/>'
-        if isinstance(entry_link, str) and entry_link
-        else ""
-    )
+    related = ""
+    if isinstance(entry_link, str) and entry_link:
+        target = base_url + entry_link.lstrip("/")
+        quoted = f'"{target}"' if plain_base and _plain(target) else _attribute(target)
+        related = f'<link href={quoted} rel="related" type="application/json"/>'
     moment = _text(stamp)
     content = _text(feed.row_json(row))
     return (
         f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': type, 'data': data}))}</title>"
         f"<updated>{moment}</updated><published>{moment}</published>"
         f'<link href={href} rel="alternate" type="application/json"/>{related}'
-        f'<category term={_attribute(type)}/><content type="text">{content}</content></entry>'
+        f'<category term={_type_attribute(type)}/><content type="text">{content}</content></entry>'
     )
 
 
@@ -174,8 +196,6 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
     the title needs the payload decoded.
     """
     updated = rows[0][2] if rows else timestamp(EPOCH)
-    events_url = f"{base_url}v1/events/"
-    plain = _attribute(events_url) == f'"{events_url}"'  # nothing in it to escape (the usual case)
     head = (
         f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}"><id>{_text(self_url)}</id>'
         f"<title>{_text(FEED_TITLE)}</title><subtitle>{_text(FEED_SUBTITLE)}</subtitle>"
@@ -183,7 +203,8 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
         f'<link href={_attribute(self_url)} rel="self" type="application/atom+xml"/>'
         f'<link href={_attribute(f"{base_url}v1/events")} rel="alternate" type="application/json"/>'
     )
-    entries = [_entry(row, base_url, events_url if plain else None) for row in rows]
+    plain_base = _plain(base_url)
+    entries = [_entry(row, base_url, plain_base) for row in rows]
     return "".join([head, *entries, "</feed>"]).encode()
 
 
