@@ -2,9 +2,11 @@
 
 import json
 import re
+import threading
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
 
+import cachetools
 from flask import Flask, current_app, request
 from flask.views import MethodView
 
@@ -35,6 +37,7 @@ EVENT_PARAMETER = {
 
 def init_app(app: Flask) -> None:
     app.extensions["exportctl.feed"] = feed.FeedReader(app.extensions["exportctl.db"].engine)
+    app.extensions["exportctl.atom_entries"] = AtomEntries(ATOM_ENTRIES_MAX_BYTES)
 
 
 def reader() -> feed.FeedReader:
@@ -184,7 +187,9 @@ def _entry(row: feed.FeedRow, base_url: str, plain_base: bool) -> str:
     )
 
 
-def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
+def atom_feed(
+    rows: list[feed.FeedRow], self_url: str, base_url: str, entries: "AtomEntries | None" = None
+) -> bytes:
     """The Atom 1.0 document of `rows` (newest first).
 
     Written from a fixed template, every value escaped by the standard library (escape,
@@ -204,8 +209,42 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
         f'<link href={_attribute(f"{base_url}v1/events")} rel="alternate" type="application/json"/>'
     )
     plain_base = _plain(base_url)
-    entries = [_entry(row, base_url, plain_base) for row in rows]
-    return "".join([head, *entries, "</feed>"]).encode()
+    if entries is None:
+        return "".join([head, *(_entry(row, base_url, plain_base) for row in rows), "</feed>"]).encode()
+    written = [entries.get(row, base_url, plain_base) for row in rows]
+    return b"".join([head.encode(), *written, b"</feed>"])
+
+
+# The newest events are in every poll of the Atom feed: their entries are kept, UTF-8 encoded.
+ATOM_ENTRIES_MAX_BYTES = 4 * 1024 * 1024
+
+
+class AtomEntries:
+    """Atom entries already written, by the row they were written from and the base URL.
+
+    An event never changes (the feed is append-only), and the key holds the whole row, so a
+    kept entry is always the one _entry would write now. Each feed reader's poll asks for the
+    same newest events: decoding each payload (for its title) and escaping it again per poll
+    cost most of an Atom document. Bounded in bytes (key and entry), least recently used out.
+    """
+
+    def __init__(self, max_bytes: int):
+        self._cache: cachetools.LRUCache = cachetools.LRUCache(maxsize=max_bytes, getsizeof=_entry_size)
+        self._lock = threading.Lock()
+
+    def get(self, row: feed.FeedRow, base_url: str, plain_base: bool) -> bytes:
+        key = (row, base_url)
+        with self._lock:
+            found = self._cache.get(key)
+        if found is None:
+            found = _entry(row, base_url, plain_base).encode()
+            with self._lock:
+                self._cache[key] = found
+        return found
+
+
+def _entry_size(entry: bytes) -> int:
+    return 2 * len(entry) + 200  # the entry, the row in its key (a little smaller), the bookkeeping
 
 
 @blp.route("/events.atom")
@@ -226,4 +265,5 @@ class EventsAtom(MethodView):
     def get(self, args):
         """The same feed as Atom, newest first, with the same filters (for feed readers)."""
         rows = reader().latest_page(args["limit"], feed_filter(args), args["after"])
-        return atom_feed(rows, request.url, request.host_url)
+        entries = current_app.extensions["exportctl.atom_entries"]
+        return atom_feed(rows, request.url, request.host_url, entries)

@@ -156,3 +156,19 @@ def test_links_are_escaped_whatever_the_base_url_and_link(base_url, entry_link):
     hrefs = {link.get("rel"): link.get("href") for link in entry.findall(f"{ATOM}link")}
     assert hrefs == {"alternate": f"{base_url}v1/events/evt_7", "related": base_url + entry_link.lstrip("/")}
     assert entry.find(f"{ATOM}id").text == f"{base_url}v1/events/evt_7"
+
+
+def test_kept_entries_are_the_ones_written_now():
+    """Entries are kept by the whole row and base URL: the same row gives the same bytes, and a
+    row that differs (another database, say) never gets another's entry."""
+    from service.api.events import AtomEntries, atom_feed
+
+    entries = AtomEntries(1 << 20)
+    data = {"id": "x", "code": "X", "links": {"entry": "/v1/lists/x"}}
+    row = (7, "list.created", "2026-11-23T12:00:00Z", json.dumps(data))
+    other = (7, "list.created", "2026-11-23T12:00:00Z", json.dumps({**data, "code": "Y"}))
+
+    for rows in ([row], [row], [other], [row, other]):
+        for base in ("http://localhost/", "http://example.org/"):
+            fresh = atom_feed(rows, f"{base}v1/events.atom", base)
+            assert atom_feed(rows, f"{base}v1/events.atom", base, entries) == fresh
