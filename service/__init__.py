@@ -60,4 +60,5 @@ def create_app(config: Mapping | None = None) -> Flask:
 def close_app(app: Flask) -> None:
     """Close the app's database connections (tests and tools that build many apps call this)."""
     app.extensions["exportctl.version"].close()
+    app.extensions["exportctl.feed"].close()
     app.extensions["exportctl.db"].engine.dispose()

@@ -43,8 +43,9 @@ class UTCDateTime(TypeDecorator):
 
 
 class utc_timestamp(FunctionElement[str]):  # noqa: N801 - a SQL function, named like one
-    """A UTCDateTime column as RFC 3339 text in UTC (`2026-02-20T14:05:00.123456Z`), written by the
-    database: for answers that only print the moment (the event feed), no datetime per row."""
+    """A UTCDateTime column as RFC 3339 text in UTC, written by the database as Python's isoformat
+    writes it (`2026-02-20T14:05:00.123456Z`, and `2026-02-20T14:05:00Z` for a whole second): for
+    answers that only print the moment (the event feed), no datetime per row."""
 
     type = String()
     inherit_cache = True
@@ -52,14 +53,17 @@ class utc_timestamp(FunctionElement[str]):  # noqa: N801 - a SQL function, named
 
 @compiles(utc_timestamp, "sqlite")
 def _utc_timestamp_sqlite(element, compiler, **kw):
-    # Stored as naive UTC text, `2026-02-20 14:05:00.123456`.
-    return f"(replace({compiler.process(element.clauses, **kw)}, ' ', 'T') || 'Z')"
+    # Stored as naive UTC text, `2026-02-20 14:05:00.123456`. 'Z' is only ever the last character,
+    # so '.000000Z' can only be a whole second's fraction.
+    column = compiler.process(element.clauses, **kw)
+    return f"replace(replace({column}, ' ', 'T') || 'Z', '.000000Z', 'Z')"
 
 
 @compiles(utc_timestamp, "postgresql")
 def _utc_timestamp_postgresql(element, compiler, **kw):
     column = compiler.process(element.clauses, **kw)
-    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    stamp = f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return f"replace({stamp}, '.000000Z', 'Z')"
 
 
 def normalise_url(url: str) -> str:

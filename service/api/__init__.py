@@ -20,7 +20,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from service import clock, errors
 from service.api.paging import forget_next_page, link_next_page, next_page
-from service.api.rendering import cached, respond
+from service.api.rendering import cached, respond, settled_document
 from service.domain.errors import InvalidInput, NotFound
 from service.schemas import ProblemSchema, json_object
 
@@ -130,6 +130,7 @@ class Blueprint(SmorestBlueprint):
         serialize: Callable[[Any], bytes] | None = None,
         mimetype: str = "application/json",
         vary: Callable[[], Hashable] | None = None,
+        settled: Callable[[Any], bool] | None = None,
     ):
         """A 200 documented with `schema` (and ETag / 304), rendered from the versioned cache.
 
@@ -137,6 +138,13 @@ class Blueprint(SmorestBlueprint):
         document for its arguments at the current data version and date (the date
         because answers default to today). `serialize` renders other media (Atom);
         `vary` adds what else the document depends on (such as the host it links to).
+
+        `settled` says of a document that no later write can change it (a full page of the
+        event feed: events are append-only and numbered in commit order). Such documents are
+        kept under their arguments alone, and the view runs first, without reading the data
+        version: a page at a cursor nobody asked for yet costs one query, not two round
+        trips. A document that is not settled (the feed's tail) is served as read, uncached:
+        cached under the version read after it, it could miss a write committed in between.
         """
         instance = schema() if isinstance(schema, type) else schema
 
@@ -150,6 +158,18 @@ class Blueprint(SmorestBlueprint):
                     clock.today(),
                     vary() if vary else None,
                 )
+                if settled is not None:
+                    return respond(
+                        settled_document(
+                            key,
+                            lambda: func(*args, **kwargs),
+                            settled,
+                            instance,
+                            serialize=serialize,
+                            etag_prefix=etag_prefix,
+                        ),
+                        mimetype,
+                    )
                 built = cached(
                     key,
                     lambda: func(*args, **kwargs),
@@ -384,4 +404,5 @@ def init_app(app: Flask) -> Api:
         meta,
     ):
         api.register_blueprint(module.blp)
+    events.init_app(app)
     return api

@@ -2,10 +2,12 @@
 
 import json
 import re
+import threading
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
 
-from flask import request
+import cachetools
+from flask import Flask, current_app, request
 from flask.views import MethodView
 
 from service import db
@@ -33,6 +35,15 @@ EVENT_PARAMETER = {
 }
 
 
+def init_app(app: Flask) -> None:
+    app.extensions["exportctl.feed"] = feed.FeedReader(app.extensions["exportctl.db"].engine)
+    app.extensions["exportctl.atom_entries"] = AtomEntries(ATOM_ENTRIES_MAX_BYTES)
+
+
+def reader() -> feed.FeedReader:
+    return current_app.extensions["exportctl.feed"]
+
+
 def feed_filter(args: dict) -> feed.FeedFilter:
     """Query filters as domain values; an unknown country or list names the parameter."""
     country_code = None
@@ -58,17 +69,21 @@ def feed_filter(args: dict) -> feed.FeedFilter:
 @blp.route("/events")
 class Events(MethodView):
     @blp.arguments(EventQuery(), location="query")
-    @blp.cached_response(EventPageSchema, serialize=lambda page: page_json(page))
+    # A full page never changes: events are append-only, and numbered in commit order (the
+    # counter's row lock), so none can appear later before the page's last one.
+    @blp.cached_response(
+        EventPageSchema, serialize=lambda page: page_json(page), settled=lambda page: page["has_more"]
+    )
     @blp.doc(operationId="list_events")
     def get(self, args):
         """Events after a sequence number, oldest first. Poll with `after=<next_after>` to follow the feed."""
-        rows, has_more = feed.page_after(db.session(), args["after"], args["limit"], feed_filter(args))
-        return {"items": rows, "next_after": rows[-1].id if rows else args["after"], "has_more": has_more}
+        rows, has_more = reader().page_after(args["after"], args["limit"], feed_filter(args))
+        return {"items": rows, "next_after": rows[-1][0] if rows else args["after"], "has_more": has_more}
 
 
 def page_json(page: dict) -> bytes:
     """EventPageSchema's document, written from the events' stored JSON (see feed.FeedRow)."""
-    items = ",".join(row.json() for row in page["items"])
+    items = feed.items_json(page["items"])
     more = "true" if page["has_more"] else "false"
     return f'{{"has_more":{more},"items":[{items}],"next_after":{int(page["next_after"])}}}'.encode()
 
@@ -126,25 +141,55 @@ def _attribute(value: str) -> str:
     return quoteattr(xml_text(value))
 
 
-def _entry(row: feed.FeedRow, base_url: str) -> str:
-    data = json.loads(row.data_json or "null")
-    href = _attribute(f"{base_url}v1/events/{public_id(row.id)}")
+_MARKUP = re.compile("[&<>\"']")
+
+
+def _plain(value: str) -> bool:
+    """Whether _attribute would only put double quotes around `value` (the usual URL)."""
+    return value.isascii() and value.isprintable() and _MARKUP.search(value) is None
+
+
+_TYPE_ATTRIBUTES: dict[str, str] = {}
+
+
+def _type_attribute(type: str) -> str:
+    found = _TYPE_ATTRIBUTES.get(type)
+    if found is None:
+        if len(_TYPE_ATTRIBUTES) > 1000:  # event types are a vocabulary: never more than a few
+            _TYPE_ATTRIBUTES.clear()
+        _TYPE_ATTRIBUTES[type] = found = _attribute(type)
+    return found
+
+
+def _entry(row: feed.FeedRow, base_url: str, plain_base: bool) -> str:
+    """One entry. Where the standard library's escaping would change nothing (a plain base
+    URL, an ASCII link, the type's attribute once per type), it is not called per entry."""
+    sequence, type, stamp, data_json = row
+    data = json.loads(data_json or "null")
+    if plain_base:
+        href = f'"{base_url}v1/events/{public_id(sequence)}"'
+    else:
+        href = _attribute(f"{base_url}v1/events/{public_id(sequence)}")
     links = data.get("links") if isinstance(data, dict) else None
     entry_link = links.get("entry") if isinstance(links, dict) else None
-    related = (
-        f'<link href={_attribute(base_url + entry_link.lstrip("/"))} rel="related" type="application/json"/>'
-        if isinstance(entry_link, str) and entry_link
-        else ""
-    )
+    related = ""
+    if isinstance(entry_link, str) and entry_link:
+        target = base_url + entry_link.lstrip("/")
+        quoted = f'"{target}"' if plain_base and _plain(target) else _attribute(target)
+        related = f'<link href={quoted} rel="related" type="application/json"/>'
+    moment = _text(stamp)
+    content = _text(feed.row_json(row))
     return (
-        f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': row.type, 'data': data}))}</title>"
-        f"<updated>{_text(row.occurred_at)}</updated><published>{_text(row.occurred_at)}</published>"
+        f"<entry><id>{href[1:-1]}</id><title>{_text(_describe({'type': type, 'data': data}))}</title>"
+        f"<updated>{moment}</updated><published>{moment}</published>"
         f'<link href={href} rel="alternate" type="application/json"/>{related}'
-        f'<category term={_attribute(row.type)}/><content type="text">{_text(row.json())}</content></entry>'
+        f'<category term={_type_attribute(type)}/><content type="text">{content}</content></entry>'
     )
 
 
-def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
+def atom_feed(
+    rows: list[feed.FeedRow], self_url: str, base_url: str, entries: "AtomEntries | None" = None
+) -> bytes:
     """The Atom 1.0 document of `rows` (newest first).
 
     Written from a fixed template, every value escaped by the standard library (escape,
@@ -155,7 +200,7 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
     is the event's JSON as the feed serves it (its data as stored, never re-encoded); only
     the title needs the payload decoded.
     """
-    updated = rows[0].occurred_at if rows else timestamp(EPOCH)
+    updated = rows[0][2] if rows else timestamp(EPOCH)
     head = (
         f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="{ATOM}"><id>{_text(self_url)}</id>'
         f"<title>{_text(FEED_TITLE)}</title><subtitle>{_text(FEED_SUBTITLE)}</subtitle>"
@@ -163,7 +208,43 @@ def atom_feed(rows: list[feed.FeedRow], self_url: str, base_url: str) -> bytes:
         f'<link href={_attribute(self_url)} rel="self" type="application/atom+xml"/>'
         f'<link href={_attribute(f"{base_url}v1/events")} rel="alternate" type="application/json"/>'
     )
-    return "".join([head, *(_entry(row, base_url) for row in rows), "</feed>"]).encode()
+    plain_base = _plain(base_url)
+    if entries is None:
+        return "".join([head, *(_entry(row, base_url, plain_base) for row in rows), "</feed>"]).encode()
+    written = [entries.get(row, base_url, plain_base) for row in rows]
+    return b"".join([head.encode(), *written, b"</feed>"])
+
+
+# The newest events are in every poll of the Atom feed: their entries are kept, UTF-8 encoded.
+ATOM_ENTRIES_MAX_BYTES = 4 * 1024 * 1024
+
+
+class AtomEntries:
+    """Atom entries already written, by the row they were written from and the base URL.
+
+    An event never changes (the feed is append-only), and the key holds the whole row, so a
+    kept entry is always the one _entry would write now. Each feed reader's poll asks for the
+    same newest events: decoding each payload (for its title) and escaping it again per poll
+    cost most of an Atom document. Bounded in bytes (key and entry), least recently used out.
+    """
+
+    def __init__(self, max_bytes: int):
+        self._cache: cachetools.LRUCache = cachetools.LRUCache(maxsize=max_bytes, getsizeof=_entry_size)
+        self._lock = threading.Lock()
+
+    def get(self, row: feed.FeedRow, base_url: str, plain_base: bool) -> bytes:
+        key = (row, base_url)
+        with self._lock:
+            found = self._cache.get(key)
+        if found is None:
+            found = _entry(row, base_url, plain_base).encode()
+            with self._lock:
+                self._cache[key] = found
+        return found
+
+
+def _entry_size(entry: bytes) -> int:
+    return 2 * len(entry) + 200  # the entry, the row in its key (a little smaller), the bookkeeping
 
 
 @blp.route("/events.atom")
@@ -183,5 +264,6 @@ class EventsAtom(MethodView):
     @blp.doc(operationId="get_events_atom")
     def get(self, args):
         """The same feed as Atom, newest first, with the same filters (for feed readers)."""
-        rows = feed.latest_page(db.session(), args["limit"], feed_filter(args), args["after"])
-        return atom_feed(rows, request.url, request.host_url)
+        rows = reader().latest_page(args["limit"], feed_filter(args), args["after"])
+        entries = current_app.extensions["exportctl.atom_entries"]
+        return atom_feed(rows, request.url, request.host_url, entries)

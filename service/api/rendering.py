@@ -231,6 +231,25 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
     return rendered
 
 
+def settled_document(
+    key: Hashable, build: Callable[[], Any], settled: Callable[[Any], bool], schema=None, **render_options
+) -> Rendered:
+    """The document for `key` if it is settled (no write can change it), else as built now.
+
+    A settled document is kept under ("settled", key), with no data version: looking it up
+    reads nothing from the database. One that is not settled is rendered and not kept (see
+    Blueprint.cached_response)."""
+    cache: DocumentCache = current_app.extensions["exportctl.documents"]
+    rendered = cache.get(("settled", key))
+    metrics.cache_lookup(rendered is not None)
+    if rendered is None:
+        data = build()
+        rendered = render(data, schema, **render_options)
+        if settled(data):
+            cache.put(("settled", key), rendered)
+    return rendered
+
+
 def respond(rendered: Rendered, mimetype: str = "application/json"):
     """The document with a strong ETag; 304 when If-None-Match already has it."""
     if rendered.next_page is not None:

@@ -4,15 +4,21 @@ Only public events (data changes) are in the feed; webhook.* events are operatio
 and go only to the subscriptions that ask for them.
 """
 
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, Text, cast, select
+from sqlalchemy import BigInteger, ColumnElement, Engine, Integer, Text, bindparam, cast, select
+from sqlalchemy.engine import Compiled
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from service.db import utc_timestamp
 from service.domain.errors import NotFound
-from service.domain.events import event_json
 from service.models import Event
 
 
@@ -37,6 +43,17 @@ class FeedFilter:
         if self.until:
             criteria.append(Event.occurred_at < self.until)
         return criteria
+
+    def values(self) -> dict[str, Any]:
+        """The filters that are set, by name (the feed's query takes them as parameters)."""
+        values = {
+            "country_code": self.country_code,
+            "list_id": self.list_id,
+            "type": self.type,
+            "since": self.since,
+            "until": self.until,
+        }
+        return {name: value for name, value in values.items() if value}
 
 
 def events_after(
@@ -63,65 +80,169 @@ def latest_events(session: Session, limit: int, feed_filter: FeedFilter, after: 
     )
 
 
+# An event as the feed serves it: (sequence, type, occurred_at as RFC 3339 text as
+# events.timestamp writes it, data as the JSON text stored). The database's rows as they come:
+# a page is written out without decoding and re-encoding every payload, and without an object
+# per row (see items_json).
+FeedRow = tuple[int, str, str, str]
+
+
+def row_json(row: FeedRow) -> str:
+    """The event as events.event_json writes it, byte for byte, with the type's JSON looked up:
+    one expression per row is most of a cold page's Python."""
+    sequence, type, stamp, data = row
+    return (
+        f'{{"data":{data or "null"},"id":"evt_{sequence}","occurred_at":"{stamp}","sequence":{sequence},'
+        f'"timestamp":"{stamp}","type":{_TYPE_JSON.get(type) or _type_json(type)}}}'
+    )
+
+
+def items_json(rows: Iterable[FeedRow]) -> str:
+    """A page's items: the rows' JSON, comma separated."""
+    return ",".join(map(row_json, rows))
+
+
+_TYPE_JSON: dict[str, str] = {}
+
+
+def _type_json(type: str) -> str:
+    if len(_TYPE_JSON) > 1000:  # event types are a vocabulary: never more than a few
+        _TYPE_JSON.clear()
+    _TYPE_JSON[type] = found = json.dumps(type)
+    return found
+
+
+# The filters a query has (FeedFilter's fields that are set), and whether it reads newest first.
+_Shape = tuple[tuple[str, ...], bool]
+
+
 @dataclass(frozen=True, slots=True)
-class FeedRow:
-    """An event as the feed serves it, its data still the JSON text stored: a page of them is
-    written out without decoding and re-encoding every payload (see events.event_json)."""
+class _Statement:
+    """A feed query compiled once for one dialect: its SQL, and how to turn values into its
+    parameters (the columns' own bind processing, so a datetime is stored as SQLAlchemy does)."""
 
-    id: int
-    type: str
-    occurred_at: str  # RFC 3339, as events.timestamp writes it
-    data_json: str
+    compiled: Compiled
+    positions: tuple[str, ...] | None  # qmark (SQLite): parameter names in order; None: named
+    processors: dict[str, Callable[[Any], Any]]
 
-    def json(self) -> str:
-        return event_json(self.id, self.type, self.occurred_at, self.data_json)
-
-
-FeedColumns = Select[int, str, str, str]
-
-
-def _rows(session: Session, query: FeedColumns) -> list[FeedRow]:
-    # Core, not the ORM: plain rows, and no type processing left to do on them. One statement
-    # in autocommit (its own consistent snapshot): no BEGIN and ROLLBACK round trips around
-    # it, which on PostgreSQL were half a cold page's waiting.
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        found = connection.execute(query).all()
-    return [
-        FeedRow(id, type, stamp[:-8] + "Z" if stamp.endswith(".000000Z") else stamp, data)
-        for id, type, stamp, data in found
-    ]
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        found = dict(self.compiled.construct_params(values) or {})
+        for name, process in self.processors.items():
+            found[name] = process(found[name])
+        return tuple(found[name] for name in self.positions) if self.positions is not None else found
 
 
-def _row_columns() -> FeedColumns:
-    # The payload as the JSON text stored (PostgreSQL's json type keeps the text it was given),
-    # and the moment as text too: parsing a datetime per row only to print it again is most
-    # of the cost of a page.
-    return select(Event.id, Event.type, utc_timestamp(Event.occurred_at), cast(Event.data, Text))
+_FILTER_COLUMNS = {
+    "country_code": lambda: Event.country_code == bindparam("country_code"),
+    "list_id": lambda: Event.list_id == bindparam("list_id"),
+    "type": lambda: Event.type == bindparam("type"),
+    "since": lambda: Event.occurred_at >= bindparam("since"),
+    "until": lambda: Event.occurred_at < bindparam("until"),
+}
 
 
-def page_after(
-    session: Session, after: int, limit: int, feed_filter: FeedFilter
-) -> tuple[list[FeedRow], bool]:
-    """`events_after` as FeedRows: one keyset read on the sequence (the primary key, or the
-    filter's (column, id) index), whatever the cursor."""
-    rows = _rows(
-        session,
-        _row_columns().where(Event.id > after, *feed_filter.criteria()).order_by(Event.id).limit(limit + 1),
-    )
-    return rows[:limit], len(rows) > limit
+class FeedReader:
+    """Reads feed pages on a DBAPI connection of each thread's own, outside any transaction.
 
+    A cold page is one indexed read; what surrounded it cost more than the read itself: a pool
+    checkout (and its pre-ping round trip on PostgreSQL), SQLAlchemy's statement compilation
+    and result machinery. Here each query shape is compiled once, runs on a plain cursor (a
+    prepared statement on PostgreSQL, in autocommit; on SQLite a SELECT opens no transaction),
+    and its rows are returned as they come. Each statement sees the latest commit.
+    """
 
-def latest_page(session: Session, limit: int, feed_filter: FeedFilter, after: int = 0) -> list[FeedRow]:
-    """`latest_events` as FeedRows (newest first)."""
-    return _rows(
-        session,
-        _row_columns()
-        .where(Event.id > after, *feed_filter.criteria())
-        .order_by(Event.id.desc())
-        .limit(limit),
-    )
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+        self._statements: dict[_Shape, _Statement] = {}
+
+    def page_after(self, after: int, limit: int, feed_filter: FeedFilter) -> tuple[list[FeedRow], bool]:
+        """`events_after` as FeedRows: one keyset read on the sequence (the primary key, or the
+        filter's (column, id) index), whatever the cursor."""
+        rows = self._rows(feed_filter, after, limit + 1, descending=False)
+        return rows[:limit], len(rows) > limit
+
+    def latest_page(self, limit: int, feed_filter: FeedFilter, after: int = 0) -> list[FeedRow]:
+        """`latest_events` as FeedRows (newest first)."""
+        return self._rows(feed_filter, after, limit, descending=True)
+
+    def _rows(self, feed_filter: FeedFilter, after: int, limit: int, *, descending: bool) -> list[FeedRow]:
+        values = feed_filter.values()
+        statement = self._statement((tuple(values), descending))
+        parameters = statement.parameters({**values, "after": after, "limit": limit})
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        for attempt in (1, 2):
+            connection = getattr(self.local, "connection", None) or self._connect()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(statement.compiled.string, parameters)
+                    rows: list[FeedRow] = cursor.fetchall()
+                    return rows
+                finally:
+                    cursor.close()
+            except dbapi_error as exc:
+                self._forget(connection)  # the server may have restarted: reconnect once
+                if attempt == 2:
+                    raise DBAPIError.instance(
+                        statement.compiled.string, parameters, exc, dbapi_error
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    def _statement(self, shape: _Shape) -> _Statement:
+        statement = self._statements.get(shape)
+        if statement is None:
+            names, descending = shape
+            query = (
+                select(Event.id, Event.type, utc_timestamp(Event.occurred_at), cast(Event.data, Text))
+                .where(
+                    Event.id > bindparam("after", type_=BigInteger),
+                    Event.public.is_(True),
+                    *(_FILTER_COLUMNS[name]() for name in names),
+                )
+                .order_by(Event.id.desc() if descending else Event.id)
+                .limit(bindparam("limit", type_=Integer))
+            )
+            dialect = self.engine.dialect
+            compiled = query.compile(dialect=dialect)
+            processors: dict[str, Callable[[Any], Any]] = {
+                name: process
+                for name, bind in compiled.binds.items()
+                if name in (*names, "after", "limit")
+                and (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }
+            positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+            statement = self._statements.setdefault(shape, _Statement(compiled, positions, processors))
+        return statement
+
+    def _connect(self) -> Any:  # a DBAPI connection (sqlite3 or psycopg)
+        proxy = self.engine.raw_connection()
+        proxy.detach()  # ours for the thread's life, not the pool's
+        connection: Any = proxy.dbapi_connection
+        if self.engine.dialect.name == "postgresql":
+            connection.autocommit = True
+        self.local.connection = connection
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def _forget(self, connection: Any) -> None:
+        self.local.connection = None
+        with self._lock:
+            if connection in self._opened:
+                self._opened.remove(connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def close(self) -> None:
+        """Close every connection this reader opened (tests; process exit does it otherwise)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 def get_event(session: Session, sequence: int) -> Event:

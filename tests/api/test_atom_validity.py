@@ -2,6 +2,7 @@
 well-formed Atom 1.0 whatever the stored text holds (markup characters, control characters)."""
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
 import feedparser
@@ -130,3 +131,44 @@ def test_an_empty_feed_is_valid_atom(client, frozen_clock):
     result = parsed(client.get("/v1/events.atom", query_string={"since": later}))
     assert result.entries == []
     assert result.feed.title == FEED_TITLE and result.feed.updated_parsed is not None
+
+
+@pytest.mark.parametrize(
+    ("base_url", "entry_link"),
+    [
+        ("http://localhost/", "/v1/lists/us-ear-d1/entries/VN"),
+        ("http://a&b'c/", "/v1/lists/x/entries/VN"),
+        ("http://localhost/", '/v1/lists/a"b&c<d>/entries/VN'),
+        ("http://h\u00e9/", "/v1/lists/\u00e9\u2028/entries/VN"),
+    ],
+)
+def test_links_are_escaped_whatever_the_base_url_and_link(base_url, entry_link):
+    """Plain URLs skip the escaping calls; anything else goes through them, and parses back as given."""
+    from service.api.events import atom_feed
+
+    data = {"id": "x", "code": "X", "links": {"entry": entry_link}}
+    rows = [(7, "list.created", "2026-11-23T12:00:00Z", json.dumps(data))]
+
+    feed = ET.fromstring(atom_feed(rows, f"{base_url}v1/events.atom", base_url))
+    ATOM = "{http://www.w3.org/2005/Atom}"  # noqa: N806
+
+    entry = feed.find(f"{ATOM}entry")
+    hrefs = {link.get("rel"): link.get("href") for link in entry.findall(f"{ATOM}link")}
+    assert hrefs == {"alternate": f"{base_url}v1/events/evt_7", "related": base_url + entry_link.lstrip("/")}
+    assert entry.find(f"{ATOM}id").text == f"{base_url}v1/events/evt_7"
+
+
+def test_kept_entries_are_the_ones_written_now():
+    """Entries are kept by the whole row and base URL: the same row gives the same bytes, and a
+    row that differs (another database, say) never gets another's entry."""
+    from service.api.events import AtomEntries, atom_feed
+
+    entries = AtomEntries(1 << 20)
+    data = {"id": "x", "code": "X", "links": {"entry": "/v1/lists/x"}}
+    row = (7, "list.created", "2026-11-23T12:00:00Z", json.dumps(data))
+    other = (7, "list.created", "2026-11-23T12:00:00Z", json.dumps({**data, "code": "Y"}))
+
+    for rows in ([row], [row], [other], [row, other]):
+        for base in ("http://localhost/", "http://example.org/"):
+            fresh = atom_feed(rows, f"{base}v1/events.atom", base)
+            assert atom_feed(rows, f"{base}v1/events.atom", base, entries) == fresh

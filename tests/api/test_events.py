@@ -1,11 +1,14 @@
 """GET /v1/events, /v1/events/{id} and /v1/events.atom: the change feed."""
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from service import db
+from service.domain.events import event_json
+from service.models import Event
 from tests.conftest import a_change
 
 PROBLEM = "application/problem+json"
@@ -234,3 +237,90 @@ def test_a_page_serves_each_event_exactly_as_its_own_document(
     assert newest["data"]["note"] == "Zoë's note\u2028with a line separator"
     assert newest["occurred_at"] == newest["timestamp"]
     assert newest["occurred_at"].endswith(".000005Z" if microseconds else ":00Z")
+
+
+@pytest.mark.parametrize("microseconds", [0, 5])
+def test_a_page_is_byte_for_byte_its_events_as_event_json_writes_them(
+    app, client, session, editor, frozen_clock, microseconds
+):
+    """The page's bytes are written from the rows as the database gives them: they must be what
+    event_json writes for each event (read through the ORM), in the page's envelope."""
+    frozen_clock.now = frozen_clock.now.replace(microsecond=microseconds)
+    client.post(D1_VN, json=a_change(note='Zoë\'s <note> & "quotes"'), headers=editor)
+    events = session.scalars(select(Event).where(Event.public.is_(True)).order_by(Event.id)).all()
+    after = events[-4].id - 1
+
+    body = client.get(f"/v1/events?after={after}&limit=2").data
+    last = client.get(f"/v1/events?after={after}&limit=10").data
+
+    def written(page: list[Event]) -> list[str]:
+        return [event_json(e.id, e.type, e.occurred_at, json.dumps(e.data)) for e in page]
+
+    assert (
+        body
+        == (
+            f'{{"has_more":true,"items":[{",".join(written(events[-4:-2]))}],"next_after":{events[-3].id}}}'
+        ).encode()
+    )
+    assert (
+        last
+        == (
+            f'{{"has_more":false,"items":[{",".join(written(events[-4:]))}],"next_after":{events[-1].id}}}'
+        ).encode()
+    )
+
+
+def test_the_feed_reconnects_after_the_database_restarts(app, client):
+    """Pages are read on a connection of the feed's own: a server restart must not make them fail."""
+    assert client.get("/v1/events?after=3").status_code == 200
+    assert client.get("/v1/events.atom?after=3").status_code == 200
+    app.extensions["exportctl.feed"].local.connection.close()  # as a restarted server leaves it
+
+    assert client.get("/v1/events?after=4").status_code == 200
+    assert client.get("/v1/events.atom?after=4").status_code == 200
+
+
+def test_a_page_sees_what_was_committed_after_the_feed_read_before(client, editor):
+    """The feed's own connection reads outside any transaction: no snapshot outlives a request."""
+    before = client.get("/v1/events?after=0&limit=1000").get_json()
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    after = client.get(f"/v1/events?after={before['next_after']}").get_json()
+    atom = ET.fromstring(client.get(f"/v1/events.atom?after={before['next_after']}").data)
+
+    assert [e["sequence"] for e in after["items"]] == [before["next_after"] + 1]
+    assert len(atom.findall(f"{ATOM}entry")) == 1
+
+
+def test_the_tail_of_the_feed_is_never_served_stale(client, editor):
+    """A page that is not full can still grow: asked again after a write, it has the new event."""
+    tail = client.get("/v1/events?after=0&limit=1000").get_json()
+    assert tail["has_more"] is False
+    url = f"/v1/events?after={tail['next_after'] - 1}"
+    assert [e["sequence"] for e in client.get(url).get_json()["items"]] == [tail["next_after"]]
+
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    again = client.get(url).get_json()
+    assert [e["sequence"] for e in again["items"]] == [tail["next_after"], tail["next_after"] + 1]
+
+
+def test_a_full_page_is_settled_and_served_again_as_it_was(app, client, editor, monkeypatch):
+    """A full page (has_more) never changes: events are append-only and numbered in commit order.
+    It is kept without the data version, so writes do not evict it, and it answers the same."""
+    first = client.get("/v1/events?after=2&limit=3")
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+    def no_version_read():
+        raise AssertionError("a settled page reads no data version")
+
+    monkeypatch.setattr(app.extensions["exportctl.version"], "read", no_version_read)
+
+    again = client.get("/v1/events?after=2&limit=3")
+
+    assert first.get_json()["has_more"] is True
+    assert (again.data, again.headers["ETag"], again.headers["Link"]) == (
+        first.data,
+        first.headers["ETag"],
+        first.headers["Link"],
+    )
