@@ -33,7 +33,12 @@ OPT_IN_EVENT_TYPES = frozenset(t.value for t in EventType if t.opt_in)
 
 def next_sequence(session: Session) -> int:
     """Take the next event number. The row lock it takes is held until commit,
-    so concurrent writers commit their events in number order."""
+    so concurrent writers commit their events in number order.
+
+    Pending objects are flushed first, as the ORM statement this was did: their data-version
+    touch comes before, so every writer locks the data counter before the events counter
+    (two writers taking them in opposite orders could deadlock on PostgreSQL)."""
+    session.flush()
     return session.connection().execute(_NEXT_SEQUENCE).scalar_one()  # one round trip: UPDATE … RETURNING
 
 
