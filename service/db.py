@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, String, create_engine, event, text
+from sqlalchemy import DateTime, Engine, String, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
@@ -142,7 +142,7 @@ def begin_write(session: Session) -> None:
     the transaction reads cannot change under it before it writes.
     """
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("BEGIN IMMEDIATE"))
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")  # as it is: nothing to compile
 
 
 def init_app(app: Flask) -> None:
