@@ -2,12 +2,14 @@
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, String, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import DateTime, Engine, String, create_engine, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
@@ -82,8 +84,42 @@ def make_engine(url: str, **options) -> Engine:
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    if not options.get("pool_pre_ping"):
+
+        def ping_if_idle(dbapi_connection, record, _proxy) -> None:
+            _ping_if_idle(engine.dialect, dbapi_connection, record)
+
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", ping_if_idle)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use (a server restart or an idle
+# timeout may have closed it meanwhile). pool_pre_ping pinged on every checkout: a round trip
+# per request, which under load cost as much as a statement. One back within a second is used
+# as it is; if the server went away in that second, the request answers 503 (Retry-After)
+# and the pool reconnects everything on the next checkout, as after any lost connection.
+PING_AFTER_IDLE = 1.0  # seconds
+_CHECKED_IN = "exportctl.checked_in"
+
+
+def _note_checkin(_dbapi_connection, record) -> None:
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, dbapi_connection, record) -> None:
+    """Ping a connection that sat idle in the pool; DisconnectionError makes the pool replace it
+    (and try again) instead of handing a dead one to the request."""
+    checked_in = record.info.pop(_CHECKED_IN, None)
+    if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE:
+        return  # just connected, or back a moment ago
+    try:
+        alive = dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as error:
+        raise DisconnectionError(f"an idle pooled connection was lost: {error}") from error
+    if not alive:
+        raise DisconnectionError("an idle pooled connection did not answer a ping")
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -110,7 +146,7 @@ def begin_write(session: Session) -> None:
     the transaction reads cannot change under it before it writes.
     """
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("BEGIN IMMEDIATE"))
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")  # as it is: nothing to compile
 
 
 def init_app(app: Flask) -> None:

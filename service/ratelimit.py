@@ -15,15 +15,47 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g
 from limits import parse, storage, strategies
+from limits.storage import MemoryStorage
 
 from service.errors import RateLimited
+
+# How often the in-process storage forgets writes that left every window.
+EXPIRY_INTERVAL = 1.0
+
+
+class ProcessStorage(MemoryStorage):
+    """`limits`' in-process storage (memory://), which drops expired writes from the caller's
+    thread at most once per EXPIRY_INTERVAL.
+
+    Its own schedules a threading.Timer(0.01) on every hit unless one is alive, so a key
+    writing less than every 10 ms started a thread per write and waited for it to start
+    (about 1 ms of a write, measured). Expiry only bounds memory: the moving window reads
+    each write's timestamp, so what it answers is the same. (limits is pinned: this
+    replaces its private `__schedule_expiry`, which tests/api/test_auth.py checks.)
+    """
+
+    def __init__(self, uri: str | None = None):
+        self._next_expiry = 0.0
+        super().__init__(uri)
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - the name limits calls
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRY_INTERVAL
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+def storage_for(uri: str) -> storage.StorageTypes:
+    if uri.partition("://")[0] == "memory":
+        return ProcessStorage(uri)
+    return storage.storage_from_string(uri)
 
 
 class WriteLimiter:
     def __init__(self, storage_uri: str, limit: str, namespace: str):
         self.limit = parse(limit)
         self.namespace = namespace  # services sharing one Redis keep apart by this
-        self.strategy = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        self.strategy = strategies.MovingWindowRateLimiter(storage_for(storage_uri))
 
     def retry_after(self, key: str) -> int | None:
         """Record one write for `key`; None if allowed, else seconds until it would be."""

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Date, Select, and_, bindparam, func, or_, select, union_all, update
+from sqlalchemy import Date, Select, Table, and_, bindparam, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -18,7 +18,7 @@ from service.domain.errors import (
     TreatedAsAnother,
     VersionMismatch,
 )
-from service.domain.events import emit
+from service.domain.events import emit, touch_data
 from service.domain.jsonable import jsonable
 from service.domain.outbox import fan_out
 from service.domain.schedule import schedule_notices
@@ -120,11 +120,13 @@ def _refuse_if_treated(
 _TREATMENT = select(Treatment).where(
     Treatment.list_id == bindparam("list_id"), Treatment.country_code == bindparam("country_code")
 )
+# A Core statement on the session's connection (the ORM's bulk-update path cost about six
+# times the statement): the caller keeps the entry object in step, and moves the data version.
+_ENTRIES = cast(Table, Entry.__table__)
 _BUMP_VERSION = (
-    update(Entry)
-    .where(Entry.id == bindparam("entry_id"), Entry.version == bindparam("read_version"))
-    .values(version=Entry.version + 1)
-    .execution_options(synchronize_session=False)
+    update(_ENTRIES)
+    .where(_ENTRIES.c.id == bindparam("entry_id"), _ENTRIES.c.version == bindparam("read_version"))
+    .values(version=_ENTRIES.c.version + 1)
 )
 _LOCK_ENTRY = (
     select(Entry)
@@ -136,13 +138,13 @@ _LOCK_ENTRY = (
 
 def bump_version(session: Session, entry: Entry) -> None:
     """Move the entry to its next version, only if nobody moved it since we read it."""
-    bumped = cast(
-        CursorResult[Any],
-        session.execute(_BUMP_VERSION, {"entry_id": entry.id, "read_version": entry.version}),
+    bumped = session.connection().execute(
+        _BUMP_VERSION, {"entry_id": entry.id, "read_version": entry.version}
     )
     if bumped.rowcount != 1:
         raise ConcurrentUpdate("Another change to this entry was recorded at the same time; retry.")
     set_committed_value(entry, "version", entry.version + 1)
+    touch_data(session)  # an entry's version is served (its ETag): not through the ORM, so said here
 
 
 def _lock_entry(

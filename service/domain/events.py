@@ -2,9 +2,9 @@
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, event, select, update
+from sqlalchemy import Connection, Table, event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from service import clock
@@ -33,17 +33,26 @@ OPT_IN_EVENT_TYPES = frozenset(t.value for t in EventType if t.opt_in)
 
 def next_sequence(session: Session) -> int:
     """Take the next event number. The row lock it takes is held until commit,
-    so concurrent writers commit their events in number order."""
-    return session.execute(_NEXT_SEQUENCE).scalar_one()  # one round trip: UPDATE … RETURNING
+    so concurrent writers commit their events in number order.
+
+    Pending objects are flushed first, as the ORM statement this was did: their data-version
+    touch comes before, so every writer locks the data counter before the events counter
+    (two writers taking them in opposite orders could deadlock on PostgreSQL)."""
+    session.flush()
+    return session.connection().execute(_NEXT_SEQUENCE).scalar_one()  # one round trip: UPDATE … RETURNING
 
 
-# Built once (its cache key is memoised): every write takes an event number.
+# Every write runs these, so they are built once (a statement memoises its cache key) and
+# run on the session's connection as Core statements: the ORM's bulk-update path (autoflush,
+# session synchronisation, execute hooks) cost about six times the statement itself, and
+# counters are no mapped objects a session holds. (do_orm_execute does not see them: they
+# move no cached data but the data version itself.)
+_COUNTERS = cast(Table, Counter.__table__)
 _NEXT_SEQUENCE = (
-    update(Counter)
-    .where(Counter.name == EVENTS_COUNTER)
-    .values(value=Counter.value + 1)
-    .returning(Counter.value)
-    .execution_options(synchronize_session=False)
+    update(_COUNTERS)
+    .where(_COUNTERS.c.name == EVENTS_COUNTER)
+    .values(value=_COUNTERS.c.value + 1)
+    .returning(_COUNTERS.c.value)
 )
 
 
@@ -57,10 +66,10 @@ def touch_data(session: Session) -> None:
     if session.info.get(_TOUCHED):
         return
     session.info[_TOUCHED] = True
-    session.execute(_TOUCH_DATA)
+    session.connection().execute(_TOUCH_DATA)
 
 
-_TOUCH_DATA = update(Counter).where(Counter.name == DATA_COUNTER).values(value=Counter.value + 1)
+_TOUCH_DATA = update(_COUNTERS).where(_COUNTERS.c.name == DATA_COUNTER).values(value=_COUNTERS.c.value + 1)
 
 
 # The tables every cached document is built from. Any write to them moves the data version,
@@ -108,19 +117,29 @@ def emit(
     change_id: int | None = None,
     occurred_at: datetime | None = None,
 ) -> Event:
-    event = Event(
-        id=next_sequence(session),
-        type=type.value,
-        occurred_at=occurred_at or clock.utcnow(),
-        country_code=country_code,
-        list_id=list_id,
-        change_id=change_id,
-        data=data,
-        public=type.public,
-    )
-    session.add(event)  # a public event moves the data version (see _bump_on_flush)
-    session.flush()
-    return event
+    """Record an event in the session's transaction (after what it has pending) and return it.
+
+    The row is written by one Core INSERT, not a flush of the session (a unit of work for one
+    row cost several times the statement), so the Event returned is not in the session:
+    events are never edited, and a query in this transaction finds the row.
+    """
+    if type.public:
+        touch_data(session)  # a public event moves the data version (data counter first, see next_sequence)
+    row = {
+        "id": next_sequence(session),
+        "type": type.value,
+        "occurred_at": occurred_at or clock.utcnow(),
+        "country_code": country_code,
+        "list_id": list_id,
+        "change_id": change_id,
+        "data": data,
+        "public": type.public,
+    }
+    session.connection().execute(_INSERT_EVENT, row)
+    return Event(**row)
+
+
+_INSERT_EVENT = cast(Table, Event.__table__).insert()
 
 
 def public_id(sequence: int) -> str:

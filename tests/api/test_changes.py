@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from service.models import Event, IdempotencyRecord, StatusChange
+from service.models import Counter, Entry, Event, IdempotencyRecord, StatusChange
 from tests.conftest import a_change, a_source
 
 PROBLEM = "application/problem+json"
@@ -357,6 +357,36 @@ def test_the_event_of_a_change_is_written_with_it(client, editor, session):
     assert event.data["status"] == "removed"
     assert event.data["from_status"] == "pending_removal"
     assert event.data["restrictions_apply"] is False
+
+
+def versions(session):
+    """The data version, the last event number and VN's version on D:1."""
+    session.expire_all()
+    counters = {name: value for name, value in session.execute(select(Counter.name, Counter.value))}
+    entry = select(Entry.version).where(Entry.list_id == "us-ear-d1", Entry.country_code == "VN")
+    return counters["data"], counters["events"], session.scalar(entry)
+
+
+def test_a_change_moves_the_data_version_event_number_and_entry_version_once_each(client, editor, session):
+    data, sequence, version = versions(session)
+
+    created = client.post(D1_VN, json=a_change(), headers=editor)
+
+    assert created.status_code == 201
+    assert versions(session) == (data + 1, sequence + 1, version + 1)
+    assert created.get_json()["entry"]["version"] == version + 1
+    event = session.get(Event, sequence + 1)
+    assert event.change_id == created.get_json()["change"]["id"]
+
+
+def test_a_refused_change_moves_no_version(client, editor, session):
+    before = versions(session)
+
+    stale = client.post(D1_VN, json=a_change(), headers={**editor, "If-Match": '"v1"'})
+    illegal = client.post(D1_VN, json=a_change(status="pending_addition"), headers=editor)
+
+    assert (stale.status_code, illegal.status_code) == (412, 409)
+    assert versions(session) == before
 
 
 @pytest.mark.parametrize(
