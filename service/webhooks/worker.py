@@ -363,7 +363,9 @@ class DeliveryWorker:
 
         The next batch is claimed while the last is still being sent, as soon as no more than a
         batch is left to send, so the threads never wait for the database between batches;
-        results are recorded a chunk per transaction as they come in. Scheduled events are
+        results are recorded a chunk per transaction as they come in, and at least once a poll
+        interval, when the worker also looks for new deliveries again: a slow receiver holds up
+        no other. Scheduled events are
         looked for here, once a poll interval (with `stop`, as in `run`: a fan-out keeps the
         loop from its poll for as long as it lasts).
         """
@@ -408,7 +410,18 @@ class DeliveryWorker:
                         self._run_scheduled_safely()
                 if not in_flight:
                     break
-                results.append(finished.get().result())
+                try:
+                    # Not longer than a poll interval: a slow receiver must hold up neither the
+                    # deliveries committed meanwhile nor the recording of those that came back.
+                    done = finished.get(timeout=self.poll_interval)
+                except queue.Empty:
+                    exhausted = False  # look for new deliveries again, the threads are free
+                    if results:
+                        self._record(results)
+                        held.discard([job.delivery_id for job, _, _ in results])
+                        results = []
+                    continue
+                results.append(done.result())
                 in_flight -= 1
                 if len(results) >= self.RECORD_CHUNK or not in_flight:
                     self._record(results)

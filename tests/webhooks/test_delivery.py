@@ -779,3 +779,58 @@ def test_a_last_attempt_whose_worker_vanished_fails_instead_of_repeating(
     assert (delivery.state, delivery.attempts) == ("failed", max_attempts)
     assert "no attempts left" in delivery.last_error
     assert receiver.log == []
+
+
+def test_a_slow_receiver_holds_up_no_other_delivery(database_url, receiver, session, build_app, build_worker):
+    """While one receiver takes its time, deliveries committed meanwhile leave within a poll
+    interval or so (the threads are free), and the results that came back are recorded: they do
+    not wait for the slow send (outside probe: a 10 s receiver held every other for 10 s)."""
+    from tests.conftest import create_key
+
+    app = build_app(database_url, WORKER_POLL_INTERVAL="50ms")
+    client = app.test_client()
+    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+    subscribe(client, editor, receiver.url_for("/slow"))
+    fast_id, _secret = subscribe(client, editor, receiver.url_for("/fast"))
+    release, slow_started, fast = threading.Event(), threading.Event(), []
+
+    def slow_handler(_request):
+        slow_started.set()
+        release.wait(10)
+        return Response("late")
+
+    def fast_handler(request):
+        fast.append(json.loads(request.get_data())["id"])
+        return Response("ok")
+
+    receiver.expect_request("/slow").respond_with_handler(slow_handler)
+    receiver.expect_request("/fast").respond_with_handler(fast_handler)
+    first = client.post(D1_VN, json=a_change(), headers=editor)
+    assert first.status_code == 201, first.get_json()
+    worker = build_worker(app, "w")
+    stop = threading.Event()
+    delivering = threading.Thread(target=worker.deliver, args=(stop,))
+    delivering.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(fast) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert slow_started.wait(5)
+        time.sleep(0.3)  # the worker has found nothing more to claim, and waits on the slow send
+        second = client.post(
+            D1_VN, json=a_change(status="pending_addition", effective_on="2026-11-21"), headers=editor
+        )
+        assert second.status_code == 201, second.get_json()
+        deadline = time.monotonic() + 3
+        while len(fast) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        assert len(fast) == 2, "the second event waited for the slow receiver"
+        session.expire_all()
+        fast_states = [d.state for d in deliveries(session) if d.webhook_id == fast_id]
+        assert fast_states.count("succeeded") >= 1  # recorded while the slow send is in flight
+    finally:
+        release.set()
+        stop.set()
+        delivering.join(15)
+    assert not delivering.is_alive()
