@@ -237,15 +237,14 @@ def _answer(control_list, treatment, decision, answered_for: str) -> tuple[bytes
 
 
 def versioned_facts(session: Session, version: int) -> tuple[list[Any], list[Any]]:
-    """Every list (by jurisdiction, then id) and every treatment, read once per data version in a
-    session of their own, as plain read-only snapshots of their columns (shared by the threads of
-    this process; reading an ORM object's attribute costs ten times as much, 19 lists a lookup)."""
+    """Every list (by jurisdiction, then id) and every treatment, read once per data version, as
+    plain read-only snapshots of their columns (shared by the threads of this process; reading an
+    ORM object's attribute costs ten times as much, and a lookup decides on 19 lists)."""
     cache = current_app.extensions.setdefault("exportctl.versioned_facts", {})
     found = cache.get(version)
     if found is None:
-        with Session(bind=session.get_bind()) as own:
-            lists = lookups.by_jurisdiction(lookups.all_lists(own))
-            found = ([_snapshot(cl) for cl in lists], [_snapshot(t) for t in own.scalars(select(Treatment))])
+        lists = lookups.by_jurisdiction(lookups.all_lists(session))
+        found = ([_snapshot(cl) for cl in lists], [_snapshot(t) for t in session.scalars(select(Treatment))])
         cache.clear()  # an older version is never asked for again
         cache[version] = found
     return found
