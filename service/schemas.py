@@ -941,7 +941,11 @@ class EventSchema(Schema):
 
     id = fields.String(required=True, metadata={"example": "evt_512"})
     sequence = fields.Integer(
-        required=True, metadata={"description": "Feed position: ascending, gap-free order."}
+        required=True,
+        metadata={
+            "description": "Feed position, ascending in the order the events' writes committed. "
+            "Operational events (not in the public feed) take numbers too, so the feed may skip some."
+        },
     )
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     timestamp = fields.String(
