@@ -31,7 +31,7 @@ class ProcessStorage(MemoryStorage):
     writing less than every 10 ms started a thread per write and waited for it to start
     (about 1 ms of a write, measured). Expiry only bounds memory: the moving window reads
     each write's timestamp, so what it answers is the same. (limits is pinned: this
-    replaces its private `__schedule_expiry`, which tests/api/test_auth.py checks.)
+    replaces its private `__schedule_expiry`, which tests/test_ratelimit.py checks.)
     """
 
     def __init__(self, uri: str | None = None):
