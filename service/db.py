@@ -2,9 +2,11 @@
 
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, String, create_engine, event
@@ -120,6 +122,52 @@ def _ping_if_idle(dialect: Dialect, dbapi_connection, record) -> None:
         raise DisconnectionError(f"an idle pooled connection was lost: {error}") from error
     if not alive:
         raise DisconnectionError("an idle pooled connection did not answer a ping")
+
+
+class OwnConnections:
+    """A DBAPI connection of each thread's own, detached from the pool and outside any transaction
+    (autocommit on PostgreSQL; on SQLite a SELECT opens none), so each read sees the latest
+    commit: for the reads nearly every request makes (the data version, feed pages), which would
+    otherwise pay a pool checkout and SQLAlchemy's statement and result machinery."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> Any:
+        """This thread's connection, opened on first use (a sqlite3 or psycopg connection)."""
+        return getattr(self.local, "connection", None) or self._connect()
+
+    def _connect(self) -> Any:
+        proxy = self.engine.raw_connection()
+        proxy.detach()  # ours for the thread's life, not the pool's
+        connection: Any = proxy.dbapi_connection
+        if self.engine.dialect.name == "postgresql":
+            connection.autocommit = True
+        self.local.connection = connection
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def forget(self, connection: Any) -> None:
+        """Close and drop a connection that failed (the server may have restarted): the thread's
+        next read opens another."""
+        self.local.connection = None
+        with self._lock:
+            if connection in self._opened:
+                self._opened.remove(connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def close(self) -> None:
+        """Close every connection opened here (tests; process exit does it otherwise)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

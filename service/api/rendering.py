@@ -6,7 +6,6 @@ of that number; the document is rebuilt only when it moved. Each process keeps
 its own bounded LRU, so several workers stay correct without coordination.
 """
 
-import contextlib
 import gzip
 import hashlib
 import threading
@@ -16,10 +15,10 @@ from typing import Any
 
 import cachetools
 from flask import Flask, current_app, g, json, request
-from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from service import metrics
+from service.db import OwnConnections
 from service.domain.events import DATA_VERSION_QUERY
 
 
@@ -125,63 +124,33 @@ class DocumentCache:
         return len(self._cache)
 
 
-class VersionReader:
-    """Reads the data version on a connection of its own per thread, outside any transaction.
+class VersionReader(OwnConnections):
+    """Reads the data version on a connection of its own per thread (`OwnConnections`).
 
-    This is the one query every lookup makes, so it skips the pool, the ORM and
-    SQL compilation: a plain DBAPI cursor on a connection detached from the pool.
-    In autocommit (PostgreSQL) or outside a transaction (SQLite) each read sees
-    the latest commit, so every process agrees without coordination.
+    This is the one query every lookup makes, so it skips the pool, the ORM and SQL
+    compilation: a plain DBAPI cursor, kept with the connection. Each read sees the latest
+    commit, so every process agrees without coordination.
     """
 
     QUERY = DATA_VERSION_QUERY
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.local = threading.local()
-        self._opened: list = []
-        self._lock = threading.Lock()
-
-    def _connect(self):
-        proxy = self.engine.raw_connection()
-        proxy.detach()  # ours for the thread's life, not the pool's
-        connection = proxy.dbapi_connection
-        if self.engine.dialect.name == "postgresql":
-            connection.autocommit = True
-        self.local.connection = connection
+    def _connect(self) -> Any:
+        connection = super()._connect()
         self.local.cursor = connection.cursor()
-        with self._lock:
-            self._opened.append(connection)
         return connection
-
-    def _forget(self, connection) -> None:
-        self.local.connection = None
-        with self._lock:
-            if connection in self._opened:
-                self._opened.remove(connection)
-        with contextlib.suppress(Exception):
-            connection.close()
 
     def read(self) -> int:
         for attempt in (1, 2):
-            connection = getattr(self.local, "connection", None) or self._connect()
+            connection = self.connection()
             try:
                 cursor = self.local.cursor
                 cursor.execute(self.QUERY)
                 return cursor.fetchone()[0]
             except self.engine.dialect.loaded_dbapi.Error as exc:
-                self._forget(connection)  # the server may have restarted: reconnect once
+                self.forget(connection)  # the server may have restarted: reconnect once
                 if attempt == 2:
                     raise OperationalError(self.QUERY, None, exc) from exc
         raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        """Close every connection this reader opened (tests; process exit does it otherwise)."""
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            with contextlib.suppress(Exception):
-                connection.close()
 
 
 def init_app(app: Flask) -> None:

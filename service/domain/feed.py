@@ -4,9 +4,7 @@ Only public events (data changes) are in the feed; webhook.* events are operatio
 and go only to the subscriptions that ask for them.
 """
 
-import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +15,7 @@ from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service.db import utc_timestamp
+from service.db import OwnConnections, utc_timestamp
 from service.domain.errors import NotFound
 from service.models import Event
 
@@ -141,7 +139,7 @@ _FILTER_COLUMNS = {
 }
 
 
-class FeedReader:
+class FeedReader(OwnConnections):
     """Reads feed pages on a DBAPI connection of each thread's own, outside any transaction.
 
     A cold page is one indexed read; what surrounded it cost more than the read itself: a pool
@@ -152,10 +150,7 @@ class FeedReader:
     """
 
     def __init__(self, engine: Engine):
-        self.engine = engine
-        self.local = threading.local()
-        self._opened: list[Any] = []
-        self._lock = threading.Lock()
+        super().__init__(engine)
         self._statements: dict[_Shape, _Statement] = {}
 
     def page_after(self, after: int, limit: int, feed_filter: FeedFilter) -> tuple[list[FeedRow], bool]:
@@ -174,7 +169,7 @@ class FeedReader:
         parameters = statement.parameters({**values, "after": after, "limit": limit})
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         for attempt in (1, 2):
-            connection = getattr(self.local, "connection", None) or self._connect()
+            connection = self.connection()
             try:
                 cursor = connection.cursor()
                 try:
@@ -184,7 +179,7 @@ class FeedReader:
                 finally:
                     cursor.close()
             except dbapi_error as exc:
-                self._forget(connection)  # the server may have restarted: reconnect once
+                self.forget(connection)  # the server may have restarted: reconnect once
                 if attempt == 2:
                     raise DBAPIError.instance(
                         statement.compiled.string, parameters, exc, dbapi_error
@@ -216,33 +211,6 @@ class FeedReader:
             positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
             statement = self._statements.setdefault(shape, _Statement(compiled, positions, processors))
         return statement
-
-    def _connect(self) -> Any:  # a DBAPI connection (sqlite3 or psycopg)
-        proxy = self.engine.raw_connection()
-        proxy.detach()  # ours for the thread's life, not the pool's
-        connection: Any = proxy.dbapi_connection
-        if self.engine.dialect.name == "postgresql":
-            connection.autocommit = True
-        self.local.connection = connection
-        with self._lock:
-            self._opened.append(connection)
-        return connection
-
-    def _forget(self, connection: Any) -> None:
-        self.local.connection = None
-        with self._lock:
-            if connection in self._opened:
-                self._opened.remove(connection)
-        with contextlib.suppress(Exception):
-            connection.close()
-
-    def close(self) -> None:
-        """Close every connection this reader opened (tests; process exit does it otherwise)."""
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for connection in opened:
-            with contextlib.suppress(Exception):
-                connection.close()
 
 
 def get_event(session: Session, sequence: int) -> Event:
