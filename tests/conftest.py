@@ -147,3 +147,34 @@ def a_change(**overrides):
         "sources": [a_source()],
         **overrides,
     }
+
+
+def alternating_history(session, country_code: str, start, days: int) -> None:
+    """An entry of `country_code` on us-ear-d1, listed and removed on alternate days from `start`
+    (listed first), written in one statement: a long history without the API's cost per change."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from service.models import Entry, StatusChange
+
+    entry = Entry(
+        list_id="us-ear-d1", country_code=country_code, version=1, created_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    session.add(entry)
+    session.flush()
+    session.execute(
+        insert(StatusChange),
+        [
+            {
+                "entry_id": entry.id,
+                "from_status": None if i == 0 else ("removed" if i % 2 else "listed"),
+                "status": "listed" if i % 2 == 0 else "removed",
+                "effective_on": start + timedelta(days=i),
+                "recorded_at": datetime(2020, 1, 1, tzinfo=UTC),
+                "sources": [a_source()],
+            }
+            for i in range(days)
+        ],
+    )
+    session.commit()

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.models import Counter, Entry, Event, IdempotencyRecord, StatusChange
-from tests.conftest import a_change, a_source
+from tests.conftest import a_change, a_source, alternating_history
 
 PROBLEM = "application/problem+json"
 D1_VN = "/v1/lists/us-ear-d1/entries/VN/changes"
@@ -491,33 +491,11 @@ def test_a_change_on_a_long_history_reads_its_neighbours_not_the_whole_timeline(
     """Placing a change (and the entry state the answer carries) must not load every change:
     on 10,000 changes that cost about 1 s per write."""
     from contextlib import contextmanager
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import date
 
-    from sqlalchemy import event, insert
+    from sqlalchemy import event
 
-    from service.models import Entry
-
-    entry = Entry(
-        list_id="us-ear-d1", country_code="FR", version=1, created_at=datetime(2020, 1, 1, tzinfo=UTC)
-    )
-    session.add(entry)
-    session.flush()
-    start = date(2000, 1, 1)
-    session.execute(
-        insert(StatusChange),
-        [
-            {
-                "entry_id": entry.id,
-                "from_status": None if i == 0 else ("removed" if i % 2 else "listed"),
-                "status": "listed" if i % 2 == 0 else "removed",
-                "effective_on": start + timedelta(days=i),
-                "recorded_at": datetime(2020, 1, 1, tzinfo=UTC),
-                "sources": [a_source()],
-            }
-            for i in range(200)
-        ],
-    )
-    session.commit()
+    alternating_history(session, "FR", date(2000, 1, 1), 200)
     loaded = []
 
     @contextmanager

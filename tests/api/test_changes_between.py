@@ -1,16 +1,15 @@
 """GET /v1/changes?from=&to=: what changed between two dates (what to re-screen)."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event
 
 from service import clock, db
 from service.domain.between import CHANGES_SHOWN
-from service.models import Entry, StatusChange
 from service.schemas import encode_cursor
-from tests.conftest import a_change, a_source
+from tests.conftest import a_change, alternating_history
 
 
 def moves(body, list_id=None, country=None):
@@ -232,27 +231,8 @@ def test_another_collections_real_cursor_is_a_422(client):
 
 def test_a_deep_entrys_changes_are_capped_to_the_most_recent_with_their_total(client, session):
     """An entry that moved thousands of times in the period must not make the answer unbounded."""
-    entry = Entry(
-        list_id="us-ear-d1", country_code="FR", version=1, created_at=datetime(2020, 1, 1, tzinfo=UTC)
-    )
-    session.add(entry)
-    session.flush()
     start, days = date(2025, 12, 1), 121  # alternately listed and removed, daily; listed at the end
-    session.execute(
-        insert(StatusChange),
-        [
-            {
-                "entry_id": entry.id,
-                "from_status": None if i == 0 else ("removed" if i % 2 else "listed"),
-                "status": "listed" if i % 2 == 0 else "removed",
-                "effective_on": start + timedelta(days=i),
-                "recorded_at": datetime(2020, 1, 1, tzinfo=UTC),
-                "sources": [a_source()],
-            }
-            for i in range(days)
-        ],
-    )
-    session.commit()
+    alternating_history(session, "FR", start, days)
     from_, to = date(2026, 1, 1), date(2026, 12, 31)
     between = [start + timedelta(days=i) for i in range(days) if from_ < start + timedelta(days=i) <= to]
     assert len(between) > CHANGES_SHOWN
