@@ -4,17 +4,20 @@ import contextlib
 import logging
 import threading
 import time
+from collections import namedtuple
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, String, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import Compiled, Dialect, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import SelectBase
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,39 @@ class OwnConnections:
         self.local = threading.local()
         self._opened: list[Any] = []
         self._lock = threading.Lock()
+        self._compiled: dict[Hashable, CompiledRead] = {}
+
+    def rows(
+        self,
+        shape: Hashable,
+        statement: Callable[[], SelectBase],
+        values: dict[str, Any],
+        *,
+        typed: bool = True,
+    ) -> list[Any]:
+        """The rows of the SELECT that `statement()` builds for `shape` (built and compiled once per
+        shape), run with `values` on this thread's connection (reconnecting once if it was lost).
+        `typed`: rows as SQLAlchemy would give them (named, every column converted by its type);
+        otherwise as the driver gives them (the caller chose columns that need no conversion)."""
+        read = self._compiled.get(shape)
+        if read is None:
+            read = self._compiled.setdefault(shape, CompiledRead.of(statement(), self.engine.dialect, typed))
+        parameters = read.parameters(values)
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        for attempt in (1, 2):
+            connection = self.connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(read.compiled.string, parameters)
+                    return read.typed(cursor.fetchall())
+                finally:
+                    cursor.close()
+            except dbapi_error as exc:
+                self.forget(connection)  # the server may have restarted: reconnect once
+                if attempt == 2:
+                    raise DBAPIError.instance(read.compiled.string, parameters, exc, dbapi_error) from exc
+        raise AssertionError("unreachable")
 
     def connection(self) -> Any:
         """This thread's connection, opened on first use (a sqlite3 or psycopg connection)."""
@@ -168,6 +204,55 @@ class OwnConnections:
         for connection in opened:
             with contextlib.suppress(Exception):
                 connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRead:
+    """A SELECT compiled once for one dialect, to run on a plain DBAPI cursor: its SQL, how values
+    become its parameters and how its columns come back, by the columns' own types (the bind and
+    result processing SQLAlchemy applies: a datetime stored as it stores one, JSON decoded)."""
+
+    compiled: Compiled
+    positions: tuple[str, ...] | None  # qmark (SQLite): parameter names in order; None: named
+    binds: dict[str, Callable[[Any], Any]]
+    # Per column, its result processor (None: the driver's value as it is); None: no conversion.
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+    row: Any  # the named tuple class of the columns, when typed
+
+    @classmethod
+    def of(cls, statement: SelectBase, dialect: Dialect, typed: bool) -> "CompiledRead":
+        compiled = statement.compile(dialect=dialect)
+        binds: dict[str, Callable[[Any], Any]] = {  # by the SQL's names (an anonymous one's is made up)
+            name: process
+            for bind, name in compiled.bind_names.items()
+            if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        if not typed:
+            return cls(compiled, positions, binds, None, None)
+        columns = list(statement.selected_columns)
+        results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+        return cls(compiled, positions, binds, results, namedtuple("Row", [c.key for c in columns]))  # type: ignore[misc]
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        found = dict(self.compiled.construct_params(values) or {})
+        for name, process in self.binds.items():
+            found[name] = process(found[name])
+        return tuple(found[name] for name in self.positions) if self.positions is not None else found
+
+    def typed(self, fetched: list[Any]) -> list[Any]:
+        if self.results is None:
+            return fetched
+        make, processors = self.row._make, [(n, p) for n, p in enumerate(self.results) if p is not None]
+        if not processors:
+            return [make(row) for row in fetched]
+        converted = []
+        for row in fetched:
+            values = list(row)
+            for n, process in processors:
+                values[n] = process(values[n])
+            converted.append(make(values))
+        return converted
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapper, Session
 from service import clock, db
 from service.api import Blueprint
 from service.api.paging import page
-from service.api.rendering import Body, data_version, fragment
+from service.api.rendering import Body, data_version, fragment, own_reads
 from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
 from service.domain.errors import InvalidInput, UnknownCountry, UnknownList
@@ -135,7 +135,7 @@ def country_body(
     lists, treatments = versioned_facts(session, version)
     if list_ids is not None:
         lists = [cl for cl in lists if cl.id in list_ids]
-    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments)
+    changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments, own_reads())
     decided = [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
     dates = json.dumps(DATES.dump({"as_of": as_of, "known_at": known_at})).encode()[1:-1]
     key = (

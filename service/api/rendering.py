@@ -164,6 +164,13 @@ def data_version() -> int:
     return current_app.extensions["exportctl.version"].read()
 
 
+def own_reads() -> OwnConnections:
+    """The connections the data version is read on (each thread's own): a read-only view's other
+    hot reads run there too (`OwnConnections.rows`), not on the request's pooled session."""
+    reader: OwnConnections = current_app.extensions["exportctl.version"]
+    return reader
+
+
 def render(
     data: Any,
     schema=None,

@@ -5,14 +5,12 @@ and go only to the subscriptions that ask for them.
 """
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Engine, Integer, Text, bindparam, cast, select
-from sqlalchemy.engine import Compiled
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from service.db import OwnConnections, utc_timestamp
@@ -110,26 +108,6 @@ def _type_json(type: str) -> str:
     return found
 
 
-# The filters a query has (FeedFilter's fields that are set), and whether it reads newest first.
-_Shape = tuple[tuple[str, ...], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class _Statement:
-    """A feed query compiled once for one dialect: its SQL, and how to turn values into its
-    parameters (the columns' own bind processing, so a datetime is stored as SQLAlchemy does)."""
-
-    compiled: Compiled
-    positions: tuple[str, ...] | None  # qmark (SQLite): parameter names in order; None: named
-    processors: dict[str, Callable[[Any], Any]]
-
-    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        found = dict(self.compiled.construct_params(values) or {})
-        for name, process in self.processors.items():
-            found[name] = process(found[name])
-        return tuple(found[name] for name in self.positions) if self.positions is not None else found
-
-
 _FILTER_COLUMNS = {
     "country_code": lambda: Event.country_code == bindparam("country_code"),
     "list_id": lambda: Event.list_id == bindparam("list_id"),
@@ -149,10 +127,6 @@ class FeedReader(OwnConnections):
     and its rows are returned as they come. Each statement sees the latest commit.
     """
 
-    def __init__(self, engine: Engine):
-        super().__init__(engine)
-        self._statements: dict[_Shape, _Statement] = {}
-
     def page_after(self, after: int, limit: int, feed_filter: FeedFilter) -> tuple[list[FeedRow], bool]:
         """`events_after` as FeedRows: one keyset read on the sequence (the primary key, or the
         filter's (column, id) index), whatever the cursor."""
@@ -165,32 +139,10 @@ class FeedReader(OwnConnections):
 
     def _rows(self, feed_filter: FeedFilter, after: int, limit: int, *, descending: bool) -> list[FeedRow]:
         values = feed_filter.values()
-        statement = self._statement((tuple(values), descending))
-        parameters = statement.parameters({**values, "after": after, "limit": limit})
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        for attempt in (1, 2):
-            connection = self.connection()
-            try:
-                cursor = connection.cursor()
-                try:
-                    cursor.execute(statement.compiled.string, parameters)
-                    rows: list[FeedRow] = cursor.fetchall()
-                    return rows
-                finally:
-                    cursor.close()
-            except dbapi_error as exc:
-                self.forget(connection)  # the server may have restarted: reconnect once
-                if attempt == 2:
-                    raise DBAPIError.instance(
-                        statement.compiled.string, parameters, exc, dbapi_error
-                    ) from exc
-        raise AssertionError("unreachable")
+        names = tuple(values)
 
-    def _statement(self, shape: _Shape) -> _Statement:
-        statement = self._statements.get(shape)
-        if statement is None:
-            names, descending = shape
-            query = (
+        def statement() -> Select[int, str, str, str]:
+            return (
                 select(Event.id, Event.type, utc_timestamp(Event.occurred_at), cast(Event.data, Text))
                 .where(
                     Event.id > bindparam("after", type_=BigInteger),
@@ -200,17 +152,9 @@ class FeedReader(OwnConnections):
                 .order_by(Event.id.desc() if descending else Event.id)
                 .limit(bindparam("limit", type_=Integer))
             )
-            dialect = self.engine.dialect
-            compiled = query.compile(dialect=dialect)
-            processors: dict[str, Callable[[Any], Any]] = {
-                name: process
-                for name, bind in compiled.binds.items()
-                if name in (*names, "after", "limit")
-                and (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-            }
-            positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-            statement = self._statements.setdefault(shape, _Statement(compiled, positions, processors))
-        return statement
+
+        shape = ("feed", names, descending)
+        return self.rows(shape, statement, {**values, "after": after, "limit": limit}, typed=False)
 
 
 def get_event(session: Session, sequence: int) -> Event:

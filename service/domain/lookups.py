@@ -5,7 +5,7 @@ Each function loads what it needs in a few queries and returns plain data
 """
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from service.db import OwnConnections
 from service.domain.countries import Country, registry
 from service.domain.errors import UnknownList
 from service.domain.sources import evidence_of, with_kind
@@ -641,7 +642,11 @@ def _lookup_statement(known: bool, countries: int) -> CompoundSelect[Any]:
 
 
 def _entries_at(
-    session: Session, country_codes: Iterable[str], as_of: date, known_at: datetime | None
+    session: Session,
+    country_codes: Iterable[str],
+    as_of: date,
+    known_at: datetime | None,
+    reads: OwnConnections | None = None,
 ) -> list[_EntryAt]:
     """The entries of these countries, each with only what decides its status on `as_of` as known
     at `known_at`, found by the (entry_id, effective_on, id) index whatever the history's depth.
@@ -651,11 +656,19 @@ def _entries_at(
     and the observations before it, as `standing` reads them. Nothing else can change the
     answer, so nothing else is read (nor its sources decoded). One statement, rows not ORM
     objects: a lookup reads them and writes nothing back.
+
+    `reads`: run it there (a read-only request's own connections, `OwnConnections`: no pool
+    checkout, no session, the statement compiled once) rather than on `session`, which a write
+    must use to see what it has not committed yet.
     """
     codes = sorted(country_codes)
     params = {"as_of": as_of, "known_at": known_at, **{f"country_{n}": code for n, code in enumerate(codes)}}
-    statement = _lookup_statement(known_at is not None, len(codes))
-    rows = session.connection().execute(statement, params).all()
+    known = known_at is not None
+    rows: Sequence[Any]
+    if reads is None:
+        rows = session.connection().execute(_lookup_statement(known, len(codes)), params).all()
+    else:
+        rows = reads.rows(("lookup", known, len(codes)), lambda: _lookup_statement(known, len(codes)), params)
     entries = {
         row.entry_key: _EntryAt(row.entry_list, row.entry_country) for row in rows if row.role == CURRENT
     }
@@ -673,15 +686,17 @@ def changes_at(
     as_of: date,
     known_at: datetime | None,
     treatments: Iterable[Treatment] | None = None,
+    reads: OwnConnections | None = None,
 ) -> Changes:
     """Like `_changes_for`, but holding only what answers for `as_of` and `known_at`: ask it for no
-    other. `treatments`: every treatment (read from the database when None)."""
+    other. `treatments`: every treatment (read from the database when None); `reads`: where to
+    read the changes, when not on `session` (see `_entries_at`)."""
     if treatments is None:
         found = list(session.scalars(select(Treatment).where(Treatment.country_code.in_(country_codes))))
     else:
         found = [t for t in treatments if t.country_code in country_codes]
     codes = set(country_codes) | {t.treated_as for t in found}
-    return Changes(_entries_at(session, codes, as_of, known_at), found)
+    return Changes(_entries_at(session, codes, as_of, known_at, reads), found)
 
 
 def find_list(session: Session, ref: str) -> ControlList:
