@@ -9,8 +9,9 @@ EXPORTCTL_METRICS=false; EXPORTCTL_METRICS_TOKEN requires `Authorization: Bearer
 
 import hmac
 import time
+from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-from service import clock
+from service import clock, logs
 from service.errors import Unauthorized
 
 
@@ -101,6 +102,17 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(DeliveryCollector(app))
+        # The series of each (method, route, status) seen, looked up once: `labels()` takes a
+        # lock and builds a key on every call, on every request. Bounded: routes are the app's.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class WorkerMetrics:
@@ -161,7 +173,6 @@ def init_app(app: Flask) -> None:
     if not app.config["METRICS"]:
         return
     app.extensions["exportctl.metrics"] = Metrics(app)
-    app.before_request(_start_timer)
     app.after_request(_count_request)
     app.add_url_rule("/metrics", "metrics", _serve_metrics)
 
@@ -173,18 +184,15 @@ def cache_lookup(hit: bool) -> None:
         metrics.cache.labels("hit" if hit else "miss").inc()
 
 
-def _start_timer() -> None:
-    g.metrics_started = time.perf_counter()
-
-
 def _count_request(response):
-    started = g.pop("metrics_started", None)
-    if started is None or request.endpoint == "metrics":
+    started = logs.request_started()
+    current = request._get_current_object()  # type: ignore[attr-defined]  # a proxy: look it up once
+    if started is None or current.endpoint == "metrics":
         return response
     metrics: Metrics = current_app.extensions["exportctl.metrics"]
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-    metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    rule = current.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    metrics.observe_request(current.method, route, response.status_code, time.perf_counter() - started)
     return response
 
 

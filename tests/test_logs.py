@@ -132,6 +132,36 @@ def test_a_secret_in_a_message_is_blanked_by_the_handler():
     assert json.loads(text)["message"].count(logs.REDACTED) == 2
 
 
+@pytest.mark.parametrize(
+    "secret, hidden",
+    [
+        ("exk_abcdefghijklmnop", "abcdefghijklmnop"),
+        ("whsec_c2VjcmV0c2VjcmV0", "c2VjcmV0c2VjcmV0"),
+        ("v1,AAAABBBBCCCCDDDDEEEE", "AAAABBBBCCCCDDDDEEEE"),
+        ("Bearer tok3n-value", "tok3n-value"),
+        ("bEaReR tok3n-value", "tok3n-value"),
+        ("BEARER tok3n-value", "tok3n-value"),
+    ],
+)
+@pytest.mark.parametrize("where", ["message", "field"])
+def test_each_kind_of_secret_alone_is_blanked_wherever_it_is(secret, hidden, where):
+    """The handler looks at a line's fields all at once before looking at each (logs._may_hold_secret):
+    a single secret of any kind, in any case the pattern accepts, is still found."""
+    stream = io.StringIO()
+    logger = logging.getLogger("tests.redaction.one")
+    handler = logs.handler("json", stream)
+    logger.addHandler(handler)
+    try:
+        if where == "message":
+            logger.warning("got %s", secret)
+        else:
+            logger.warning("got a header", extra={"header": f"x {secret}"})
+    finally:
+        logger.removeHandler(handler)
+    assert hidden not in stream.getvalue()
+    assert logs.REDACTED in stream.getvalue()
+
+
 def test_text_format_for_a_terminal(monkeypatch, capsys):
     monkeypatch.setenv("EXPORTCTL_LOG_FORMAT", "text")
     root = logging.getLogger()
