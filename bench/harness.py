@@ -319,6 +319,14 @@ class WrkResult:
     least_worker_share: float | None = None
     # Runs thrown away before this one because a worker sat (nearly) idle (see `WorkerSplit`).
     reruns: int = 0
+    # CPU seconds the server's workers spent in the run (None: not measurable). Per request it
+    # is the cost of an answer, which other work on the machine barely moves (it slows the
+    # server down, it does not make it work more), unlike requests/s.
+    server_cpu: float | None = None
+
+    @property
+    def cpu_per_request(self) -> float | None:
+        return self.server_cpu / self.requests if self.server_cpu is not None and self.requests else None
 
     @property
     def error_count(self) -> int:
@@ -364,6 +372,12 @@ class TargetStats:
     def max_other_cpu(self) -> float | None:
         measured = [run.other_cpu for run in self.runs if run.other_cpu is not None]
         return max(measured) if measured else None
+
+    @property
+    def cpu_per_request(self) -> float | None:
+        """Median over the runs of the server's CPU seconds per request (None: not measured)."""
+        measured = [run.cpu_per_request for run in self.runs if run.cpu_per_request is not None]
+        return statistics.median(measured) if len(measured) == len(self.runs) and measured else None
 
     @property
     def errors(self) -> int:
@@ -488,8 +502,9 @@ class WorkerSplit:
     def start(self) -> None:
         self._start = [cpu_seconds(pid) for pid in self._workers]
 
-    def least_share(self) -> float | None:
-        if len(self._workers) < 2:
+    def spent(self) -> list[float] | None:
+        """CPU seconds each worker spent since `start` (None: not measurable)."""
+        if not self._workers:
             return None
         spent = []
         for pid, before in zip(self._workers, self._start, strict=True):
@@ -497,6 +512,12 @@ class WorkerSplit:
             if before is None or after is None:
                 return None
             spent.append(after - before)
+        return spent
+
+    @staticmethod
+    def least_share(spent: list[float] | None) -> float | None:
+        if spent is None or len(spent) < 2:
+            return None
         total = sum(spent)
         return min(spent) / total if total > 0 else None
 
@@ -530,8 +551,13 @@ def measure_interleaved(
                 meter.start()
                 split.start()
                 run = run_wrk(entry.target.url, load.duration, load, entry.target.script)
+                spent = split.spent()
                 run = replace(
-                    run, other_cpu=meter.stop(), least_worker_share=split.least_share(), reruns=attempt
+                    run,
+                    other_cpu=meter.stop(),
+                    least_worker_share=split.least_share(spent),
+                    reruns=attempt,
+                    server_cpu=sum(spent) if spent is not None else None,
                 )
                 share = run.least_worker_share
                 if share is None or share >= MIN_WORKER_SHARE or attempt == UNBALANCED_RERUNS:
@@ -545,6 +571,7 @@ def measure_interleaved(
                 f"  rep {rep}  {entry.target.name:<8} {run.rps:>10.1f} req/s  p50 {run.p50_ms:7.2f} ms"
                 f"  p99 {run.p99_ms:7.2f} ms  errors {run.error_count}  other CPU {percent(run.other_cpu)}"
                 f"  least worker {percent(run.least_worker_share)}"
+                f"  server CPU {microseconds(run.cpu_per_request)}/req"
             )
     return stats
 
@@ -607,9 +634,23 @@ def percent(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{fraction * 100:.0f}%"
 
 
+def microseconds(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1e6:.0f} us"
+
+
 def stats_table(stats: Sequence[TargetStats]) -> str:
     return format_table(
-        ["target", "median req/s", "req/s range", "p50 ms", "p99 ms", "errors", "max other CPU", "reruns"],
+        [
+            "target",
+            "median req/s",
+            "req/s range",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "max other CPU",
+            "reruns",
+            "server CPU/req",
+        ],
         [
             [
                 entry.target.name,
@@ -620,6 +661,7 @@ def stats_table(stats: Sequence[TargetStats]) -> str:
                 str(entry.errors),
                 percent(entry.max_other_cpu),
                 str(sum(run.reruns for run in entry.runs)),
+                microseconds(entry.cpu_per_request),
             ]
             for entry in stats
         ],

@@ -81,6 +81,10 @@ class Ratio:
     target: float | None = None
     # The same ratio within each repetition (adjacent runs): its spread shows how noisy the run was.
     per_rep: tuple[float, ...] = ()
+    # The denominator's server CPU per request over the numerator's: the ratio the req/s would
+    # have if the servers had the CPUs to themselves (None: not measured). Other work on the
+    # machine moves it far less than the req/s, so when a run is noisy it is the one to read.
+    by_cpu: float | None = None
 
     @property
     def meets_target(self) -> bool | None:
@@ -201,12 +205,14 @@ def bench_lookup(ctx: Context) -> Result:
 
 def ratio(numerator: TargetStats, denominator: TargetStats, target: float | None = None) -> Ratio:
     """Median req/s of one target over another's, and per repetition."""
+    cpu = numerator.cpu_per_request, denominator.cpu_per_request
     return Ratio(
         numerator=numerator.target.name,
         denominator=denominator.target.name,
         value=numerator.median_rps / denominator.median_rps,
         target=target,
         per_rep=tuple(a.rps / b.rps for a, b in zip(numerator.runs, denominator.runs, strict=True)),
+        by_cpu=cpu[1] / cpu[0] if cpu[0] and cpu[1] else None,
     )
 
 
@@ -259,6 +265,8 @@ def print_result(result: Result) -> None:
         print(f"ratio {each.numerator}/{each.denominator} (median req/s): {each.value:.2f}{verdict}")
         if len(each.per_rep) > 1:
             print(f"  per repetition: {', '.join(f'{value:.2f}' for value in each.per_rep)}")
+        if each.by_cpu is not None:
+            print(f"  by server CPU per request: {each.by_cpu:.2f}")
     noisy = [
         entry.target.name
         for entry in result.stats
