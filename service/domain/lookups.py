@@ -568,11 +568,25 @@ def _lookup_statement(known: bool, countries: int) -> CompoundSelect[Any]:
         .scalar_subquery()
     )
     of_countries = Entry.country_code.in_([bindparam(f"country_{n}") for n in range(countries)])
-    current = (
-        select(*_row(StatusChange, CURRENT, (Entry.id, Entry.list_id, Entry.country_code)))
-        .select_from(Entry)
-        .outerjoin(StatusChange, StatusChange.id == current_id)
+    # Each entry with the id of its change in force (NULL: none), found once: every part below
+    # reads it (as a subquery each, the search ran four times an entry, and with `known_at` it
+    # walks back past the changes recorded later). A CTE read more than once is materialized
+    # (PostgreSQL 12+, SQLite 3.35+); joined on a plain column, the change is one primary-key
+    # lookup, not a hash join over every change.
+    found = (
+        select(
+            Entry.id.label("entry_id"),
+            Entry.list_id.label("list_id"),
+            Entry.country_code.label("country_code"),
+            current_id.label("change_id"),
+        )
         .where(of_countries)
+        .cte("found")
+    )
+    current = (
+        select(*_row(StatusChange, CURRENT, (found.c.entry_id, found.c.list_id, found.c.country_code)))
+        .select_from(found)
+        .outerjoin(StatusChange, StatusChange.id == found.c.change_id)
     )
     # The first change of the run in force: right after the latest earlier change (in timeline
     # order) with another status (the "breaker"), else the entry's first dated change.
@@ -614,7 +628,7 @@ def _lookup_statement(known: bool, countries: int) -> CompoundSelect[Any]:
         .select_from(cur)
         .outerjoin(breaker, breaker.id == breaker_id)
         .join(run_start, run_start.id == first_id)
-        .where(cur.id.in_(select(current_id).select_from(Entry).where(of_countries)), run_start.id != cur.id)
+        .where(cur.id.in_(select(found.c.change_id)), run_start.id != cur.id)
     )
 
     # Before the first dated change: that change (and any on its day), the undated ones, and the
@@ -627,7 +641,7 @@ def _lookup_statement(known: bool, countries: int) -> CompoundSelect[Any]:
             .scalar_subquery()
         )
 
-    nothing_in_force = select(Entry.id).where(of_countries, current_id.is_(None))
+    nothing_in_force = select(found.c.entry_id).where(found.c.change_id.is_(None))
     stretch_changes = select(*_row(StatusChange, STRETCH_CHANGE)).where(
         StatusChange.entry_id.in_(nothing_in_force),
         or_(StatusChange.effective_on.is_(None), StatusChange.effective_on == first_day(StatusChange)),
