@@ -130,8 +130,10 @@ def _ping_if_idle(dialect: Dialect, dbapi_connection, record) -> None:
 class OwnConnections:
     """A DBAPI connection of each thread's own, detached from the pool and outside any transaction
     (autocommit on PostgreSQL; on SQLite a SELECT opens none), so each read sees the latest
-    commit: for the reads nearly every request makes (the data version, feed pages), which would
-    otherwise pay a pool checkout and SQLAlchemy's statement and result machinery."""
+    commit: for the reads nearly every request makes (the data version, feed pages, a lookup's
+    changes), which would otherwise pay a pool checkout and SQLAlchemy's statement and result
+    machinery (186 us against 41 us for a lookup's read on SQLite). Never for a write's reads:
+    they must see what the write's own transaction has not committed yet."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
