@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Hashable
 from copy import deepcopy
 from functools import wraps
-from importlib.metadata import version as package_version
 from typing import Any
 
 import marshmallow as ma
@@ -26,9 +25,6 @@ from service.domain.errors import InvalidInput, NotFound
 from service.schemas import ProblemSchema, json_object
 
 API_VERSION = "1.0.0"
-# What renders the documents: a document known by what it is made of (a settled page of the
-# feed) is told apart from the same one rendered by another release.
-RENDERING = f"exportctl {package_version('exportctl')}, API {API_VERSION}"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
@@ -169,7 +165,6 @@ class Blueprint(SmorestBlueprint):
                             lambda: func(*args, **kwargs),
                             settled,
                             instance,
-                            rendering=RENDERING,
                             serialize=serialize,
                             etag_prefix=etag_prefix,
                         ),

@@ -177,19 +177,15 @@ def render(
     *,
     serialize: Callable[[Any], bytes] | None = None,
     etag_prefix: Callable[[Any], str] | None = None,
-    identity: str | None = None,
 ) -> Rendered:
-    """Bytes of a document: dumped by its schema as JSON, or by `serialize` (Atom).
-
-    Its ETag is a digest of its bytes, or of `identity` when the caller knows what the bytes are
-    a function of without reading them (a settled page: see `settled_document`)."""
+    """Bytes of a document: dumped by its schema as JSON, or by `serialize` (Atom)."""
     from service.api.paging import next_page
 
     if isinstance(data, Body):
         body = data.body
     else:
         body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
-    digest = hashlib.blake2b(body if identity is None else identity.encode(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     large = current_app.config.get("COMPRESS_MIN_SIZE", 1024)
     return Rendered(
         body=body,
@@ -212,33 +208,21 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
 
 
 def settled_document(
-    key: Hashable,
-    build: Callable[[], Any],
-    settled: Callable[[Any], bool],
-    schema=None,
-    *,
-    rendering: str,
-    **render_options,
+    key: Hashable, build: Callable[[], Any], settled: Callable[[Any], bool], schema=None, **render_options
 ) -> Rendered:
     """The document for `key` if it is settled (no write can change it), else as built now.
 
     A settled document is kept under ("settled", key), with no data version: looking it up
     reads nothing from the database. One that is not settled is rendered and not kept (see
-    Blueprint.cached_response).
-
-    A settled document's bytes are a function of its key and of the code that renders them
-    (`rendering`: the API's and the package's versions), so its ETag is their digest, the same
-    in every process: hashing the body instead costs as much as reading a cold page of events."""
+    Blueprint.cached_response)."""
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     rendered = cache.get(("settled", key))
     metrics.cache_lookup(rendered is not None)
     if rendered is None:
         data = build()
+        rendered = render(data, schema, **render_options)
         if settled(data):
-            rendered = render(data, schema, identity=f"{rendering} {key!r}", **render_options)
             cache.put(("settled", key), rendered)
-        else:
-            rendered = render(data, schema, **render_options)
     return rendered
 
 

@@ -6,10 +6,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select, text
 
-from service import close_app, db
+from service import db
 from service.domain.events import event_json
 from service.models import Event
-from tests.conftest import a_change, make_app
+from tests.conftest import a_change
 
 PROBLEM = "application/problem+json"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -169,30 +169,6 @@ def test_the_feed_sends_etags(client):
     again = client.get("/v1/events?after=10", headers={"If-None-Match": first.headers["ETag"]})
 
     assert again.status_code == 304
-
-
-def test_a_settled_page_has_the_same_etag_in_every_process_and_release_only(database_url, monkeypatch):
-    """A full page's ETag is the digest of what makes it (its arguments, and the release that renders
-    it), not of its bytes (rendering.settled_document): another worker gives the same one, so a
-    client revalidating there gets 304; another page, or another release, gives another."""
-    import service.api
-
-    apps = [make_app(database_url), make_app(database_url)]
-    try:
-        first, second = (a.test_client() for a in apps)
-        page = first.get("/v1/events?after=2&limit=3")
-        assert page.get_json()["has_more"] is True
-        etag = page.headers["ETag"]
-        assert second.get("/v1/events?after=2&limit=3").headers["ETag"] == etag
-        assert second.get("/v1/events?after=2&limit=3", headers={"If-None-Match": etag}).status_code == 304
-        assert second.get("/v1/events?after=3&limit=3").headers["ETag"] != etag
-
-        monkeypatch.setattr(service.api, "RENDERING", "exportctl 99.0.0, API 9.0.0")
-        apps.append(make_app(database_url))
-        assert apps[-1].test_client().get("/v1/events?after=2&limit=3").headers["ETag"] != etag
-    finally:
-        for each in apps:
-            close_app(each)
 
 
 def test_paging_deep_uses_the_index_not_a_scan(app):
