@@ -7,13 +7,13 @@ its own bounded LRU, so several workers stay correct without coordination.
 """
 
 import gzip
-import hashlib
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import cachetools
+import xxhash
 from flask import Flask, current_app, g, json, request
 from sqlalchemy.exc import OperationalError
 
@@ -185,7 +185,7 @@ def render(
         body = data.body
     else:
         body = serialize(data) if serialize else json.dumps(schema.dump(data)).encode()
-    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    digest = etag_digest(body)
     large = current_app.config.get("COMPRESS_MIN_SIZE", 1024)
     return Rendered(
         body=body,
@@ -193,6 +193,14 @@ def render(
         next_page=next_page(data),
         compressible=len(body) >= large,
     )
+
+
+def etag_digest(body: bytes) -> str:
+    """A document's strong ETag: a 128-bit XXH3 digest of its bytes (xxhash). An ETag only has to
+    tell one version of a document from another, not resist forgery, and a cryptographic digest
+    (blake2b) of a 150 KB page of events cost about as much as reading the page (~110 us; XXH3
+    ~2 us)."""
+    return xxhash.xxh3_128_hexdigest(body)
 
 
 def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:

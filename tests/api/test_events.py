@@ -171,6 +171,24 @@ def test_the_feed_sends_etags(client):
     assert again.status_code == 304
 
 
+def test_a_page_keeps_its_etag_as_long_as_its_bytes_and_only_so_long(client, editor, frozen_clock):
+    """The ETag is a digest of the bytes: a full page revalidates with 304 on any later day (its
+    bytes never change), and a page whose bytes changed never matches an ETag given before."""
+    full = client.get("/v1/events?after=2&limit=3")
+    assert full.get_json()["has_more"] is True
+    tail = client.get("/v1/events?after=0&limit=1000")
+    assert tail.get_json()["has_more"] is False
+
+    frozen_clock.advance(days=1)
+    again = client.get("/v1/events?after=2&limit=3", headers={"If-None-Match": full.headers["ETag"]})
+    assert again.status_code == 304
+
+    client.post(D1_VN, json=a_change(), headers=editor)
+    grown = client.get("/v1/events?after=0&limit=1000", headers={"If-None-Match": tail.headers["ETag"]})
+    assert grown.status_code == 200
+    assert grown.data != tail.data and grown.headers["ETag"] != tail.headers["ETag"]
+
+
 def test_paging_deep_uses_the_index_not_a_scan(app):
     """A page after sequence N is an index range scan from N: no scan of what came before, no sort."""
     with app.app_context(), db.database().engine.connect() as connection:
