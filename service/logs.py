@@ -29,16 +29,21 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 # API keys (exk_…), Standard Webhooks secrets (whsec_…), their signatures (v1,<base64>) and
-# bearer credentials, wherever they would appear in a message or a traceback.
+# bearer credentials, wherever they would appear in a message or a traceback: glued to what
+# comes before them (`req_exk_…`), and percent-encoded as a URL carries them (`exk%5F…`,
+# `Bearer%20…`, `Bearer+…`).
 _SECRET = re.compile(
-    r"\bexk_[A-Za-z0-9_-]+|\bwhsec_[A-Za-z0-9+/=]+|\bv1,[A-Za-z0-9+/=]{16,}|(?i:\bbearer\s+)[^\s'\",]+"
+    r"exk(?:_|%5[Ff])[A-Za-z0-9_-]+"
+    r"|whsec(?:_|%5[Ff])[A-Za-z0-9+/=%]+"
+    r"|v1(?:,|%2[Cc])[A-Za-z0-9+/=%]{16,}"
+    r"|(?i:bearer(?:\s|%20|\+)+)[^\s'\",&]+"
 )
 REDACTED = "[redacted]"
 
 
 # What every secret the pattern finds holds (in lower case): a line without any of them (nearly
 # every line) is passed without running the pattern, which costs as much as the rest of a line.
-_MARKERS = ("exk_", "whsec_", "v1,", "bearer")
+_MARKERS = ("exk_", "exk%5f", "whsec_", "whsec%5f", "v1,", "v1%2c", "bearer")
 
 
 def _may_hold_secret(text: str) -> bool:
@@ -147,7 +152,7 @@ def _log_request(response: Response) -> Response:
     _requests.info(
         "%s %s %s",
         method,
-        path,
+        path if path.isprintable() else path.encode("unicode_escape").decode("ascii"),  # one line
         status,
         extra={
             "method": method,

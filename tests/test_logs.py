@@ -141,6 +141,14 @@ def test_a_secret_in_a_message_is_blanked_by_the_handler():
         ("Bearer tok3n-value", "tok3n-value"),
         ("bEaReR tok3n-value", "tok3n-value"),
         ("BEARER tok3n-value", "tok3n-value"),
+        # Glued to what comes before it (a request id `req_exk_…`, a path segment), or
+        # percent-encoded as a URL carries it: still a secret (found by the outside probe).
+        ("req_exk_GLUEDSECRET0002", "GLUEDSECRET0002"),
+        ("x_whsec_c2VjcmV0c2VjcmV0", "c2VjcmV0c2VjcmV0"),
+        ("k=exk%5FENCODEDSECRET01", "ENCODEDSECRET01"),
+        ("k=exk%5fENCODEDSECRET01", "ENCODEDSECRET01"),
+        ("auth=Bearer%20tok3n-value", "tok3n-value"),
+        ("auth=bearer+tok3n-value", "tok3n-value"),
     ],
 )
 @pytest.mark.parametrize("where", ["message", "field"])
@@ -160,6 +168,27 @@ def test_each_kind_of_secret_alone_is_blanked_wherever_it_is(secret, hidden, whe
         logger.removeHandler(handler)
     assert hidden not in stream.getvalue()
     assert logs.REDACTED in stream.getvalue()
+
+
+def test_a_path_cannot_forge_a_line_of_the_text_log(client, monkeypatch, capsys):
+    """A percent-encoded line break in a URL (found by the outside probe) shows escaped in the
+    request line's message, so it cannot start a line that reads like another request's."""
+    monkeypatch.setenv("EXPORTCTL_LOG_FORMAT", "text")
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    try:
+        logs.configure()
+        client.get(
+            "/v1/countries/VN%0A2026-12-02%2010:00:00,000%20INFO%20exportctl.requests:%20GET%20/v1/FORGED"
+        )
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in before[0]:
+                root.removeHandler(handler)
+        root.setLevel(before[1])
+    lines = capsys.readouterr().err.splitlines()
+    assert not any(line.startswith("2026-12-02 10:00:00,000") for line in lines)
+    assert any("VN\\n2026-12-02" in line for line in lines)
 
 
 def test_text_format_for_a_terminal(monkeypatch, capsys):
