@@ -542,19 +542,20 @@ class DeliveryWorker:
             .where(Delivery.id.in_(ids))
             .order_by(Delivery.id)
         ).all()
+        # The kept bodies this batch needs are taken first: keeping the new ones below may
+        # evict kept ones (a batch can hold more events than are kept).
         bodies: dict[int, tuple[bytes, str] | Exception] = {}
-        missing = {row.event_id for row in rows} - self._bodies.keys()
+        for event_id in {row.event_id for row in rows}:
+            kept = self._bodies.get(event_id)
+            if kept is not None:
+                bodies[event_id] = kept
+                self._bodies.move_to_end(event_id)
+        missing = {row.event_id for row in rows} - bodies.keys()
         if missing:
             for event in session.scalars(select(Event).where(Event.id.in_(missing))):
-                bodies[event.id] = self._serialise(event)
-        for event_id in {row.event_id for row in rows}:
-            if event_id in self._bodies:
-                bodies[event_id] = self._bodies[event_id]
-                self._bodies.move_to_end(event_id)
-            else:
-                found = bodies.get(event_id)
+                found = bodies[event.id] = self._serialise(event)
                 if isinstance(found, tuple):
-                    self._bodies[event_id] = found
+                    self._bodies[event.id] = found
                     while len(self._bodies) > self.KEPT_BODIES:
                         self._bodies.popitem(last=False)
         return [self._job(row, now, bodies) for row in rows]
