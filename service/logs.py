@@ -30,11 +30,11 @@ JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 # API keys (exk_…), Standard Webhooks secrets (whsec_…), their signatures (v1,<base64>) and
 # bearer credentials, wherever they would appear in a message or a traceback: glued to what
-# comes before them (`req_exk_…`), and percent-encoded as a URL carries them (`exk%5F…`,
-# `Bearer%20…`, `Bearer+…`).
+# comes before them (`req_exk_…`), percent-encoded as a URL carries them (`exk%5F…`,
+# `Bearer%20…`, `Bearer+…`), prefixes in any case.
 _SECRET = re.compile(
-    r"exk(?:_|%5[Ff])[A-Za-z0-9_-]+"
-    r"|whsec(?:_|%5[Ff])[A-Za-z0-9+/=%]+"
+    r"(?i:exk)(?:_|%5[Ff])[A-Za-z0-9_-]+"
+    r"|(?i:whsec)(?:_|%5[Ff])[A-Za-z0-9+/=%]+"
     r"|v1(?:,|%2[Cc])[A-Za-z0-9+/=%]{16,}"
     r"|(?i:bearer(?:\s|%20|\+)+)[^\s'\",&]+"
 )
@@ -49,6 +49,11 @@ _MARKERS = ("exk_", "exk%5f", "whsec_", "whsec%5f", "v1,", "v1%2c", "bearer")
 def _may_hold_secret(text: str) -> bool:
     lowered = text.lower()
     return any(marker in lowered for marker in _MARKERS)
+
+
+def holds_secret(text: str) -> bool:
+    """Whether `text` holds something shaped like a key, a webhook secret or a bearer token."""
+    return _may_hold_secret(text) and _SECRET.search(text) is not None
 
 
 def redact(text: str) -> str:
@@ -142,6 +147,12 @@ def request_started() -> float | None:
     return started
 
 
+def _one_line(text: str) -> str:
+    """`text` with its control characters escaped, so it cannot start a log line of its own;
+    secrets blanked first, while the separators they are recognised by are still there."""
+    return redact(text).encode("unicode_escape").decode("ascii")
+
+
 def _log_request(response: Response) -> Response:
     # Each name below is looked up once (`g` and `request` are proxies: every access costs).
     state, current = vars(g._get_current_object()), request._get_current_object()  # type: ignore[attr-defined]
@@ -152,7 +163,7 @@ def _log_request(response: Response) -> Response:
     _requests.info(
         "%s %s %s",
         method,
-        path if path.isprintable() else path.encode("unicode_escape").decode("ascii"),  # one line
+        path if path.isprintable() else _one_line(path),
         status,
         extra={
             "method": method,

@@ -149,6 +149,10 @@ def test_a_secret_in_a_message_is_blanked_by_the_handler():
         ("k=exk%5fENCODEDSECRET01", "ENCODEDSECRET01"),
         ("auth=Bearer%20tok3n-value", "tok3n-value"),
         ("auth=bearer+tok3n-value", "tok3n-value"),
+        # Any case of the prefixes (found by the second outside probe).
+        ("Exk_MIXEDCASESECRET01", "MIXEDCASESECRET01"),
+        ("EXK_MIXEDCASESECRET01", "MIXEDCASESECRET01"),
+        ("WHSEC_c2VjcmV0c2VjcmV0", "c2VjcmV0c2VjcmV0"),
     ],
 )
 @pytest.mark.parametrize("where", ["message", "field"])
@@ -189,6 +193,22 @@ def test_a_path_cannot_forge_a_line_of_the_text_log(client, monkeypatch, capsys)
     lines = capsys.readouterr().err.splitlines()
     assert not any(line.startswith("2026-12-02 10:00:00,000") for line in lines)
     assert any("VN\\n2026-12-02" in line for line in lines)
+
+
+@pytest.mark.parametrize("separator", ["%09", "%0A", "%20"])
+def test_a_bearer_token_in_a_path_is_blanked_before_the_path_is_escaped(client, separator, caplog):
+    """The request line escapes a path's control characters; a `Bearer<TAB>token` in it is
+    blanked first, while the tab still separates it (found by the second outside probe)."""
+    caplog.set_level(logging.INFO)
+    stream = io.StringIO()
+    handler = logs.handler("text", stream)
+    logging.getLogger().addHandler(handler)
+    try:
+        client.get(f"/v1/countries/Bearer{separator}tok3nSECRETvalue")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "tok3nSECRETvalue" not in stream.getvalue()
+    assert logs.REDACTED in stream.getvalue()
 
 
 def test_text_format_for_a_terminal(monkeypatch, capsys):

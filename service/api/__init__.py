@@ -18,7 +18,7 @@ from flask_smorest.utils import prepare_response
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from service import clock, errors
+from service import clock, errors, logs
 from service.api.paging import forget_next_page, link_next_page, next_page
 from service.api.rendering import cached, respond, settled_document
 from service.domain.errors import InvalidInput, NotFound
@@ -333,7 +333,10 @@ def spec_config() -> dict:
 
 def _assign_request_id() -> None:
     incoming = request.headers.get("X-Request-ID")
-    g.request_id = incoming if incoming and REQUEST_ID.match(incoming) else os.urandom(16).hex()
+    # It is echoed, and stored with what the request changes (shown to whoever reads the change):
+    # one that carries a credential is replaced, as one that is not an id is.
+    usable = incoming and REQUEST_ID.match(incoming) and not logs.holds_secret(incoming)
+    g.request_id = incoming if usable else os.urandom(16).hex()
 
 
 def _refuse_nul_characters() -> None:

@@ -164,3 +164,24 @@ def test_a_single_valued_query_parameter_given_twice_is_refused(client, path, na
 
 def test_a_list_query_parameter_may_repeat(client):
     assert client.get("/v1/countries/VN?list=us-ear-d1&list=us-ear-d3").status_code == 200
+
+
+def test_a_request_id_that_holds_a_key_is_replaced_not_published(client, editor):
+    """An X-Request-ID is echoed, stored with what the request changed and shown to anyone who
+    reads the change; one that carries an API key (found by the second outside probe: the log
+    blanked it, the history published it) is replaced by a generated id."""
+    key = editor["Authorization"].split(" ", 1)[1]
+    response = client.post(
+        "/v1/lists/us-ear-d1/entries/VN/changes",
+        json=a_change(),
+        headers={**editor, "X-Request-ID": f"req_{key}"},
+    )
+    assert response.status_code == 201
+    assert key not in response.headers["X-Request-ID"]
+    assert len(response.headers["X-Request-ID"]) == 32
+    history = client.get("/v1/countries/VN/history")
+    assert key not in history.get_data(as_text=True)
+    assert (
+        client.get("/v1/countries/VN", headers={"X-Request-ID": "req-1234"}).headers["X-Request-ID"]
+        == "req-1234"
+    )
