@@ -15,7 +15,7 @@ from werkzeug import Response
 from service import clock, db
 from service.models import Delivery, Event, Webhook
 from service.webhooks.worker import claim
-from tests.conftest import a_change
+from tests.conftest import a_change, create_key
 from tests.webhooks.conftest import received, subscribe, verify
 
 D1_VN = "/v1/lists/us-ear-d1/entries/VN/changes"
@@ -549,18 +549,22 @@ def test_seed_loading_does_not_flood_subscribers(client, editor, receiver, app, 
     assert deliveries(session) == []
 
 
+def change_fanned_out_to(app, receiver, hooks: int) -> None:
+    """One change, on an app a test built with settings of its own, queued to `hooks`
+    subscriptions (/hook/0, /hook/1, ...) that all answer 200."""
+    client = app.test_client()
+    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
+    for index in range(hooks):
+        subscribe(client, editor, receiver.url_for(f"/hook/{index}"))
+    receiver.expect_request(re.compile("/hook/.*"), method="POST").respond_with_data("ok")
+    client.post(D1_VN, json=a_change(), headers=editor)
+
+
 def test_deliver_claims_batch_after_batch_while_sending(
     database_url, receiver, session, build_app, build_worker
 ):
     app = build_app(database_url, WORKER_BATCH_SIZE=2, WORKER_CONCURRENCY=2)
-    from tests.conftest import create_key
-
-    client = app.test_client()
-    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
-    for index in range(5):
-        subscribe(client, editor, receiver.url_for(f"/hook/{index}"))
-    receiver.expect_request(re.compile("/hook/.*"), method="POST").respond_with_data("ok")
-    client.post(D1_VN, json=a_change(), headers=editor)
+    change_fanned_out_to(app, receiver, hooks=5)
     worker = build_worker(app, "w")
 
     assert worker.deliver() == 5
@@ -575,14 +579,7 @@ def test_a_failed_claim_still_records_the_sends_in_flight(
     """Claiming the next batch fails while one is being sent: that one is recorded all the same
     (not left to its lease, to be sent again by whoever takes it over)."""
     app = build_app(database_url, WORKER_BATCH_SIZE=2)
-    from tests.conftest import create_key
-
-    client = app.test_client()
-    editor = {"Authorization": f"Bearer {create_key(app, 'alice', 'editor')}"}
-    for index in range(3):
-        subscribe(client, editor, receiver.url_for(f"/hook/{index}"))
-    receiver.expect_request(re.compile("/hook/.*"), method="POST").respond_with_data("ok")
-    client.post(D1_VN, json=a_change(), headers=editor)
+    change_fanned_out_to(app, receiver, hooks=3)
     worker = build_worker(app, "w")
     claim_jobs, calls = worker._claim_jobs, []
 
