@@ -29,7 +29,7 @@ class App(Flask):
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app. `config` overrides the environment (tests pass a mapping)."""
-    from service import api, auth, cli, compression, cors, db, errors, logs, metrics, pages, ratelimit
+    from service import api, auth, cli, compression, cors, db, errors, logs, metrics, pages, ratelimit, replay
     from service.api import rendering
 
     app = App(__name__)
@@ -43,6 +43,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.json.sort_keys = False
 
     db.init_app(app)
+    replay.init_app(app)  # before errors: its ProblemGuard wraps the replay too
     errors.init_app(app)
     logs.init_app(app)
     rendering.init_app(app)

@@ -14,6 +14,7 @@ that a message might carry.
 """
 
 import logging
+import os
 import re
 import sys
 import time
@@ -157,9 +158,30 @@ def _log_request(response: Response) -> Response:
     # Each name below is looked up once (`g` and `request` are proxies: every access costs).
     state, current = vars(g._get_current_object()), request._get_current_object()  # type: ignore[attr-defined]
     started = state.get("request_started")
-    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
-    rule, method, path, status = current.url_rule, current.method, current.path, response.status_code
+    rule = current.url_rule
     principal = state.get("principal") or state.get("page_principal")
+    request_line(
+        current.method,
+        current.path,
+        rule.rule if rule is not None else None,
+        response.status_code,
+        time.perf_counter() - started if started is not None else None,
+        state.get("request_id"),
+        principal.name if principal is not None else None,
+    )
+    return response
+
+
+def request_line(
+    method: str,
+    path: str,
+    route: str | None,
+    status: int,
+    seconds: float | None,
+    request_id: str | None,
+    actor: str | None,
+) -> None:
+    """Log the line of one request (the app's, or a replayed response's: service.replay)."""
     _requests.info(
         "%s %s %s",
         method,
@@ -167,15 +189,19 @@ def _log_request(response: Response) -> Response:
         status,
         extra={
             "method": method,
-            "route": rule.rule if rule is not None else None,
+            "route": route,
             "path": path,
             "status": status,
-            "duration_ms": duration_ms,
-            "request_id": state.get("request_id"),
-            "actor": principal.name if principal is not None else "anonymous",
+            "duration_ms": round(seconds * 1000, 1) if seconds is not None else None,
+            "request_id": request_id,
+            "actor": actor or "anonymous",
         },
     )
-    return response
+
+
+def new_request_id() -> str:
+    """An id for a request that brought none (or none usable): 128 random bits, in hex."""
+    return os.urandom(16).hex()
 
 
 def init_app(app: Flask) -> None:

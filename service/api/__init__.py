@@ -2,7 +2,6 @@
 
 import http
 import json
-import os
 import re
 from collections.abc import Callable, Hashable
 from copy import deepcopy
@@ -20,8 +19,9 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from service import clock, errors, logs
 from service.api.paging import forget_next_page, link_next_page, next_page
-from service.api.rendering import cached, respond, settled_document
+from service.api.rendering import cached, data_version, respond, settled_document
 from service.domain.errors import InvalidInput, NotFound
+from service.replay import mark_replayable
 from service.schemas import ProblemSchema, json_object
 
 API_VERSION = "1.0.0"
@@ -159,24 +159,27 @@ class Blueprint(SmorestBlueprint):
                     vary() if vary else None,
                 )
                 if settled is not None:
-                    return respond(
-                        settled_document(
-                            key,
-                            lambda: func(*args, **kwargs),
-                            settled,
-                            instance,
-                            serialize=serialize,
-                            etag_prefix=etag_prefix,
-                        ),
-                        mimetype,
+                    built, kept = settled_document(
+                        key,
+                        lambda: func(*args, **kwargs),
+                        settled,
+                        instance,
+                        serialize=serialize,
+                        etag_prefix=etag_prefix,
                     )
+                    if kept:
+                        mark_replayable(None, key[3])
+                    return respond(built, mimetype)
+                version = data_version()
                 built = cached(
                     key,
                     lambda: func(*args, **kwargs),
                     instance,
+                    version=version,
                     serialize=serialize,
                     etag_prefix=etag_prefix,
                 )
+                mark_replayable(version, key[3])
                 return respond(built, mimetype)
 
             documented = self.response(200, instance)(render) if instance is not None else render
@@ -336,7 +339,7 @@ def _assign_request_id() -> None:
     # It is echoed, and stored with what the request changes (shown to whoever reads the change):
     # one that carries a credential is replaced, as one that is not an id is.
     usable = incoming and REQUEST_ID.match(incoming) and not logs.holds_secret(incoming)
-    g.request_id = incoming if usable else os.urandom(16).hex()
+    g.request_id = incoming if usable else logs.new_request_id()
 
 
 def _refuse_nul_characters() -> None:

@@ -155,7 +155,8 @@ class VersionReader(OwnConnections):
 
 def init_app(app: Flask) -> None:
     budget = app.config["CACHE_MAX_BYTES"]
-    app.extensions["exportctl.documents"] = DocumentCache(budget - budget // 4)
+    # Documents, their parts, and whole responses replayed from them (service.replay).
+    app.extensions["exportctl.documents"] = DocumentCache(budget - 2 * (budget // 4))
     app.extensions["exportctl.parts"] = DocumentCache(budget // 4)
     app.extensions["exportctl.version"] = VersionReader(app.extensions["exportctl.db"].engine)
 
@@ -203,10 +204,13 @@ def etag_digest(body: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(body)
 
 
-def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_options) -> Rendered:
-    """The document for `key` at the current data version, built on a miss."""
+def cached(
+    key: Hashable, build: Callable[[], Any], schema=None, *, version: int | None = None, **render_options
+) -> Rendered:
+    """The document for `key` at the current data version (or at `version`, when the caller has
+    read it), built on a miss."""
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
-    versioned = (key, data_version())
+    versioned = (key, data_version() if version is None else version)
     rendered = cache.get(versioned)
     metrics.cache_lookup(rendered is not None)
     if rendered is None:
@@ -217,8 +221,9 @@ def cached(key: Hashable, build: Callable[[], Any], schema=None, **render_option
 
 def settled_document(
     key: Hashable, build: Callable[[], Any], settled: Callable[[Any], bool], schema=None, **render_options
-) -> Rendered:
-    """The document for `key` if it is settled (no write can change it), else as built now.
+) -> tuple[Rendered, bool]:
+    """The document for `key` if it is settled (no write can change it), else as built now; and
+    whether it is settled (kept).
 
     A settled document is kept under ("settled", key), with no data version: looking it up
     reads nothing from the database. One that is not settled is rendered and not kept (see
@@ -226,12 +231,14 @@ def settled_document(
     cache: DocumentCache = current_app.extensions["exportctl.documents"]
     rendered = cache.get(("settled", key))
     metrics.cache_lookup(rendered is not None)
-    if rendered is None:
-        data = build()
-        rendered = render(data, schema, **render_options)
-        if settled(data):
-            cache.put(("settled", key), rendered)
-    return rendered
+    if rendered is not None:
+        return rendered, True
+    data = build()
+    rendered = render(data, schema, **render_options)
+    kept = settled(data)
+    if kept:
+        cache.put(("settled", key), rendered)
+    return rendered, kept
 
 
 def respond(rendered: Rendered, mimetype: str = "application/json"):
