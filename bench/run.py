@@ -184,7 +184,8 @@ def bench_lookup(ctx: Context) -> Result:
             if bare_body != body or bare_headers.get("Content-Type") != content_type:
                 raise BenchError("the bare app does not serve the same bytes and Content-Type as the lookup")
             print(
-                f"  lookup-{label}: {len(body)} bytes of {content_type}, on {real.url('')}; bare on {bare.url('')}"
+                f"  lookup-{label}: {len(body)} bytes of {content_type},"
+                f" on {real.url('')}; bare on {bare.url('')}"
             )
             targets += [
                 Target(f"lookup-{label}", real.url(LOOKUP_PATH), real),
