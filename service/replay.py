@@ -1,17 +1,17 @@
 """Whole responses to plain GETs of cached documents, replayed without running the request through Flask.
 
 A cached document (`Blueprint.cached_response`) is found in a few microseconds, but the request
-around it cost about three times that again: Flask's contexts, a dozen request hooks, the
+around it costs about three times that again: Flask's contexts, a dozen request hooks, the
 schema and ETag wrappers. This WSGI middleware keeps the response such a request got (status,
 headers, bytes) and answers the same request again from it, as long as what the document was
 built from still holds:
 
 - the same data version (read per request, as the document cache does: a write anywhere is seen
   by the next request in every process) and the same day (answers default to today);
-- the same request: path, query string and every header the app might read. Headers that no
-  code here reads (the user agent, a proxy's X-Forwarded-*) are left out of the key; requests
-  that carry a credential, a cookie, an Origin, their own X-Request-ID, a conditional or a
-  body are always answered by the app.
+- the same request (kept from its second time on): path, query string and every header the
+  app might read. Headers that no code here reads (the user agent, a proxy's X-Forwarded-*)
+  are left out of the key; requests that carry a credential, a cookie, an Origin, their own
+  X-Request-ID, a conditional or a body are always answered by the app.
 
 A replayed response is the app's response byte for byte, with a new X-Request-ID; it is logged
 (the same request line) and counted (the same metrics) as the app does. Only 200s rendered by
@@ -19,6 +19,7 @@ A replayed response is the app's response byte for byte, with a new X-Request-ID
 document cache's byte budget (EXPORTCTL_CACHE_MAX_BYTES).
 """
 
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ PASSED = frozenset(
 )
 # The parts of the environ besides headers that the app's answer may depend on.
 KEYED_ENVIRON = ("PATH_INFO", "QUERY_STRING", "SCRIPT_NAME", "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
+# Keys remembered as asked once (a hash each: about 100 bytes).
+SEEN_MAX = 16_384
 # Per entry, besides its body: the key, the header list and the cache's bookkeeping, roughly.
 ENTRY_OVERHEAD = 1500
 
@@ -118,6 +121,8 @@ class ResponseReplay:
         self.wsgi_app = wsgi_app
         self.cache = cache  # a rendering.DocumentCache: bounded in bytes, thread-safe
         self.data_version = data_version
+        self._seen: dict[int, None] = {}  # hashes of keys asked once, oldest first
+        self._seen_lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -131,12 +136,27 @@ class ResponseReplay:
         mark: Replayable | None = environ.get(MARK)
         if mark is None or environ["exportctl.replay.status"] != "200 OK":
             return response
+        if kept is None and not self._seen_before(key):
+            return response
         body = self._drain(response)
         headers = environ["exportctl.replay.headers"]
         if not any(name.lower() == "set-cookie" for name, _ in headers):
             kept_headers = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
             self.cache.put(key, Kept(mark.version, mark.today, mark.route, kept_headers, body))
         return [body]
+
+    def _seen_before(self, key: Hashable) -> bool:
+        """Whether `key` was asked before (and remember that it now was). A response is kept from
+        its second request on, as nginx's proxy_cache_min_uses 2: a request asked once (a lookup
+        at a random date, a crawler's walk) costs nothing to keep and evicts nothing kept."""
+        digest = hash(key)
+        with self._seen_lock:
+            if digest in self._seen:
+                return True
+            self._seen[digest] = None
+            if len(self._seen) > SEEN_MAX:
+                del self._seen[next(iter(self._seen))]  # the oldest
+            return False
 
     def _holds(self, kept: Kept) -> bool:
         """Whether what the response was built from still holds: the day, and the data version."""
