@@ -84,6 +84,7 @@ class Replayable:
     version: int | None  # the data version it was built at; None: settled, no write can change it
     today: date
     route: str
+    path: str  # as the app decoded it, for the request line
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class Kept:
     version: int | None
     today: date
     route: str
+    path: str
     headers: list[tuple[str, str]]
     body: bytes
 
@@ -142,7 +144,7 @@ class ResponseReplay:
         headers = environ["exportctl.replay.headers"]
         if not any(name.lower() == "set-cookie" for name, _ in headers):
             kept_headers = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
-            self.cache.put(key, Kept(mark.version, mark.today, mark.route, kept_headers, body))
+            self.cache.put(key, Kept(mark.version, mark.today, mark.route, mark.path, kept_headers, body))
         return [body]
 
     def _seen_before(self, key: Hashable) -> bool:
@@ -191,7 +193,7 @@ class ResponseReplay:
         request_id = logs.new_request_id()
         start_response("200 OK", [*kept.headers, ("X-Request-ID", request_id)])
         seconds = time.perf_counter() - started
-        logs.request_line("GET", environ.get("PATH_INFO", ""), kept.route, 200, seconds, request_id, None)
+        logs.request_line("GET", kept.path, kept.route, 200, seconds, request_id, None)
         collected = self.app.extensions.get("exportctl.metrics")
         if collected is not None:
             collected.cache.labels("hit").inc()
@@ -203,7 +205,7 @@ def mark_replayable(version: int | None, today: date) -> None:
     """Said by a view whose 200 comes from the document cache: its response may be replayed."""
     rule = request.url_rule
     if rule is not None:
-        request.environ[MARK] = Replayable(version, today, rule.rule)
+        request.environ[MARK] = Replayable(version, today, rule.rule, request.path)
 
 
 def init_app(app: Flask) -> None:

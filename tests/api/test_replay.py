@@ -218,3 +218,13 @@ def test_nothing_is_replayed_when_the_data_version_cannot_be_read(app, client, m
 
     assert response.status_code == 503
     assert response.content_type == "application/problem+json"
+
+
+def test_a_replayed_request_line_names_the_path_as_the_app_decoded_it(client, caplog):
+    caplog.set_level(logging.INFO, logger="exportctl.requests")
+    path = "/v1/countries/C%C3%B4te%20d%27Ivoire"
+    asked_twice(client, path)
+    assert client.get(path).status_code == 200
+
+    lines = [record for record in caplog.records if record.name == "exportctl.requests"]
+    assert [line.path for line in lines] == ["/v1/countries/Côte d'Ivoire"] * 3
