@@ -273,7 +273,7 @@ class CountryStatus(MethodView):
 def lists_checked(session: Session, version: int | None, now: datetime) -> list[dict]:
     """When each list was last checked and whether that is too long ago. The same for every
     country and date asked, so read once per data version and day (each time when `version`
-    is None); staleness is judged at `now`."""
+    is None); staleness is judged on `now`'s day."""
     cache = current_app.extensions.setdefault("exportctl.lists_checked", {})
     key = (version, now.date())
     checked = cache.get(key) if version is not None else None
@@ -288,7 +288,7 @@ def lists_checked(session: Session, version: int | None, now: datetime) -> list[
             cache.clear()  # an older version is never asked for again
             cache[key] = checked
     return [
-        {"list_id": list_id, "checked_at": at, "stale": at is None or now - at > limit}
+        {"list_id": list_id, "checked_at": at, "stale": freshness.is_stale(at, limit, now)}
         for list_id, at, limit in checked
     ]
 

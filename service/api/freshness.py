@@ -26,10 +26,11 @@ LIST_PARAMETER = {
 
 @blp.route("/v1/status")
 class ServiceStatus(MethodView):
-    @blp.cached_response(ServiceStatusSchema)
+    @blp.response(200, ServiceStatusSchema)
     @blp.doc(operationId="get_status")
     def get(self):
-        """Every list with `checked_at`, `changed_at`, its age and whether it is stale."""
+        """Every list with `checked_at`, `changed_at`, its age and whether it is stale (judged by
+        the UTC calendar day), and `now`, when this was asked: built at every request."""
         now = clock.utcnow()
         lists = freshness.statuses(db.session(), current_app.config, now)
         return {"now": now, "stale_count": sum(1 for s in lists if s["stale"]), "lists": lists}

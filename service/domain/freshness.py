@@ -48,6 +48,19 @@ def max_age(control_list: ControlList, config: Mapping[str, Any]) -> timedelta:
     return parse_duration(config[key])
 
 
+def calendar_age(checked_at: datetime | None, now: datetime) -> timedelta | None:
+    """How long ago a check was, in whole UTC calendar days: the same all day long, so every
+    answer given on one day agrees on it, however early or late it is asked (and a document
+    kept for the day stays true all day)."""
+    return now.date() - checked_at.date() if checked_at is not None else None
+
+
+def is_stale(checked_at: datetime | None, limit: timedelta, now: datetime) -> bool:
+    """Whether a list last checked at `checked_at` (None: never) is stale on `now`'s day."""
+    age = calendar_age(checked_at, now)
+    return age is None or age > limit
+
+
 def _reference(control_list: ControlList) -> tuple[datetime, dict[str, Any]] | None:
     """The list's reference date, as a check at 00:00 UTC that day: the date of its strongest
     dated source (the eCFR table it was loaded from, not a later machine-parsed copy of it)."""
@@ -163,7 +176,7 @@ def statuses(
         else:
             checked_at = source = origin = found = None
         limit = max_age(control_list, config)
-        age = now - checked_at if checked_at else None
+        age = calendar_age(checked_at, now)
         out.append(
             {
                 "list": lookups.list_ref(control_list),
@@ -175,7 +188,7 @@ def statuses(
                 "age_days": age.days if age is not None else None,
                 "max_age_days": limit.days,
                 "publishes_amendments": publishes_amendments(control_list),
-                "stale": age is None or age > limit,
+                "stale": age is None or age > limit,  # as is_stale
             }
         )
     return out

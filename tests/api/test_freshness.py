@@ -118,3 +118,23 @@ def test_every_seeded_list_has_a_check_date(client):
     assert all(s["checked_at"] and s["check_source"] for s in lists), [
         s["list"]["id"] for s in lists if not s["checked_at"]
     ]
+
+
+def test_staleness_is_judged_by_the_day_so_every_answer_agrees_all_day(client, editor, frozen_clock):
+    """A check more than 35 days old by the calendar (the limit of a list that publishes amendments)
+    is stale for that whole day, in /v1/status and in country answers alike, however early or late
+    in the day each was first asked; /v1/status says when it was asked."""
+
+    def d1_now():
+        status = client.get("/v1/status").get_json()
+        [listed] = [s for s in status["lists"] if s["list"]["id"] == "us-ear-d1"]
+        country = {c["list_id"]: c for c in client.get("/v1/countries/VN").get_json()["lists_checked"]}
+        return status["now"], listed["age_days"], listed["stale"], country["us-ear-d1"]["stale"]
+
+    assert client.post(CHECKS, json=a_check(), headers=editor).status_code == 201  # 2026-11-23 12:00
+    frozen_clock.advance(days=35, hours=-2)  # 2026-12-28 10:00: 35 days on, by the calendar
+    assert d1_now() == ("2026-12-28T10:00:00Z", 35, False, False)
+    frozen_clock.advance(hours=4)  # 14:00, past the check's time of day
+    assert d1_now() == ("2026-12-28T14:00:00Z", 35, False, False)
+    frozen_clock.advance(hours=12)  # 2026-12-29 02:00: 36 days
+    assert d1_now() == ("2026-12-29T02:00:00Z", 36, True, True)
