@@ -75,6 +75,10 @@ class Blueprint(SmorestBlueprint):
             return decorator
         as_kwargs = kwargs.get("as_kwargs", False)
         empty: list[dict] = []
+        try:
+            empty.append(schema.load({}))
+        except ma.ValidationError:
+            return decorator  # a parameter is required: an empty query string is a 422, parsed as any
 
         def fast_decorator(func):
             parsing = decorator(func)
@@ -83,8 +87,6 @@ class Blueprint(SmorestBlueprint):
             def wrapper(*args, **view_args):
                 if request.query_string:
                     return parsing(*args, **view_args)
-                if not empty:
-                    empty.append(schema.load({}))
                 if as_kwargs:
                     return func(*args, **view_args, **empty[0])
                 return func(*args, dict(empty[0]), **view_args)

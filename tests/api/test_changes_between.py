@@ -90,6 +90,7 @@ def test_the_answer_costs_a_few_queries(app, client):
 @pytest.mark.parametrize(
     "query, field",
     [
+        ("", "from"),  # no query string at all: the required `from` is missing all the same
         ("to=2026-01-01", "from"),
         ("from=2026-13-01", "from"),
         ("from=yesterday", "from"),
