@@ -6,7 +6,7 @@ enough (pages, uncached collections, write outcomes) and skips what is
 already encoded. Every compressible response says `Vary: Accept-Encoding`.
 """
 
-from flask import Flask
+from flask import Flask, Response, request
 from flask_compress import Compress
 
 MIMETYPES = [
@@ -19,9 +19,35 @@ MIMETYPES = [
 ]  # not static files (CSS): flask-compress would read them without closing the file
 
 
+class AcceptingCompress(Compress):
+    """flask-compress, shown only the codings the client accepts (a quality above 0).
+
+    flask-compress 1.25 picks the best-rated coding even when its rating is 0: `gzip;q=0` got
+    gzip, which RFC 9110 (12.5.3) calls not acceptable, and `gzip;q=0, *` got gzip too. Werkzeug
+    reads the header right (`request.accept_encodings`), so flask-compress is handed the
+    acceptable codings with their qualities, in its place, while it chooses.
+    """
+
+    def after_request(self, response: Response) -> Response:
+        environ = request.environ
+        sent = environ.get("HTTP_ACCEPT_ENCODING")
+        accepted = request.accept_encodings
+        codings = dict.fromkeys((*self.enabled_algorithms, *self.streaming_algorithms))
+        environ["HTTP_ACCEPT_ENCODING"] = ", ".join(
+            f"{coding};q={accepted[coding]}" for coding in codings if accepted[coding] > 0
+        )
+        try:
+            return super().after_request(response)
+        finally:
+            if sent is None:
+                del environ["HTTP_ACCEPT_ENCODING"]
+            else:
+                environ["HTTP_ACCEPT_ENCODING"] = sent
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_MIMETYPES", MIMETYPES)
     app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
     if app.config["COMPRESS_RESPONSES"]:
-        Compress(app)
+        AcceptingCompress(app)

@@ -48,6 +48,26 @@ def test_small_documents_and_refused_encodings_stay_identity(client):
     assert "Content-Encoding" not in refused.headers
 
 
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip;q=0", None),  # RFC 9110 12.5.3: q=0 is "not acceptable"
+        ("gzip;q=0, br;q=0", None),
+        ("gzip;q=0, *", "br"),  # anything but gzip
+        ("br;q=0, gzip;q=0.5", "gzip"),
+        ("*;q=0, identity", None),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/countries/VN", "/countries/VN", "/openapi.yaml"])
+def test_a_refused_coding_is_never_used(client, path, accept, coding):
+    """Cached documents, pages (flask-compress) and files alike: the first two asks, and the
+    third (a replay of a cached document) too."""
+    for _ in range(3):
+        response = client.get(path, headers={"Accept-Encoding": accept})
+        assert response.status_code == 200
+        assert response.headers.get("Content-Encoding") == coding, (path, accept)
+
+
 def test_uncached_responses_are_compressed_by_flask_compress(client):
     page = client.get("/countries/VN", headers=GZIP)  # the analysts' HTML page
 
