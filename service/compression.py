@@ -28,7 +28,7 @@ class AcceptingCompress(Compress):
     acceptable codings with their qualities, in its place, while it chooses.
     """
 
-    def after_request(self, response: Response) -> Response:
+    def after_request(self, response: Response | None) -> Response:
         environ = request.environ
         sent = environ.get("HTTP_ACCEPT_ENCODING")
         accepted = request.accept_encodings
