@@ -73,8 +73,9 @@ PASSED = frozenset(
 KEYED_ENVIRON = ("PATH_INFO", "QUERY_STRING", "SCRIPT_NAME", "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
 # Keys remembered as asked once (a hash each: about 100 bytes).
 SEEN_MAX = 16_384
-# Per entry, besides its body: the key, the header list and the cache's bookkeeping, roughly.
+# Per entry, besides its body and its key's text: the header list and the cache's bookkeeping, roughly.
 ENTRY_OVERHEAD = 1500
+PER_HEADER = 150  # a (name, value) tuple of two strings, besides their text
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +96,14 @@ class Kept:
     path: str
     headers: list[tuple[str, str]]
     body: bytes
+    key_size: int  # what its key holds: a client chooses its headers, so they are paid for too
 
     @property
     def size(self) -> int:
-        return len(self.body) + ENTRY_OVERHEAD
+        return len(self.body) + self.key_size + ENTRY_OVERHEAD
 
 
-def request_key(environ: dict) -> Hashable | None:
+def request_key(environ: dict) -> tuple | None:
     """The request's key, or None when the app must answer it (not a plain GET)."""
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
         return None
@@ -113,6 +115,14 @@ def request_key(environ: dict) -> Hashable | None:
             headers.append((name, value))
     headers.sort()
     return (*(environ.get(name) for name in KEYED_ENVIRON), *headers)
+
+
+def key_size(key: tuple) -> int:
+    """Bytes a request key holds, roughly: its strings, and a tuple and two strings per header."""
+    return sum(
+        len(part[0]) + len(part[1]) + PER_HEADER if isinstance(part, tuple) else len(part or "")
+        for part in key
+    )
 
 
 class ResponseReplay:
@@ -144,7 +154,8 @@ class ResponseReplay:
         headers = environ["exportctl.replay.headers"]
         if not any(name.lower() == "set-cookie" for name, _ in headers):
             kept_headers = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
-            self.cache.put(key, Kept(mark.version, mark.today, mark.route, mark.path, kept_headers, body))
+            kept = Kept(mark.version, mark.today, mark.route, mark.path, kept_headers, body, key_size(key))
+            self.cache.put(key, kept)
         return [body]
 
     def _seen_before(self, key: Hashable) -> bool:

@@ -228,3 +228,14 @@ def test_a_replayed_request_line_names_the_path_as_the_app_decoded_it(client, ca
 
     lines = [record for record in caplog.records if record.name == "exportctl.requests"]
     assert [line.path for line in lines] == ["/v1/countries/Côte d'Ivoire"] * 3
+
+
+def test_a_kept_response_counts_its_request_headers_in_the_cache_budget(app, client):
+    """The key holds every header the app may read: a client sending 40 KB of them (gunicorn
+    allows 100 of 8 KB) must pay for them in the byte budget, or the cache could grow unbounded."""
+    padding = {f"X-Pad-{index}": "x" * 4000 for index in range(10)}
+    body = asked_twice(client, "/v1/events/evt_1", headers=padding).data
+
+    cache = app.extensions["exportctl.replay"].cache
+    assert len(cache) == 1
+    assert cache.bytes >= len(body) + 40_000
