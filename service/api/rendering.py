@@ -128,21 +128,33 @@ class VersionReader(OwnConnections):
     """Reads the data version on a connection of its own per thread (`OwnConnections`).
 
     This is the one query every lookup makes, so it skips the pool, the ORM and SQL
-    compilation: a plain DBAPI cursor, kept with the connection. Each read sees the latest
-    commit, so every process agrees without coordination.
+    compilation: a plain DBAPI cursor kept with the connection on SQLite, and on PostgreSQL a
+    statement prepared once per connection and run through libpq itself (psycopg.pq), which
+    costs ~28 us of CPU per read against ~40 through a psycopg cursor. Each read sees the
+    latest commit, so every process agrees without coordination.
     """
 
     QUERY = DATA_VERSION_QUERY
+    PREPARED = b"exportctl_data_version"
 
     def _connect(self) -> Any:
         connection = super()._connect()
-        self.local.cursor = connection.cursor()
+        self.local.pgconn = None
+        if self.engine.dialect.name == "postgresql":
+            self.local.pgconn = connection.pgconn
+            self._check(self.local.pgconn.prepare(self.PREPARED, self.QUERY.encode()), "COMMAND_OK")
+        else:
+            self.local.cursor = connection.cursor()
         return connection
 
     def read(self) -> int:
         for attempt in (1, 2):
             connection = self.connection()
             try:
+                pgconn = self.local.pgconn
+                if pgconn is not None:
+                    result = self._check(pgconn.exec_prepared(self.PREPARED, []), "TUPLES_OK")
+                    return int(result.get_value(0, 0))
                 cursor = self.local.cursor
                 cursor.execute(self.QUERY)
                 return cursor.fetchone()[0]
@@ -151,6 +163,15 @@ class VersionReader(OwnConnections):
                 if attempt == 2:
                     raise OperationalError(self.QUERY, None, exc) from exc
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _check(result: Any, expected: str) -> Any:
+        """libpq's result, or psycopg's OperationalError with the server's message."""
+        import psycopg
+
+        if result.status != getattr(psycopg.pq.ExecStatus, expected):
+            raise psycopg.OperationalError(result.error_message.decode(errors="replace") or "no result")
+        return result
 
 
 def init_app(app: Flask) -> None:
