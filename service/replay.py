@@ -1,6 +1,6 @@
 """Whole responses to plain GETs of cached documents, replayed without running the request through Flask.
 
-A cached document (`Blueprint.cached_response`) is found in a few microseconds, but the request
+A cached document (`Blueprint.cached_response`, the analysts' pages) is found in a few microseconds, but the request
 around it costs about three times that again: Flask's contexts, a dozen request hooks, the
 schema and ETag wrappers. This WSGI middleware keeps the response such a request got (status,
 headers, bytes) and answers the same request again from it, as long as what the document was
@@ -14,8 +14,8 @@ built from still holds:
   X-Request-ID, a conditional or a body are always answered by the app.
 
 A replayed response is the app's response byte for byte, with a new X-Request-ID; it is logged
-(the same request line) and counted (the same metrics) as the app does. Only 200s rendered by
-`cached_response` are kept, never a response that sets a cookie; the responses share the
+(the same request line) and counted (the same metrics) as the app does. Only 200s rendered from
+the document cache (`mark_replayable`) are kept, never a response that sets a cookie; the responses share the
 document cache's byte budget (EXPORTCTL_CACHE_MAX_BYTES).
 """
 
@@ -51,6 +51,17 @@ IGNORED = frozenset(
         "HTTP_X_FORWARDED_HOST",
         "HTTP_X_FORWARDED_PORT",
         "HTTP_X_REAL_IP",
+        "HTTP_SEC_FETCH_SITE",  # a browser's fetch metadata and client hints
+        "HTTP_SEC_FETCH_MODE",
+        "HTTP_SEC_FETCH_USER",
+        "HTTP_SEC_FETCH_DEST",
+        "HTTP_SEC_CH_UA",
+        "HTTP_SEC_CH_UA_MOBILE",
+        "HTTP_SEC_CH_UA_PLATFORM",
+        "HTTP_TRACEPARENT",  # tracing, different at every request
+        "HTTP_TRACESTATE",
+        "HTTP_X_AMZN_TRACE_ID",
+        "HTTP_X_CLOUD_TRACE_CONTEXT",
     }
 )
 # Request headers that make the response the app's to give every time: who is asking
@@ -213,7 +224,9 @@ class ResponseReplay:
 
 
 def mark_replayable(version: int | None, today: date) -> None:
-    """Said by a view whose 200 comes from the document cache: its response may be replayed."""
+    """Said by a view whose 200 comes from the document cache at `version` (None: settled, no write
+    changes it) and whose answer depends on nothing but the request and `today`: its response
+    may be replayed to the same request while those hold."""
     rule = request.url_rule
     if rule is not None:
         request.environ[MARK] = Replayable(version, today, rule.rule, request.path)

@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException
 from service import auth, clock, db, errors
 from service.api.countries import resolve_country
 from service.api.events import feed_filter
-from service.api.rendering import cached, respond
+from service.api.rendering import cached, data_version, respond
 from service.domain import feed, keys, lookups
 from service.domain.countries import registry
 from service.domain.errors import DomainError, InvalidInput
@@ -41,6 +41,7 @@ from service.domain.statuses import PENDING, Effect
 from service.errors import flatten_messages
 from service.pages import timeline
 from service.pages.forms import SignInForm, SignOutForm
+from service.replay import mark_replayable
 from service.schemas import STATUSES, TimeQuery
 from service.vocabulary import Role
 
@@ -196,16 +197,24 @@ def _page_response(rendered, mimetype: str, filename: str | None = None):
     return response
 
 
+def versioned(key: tuple, build: Callable[[], str]):
+    """A page's document at the data version and day (pages show today), and its response
+    replayable to the next keyless request for it (service.replay) while they hold."""
+    version, today = data_version(), clock.today()
+    rendered = cached((*key, today), build, serialize=str.encode, version=version)
+    mark_replayable(version, today)
+    return rendered
+
+
 def render_page(key: tuple, template: str, context: Callable[[], dict]):
-    """A cached page: rendered once per data version, per signed-in name."""
+    """A cached page: rendered once per data version and day, per signed-in name."""
     principal = g.get("page_principal")
     viewer = principal.name if principal else None
 
     def build():
         return render_template(template, viewer=viewer, **context())
 
-    rendered = cached(("page", template, key, viewer), build, serialize=str.encode)
-    return _page_response(rendered, "text/html")
+    return _page_response(versioned(("page", template, key, viewer), build), "text/html")
 
 
 def _csv_cell(value) -> str:
@@ -222,8 +231,7 @@ def render_csv(key: tuple, filename: str, header: list[str], rows: Callable[[], 
         writer.writerows([_csv_cell(v) for v in row] for row in rows())
         return out.getvalue()
 
-    rendered = cached(("csv", key), build, serialize=str.encode)
-    return _page_response(rendered, "text/csv", filename)
+    return _page_response(versioned(("csv", key), build), "text/csv", filename)
 
 
 def sources_text(sources: list[dict]) -> str:

@@ -61,6 +61,17 @@ def test_a_repeated_lookup_is_replayed_byte_for_byte_with_its_own_request_id(cli
     assert len(again.headers["X-Request-ID"]) == 32
 
 
+@pytest.mark.parametrize("path", ["/countries/VN", "/countries/VN/statuses.csv?as_of=2020-01-01", "/lists"])
+def test_the_analysts_pages_are_replayed_to_anonymous_requests_too(client, app_runs, path):
+    first = asked_twice(client, path)
+    again = client.get(path)
+
+    assert again.status_code == first.status_code == 200
+    assert again.data == first.data
+    assert again.headers["Content-Security-Policy"] == first.headers["Content-Security-Policy"]
+    assert app_runs == [path.split("?")[0]] * 2
+
+
 def test_a_request_asked_once_is_not_kept(client, app_runs):
     client.get("/v1/countries/VN?as_of=2020-01-01")
     client.get("/v1/countries/VN?as_of=2020-01-02")
@@ -109,6 +120,15 @@ def test_a_request_that_carries_what_the_app_must_see_reaches_it(client, app_run
 
     assert all(seen(response) for response in responses)
     assert app_runs.count("/v1/countries/VN") == 5
+
+
+def test_a_request_with_a_cookie_reaches_the_app(client, app_runs):
+    """A signed-in analyst's pages say who is signed in: a session cookie is the app's to read."""
+    asked_twice(client, "/countries/VN")
+    client.set_cookie("session", "not-a-session")
+
+    assert client.get("/countries/VN").status_code == 200
+    assert app_runs == ["/countries/VN"] * 3
 
 
 def test_a_conditional_request_gets_its_304_from_the_app(client, app_runs):
