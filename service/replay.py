@@ -1,8 +1,8 @@
 """Whole responses to plain GETs of cached documents, replayed without running the request through Flask.
 
-A cached document (`Blueprint.cached_response`, the analysts' pages) is found in a few microseconds, but the request
-around it costs about three times that again: Flask's contexts, a dozen request hooks, the
-schema and ETag wrappers. This WSGI middleware keeps the response such a request got (status,
+A cached document (`Blueprint.cached_response`, the analysts' pages) is found in a few
+microseconds, but the request around it costs about three times that again: Flask's contexts,
+a dozen request hooks, the schema and ETag wrappers. This WSGI middleware keeps the response such a request got (status,
 headers, bytes) and answers the same request again from it, as long as what the document was
 built from still holds:
 
