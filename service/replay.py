@@ -2,9 +2,9 @@
 
 A cached document (`Blueprint.cached_response`, the analysts' pages) is found in a few
 microseconds, but the request around it costs about three times that again: Flask's contexts,
-a dozen request hooks, the schema and ETag wrappers. This WSGI middleware keeps the response such a request got (status,
-headers, bytes) and answers the same request again from it, as long as what the document was
-built from still holds:
+a dozen request hooks, the schema and ETag wrappers. This WSGI middleware keeps the response
+such a request got (status, headers, bytes) and answers the same request again from it, as
+long as what the document was built from still holds:
 
 - the same data version (read per request, as the document cache does: a write anywhere is seen
   by the next request in every process) and the same day (answers default to today);
