@@ -188,7 +188,7 @@ def statuses(
                 "age_days": age.days if age is not None else None,
                 "max_age_days": limit.days,
                 "publishes_amendments": publishes_amendments(control_list),
-                "stale": age is None or age > limit,  # as is_stale
+                "stale": is_stale(checked_at, limit, now),
             }
         )
     return out
