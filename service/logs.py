@@ -5,9 +5,9 @@ EXPORTCTL_LOG_FORMAT=json (the default: what log pipelines read) or text (`make 
 process's logging goes (pytest's caplog in the tests).
 
 Every request is one line of the `exportctl.requests` logger:
-    {"time": "...", "level": "INFO", "logger": "exportctl.requests", "message": "POST /v1/... 201",
-     "method": "POST", "route": "/v1/lists/<list_id>/entries/<ref>/changes", "path": "...",
-     "status": 201, "duration_ms": 12.3, "request_id": "...", "actor": "alice"}
+    {"time":"...","level":"INFO","logger":"exportctl.requests","message":"POST /v1/... 201",
+     "method":"POST","route":"/v1/lists/<list_id>/entries/<ref>/changes","path":"...",
+     "status":201,"duration_ms":12.3,"request_id":"...","actor":"alice"}
 The actor is the API key's name (never the key) or "anonymous". As a second line of defence, a filter
 on the handler blanks anything shaped like an API key, a webhook secret, a signature or a bearer token
 that a message might carry.
