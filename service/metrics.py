@@ -106,6 +106,9 @@ class Metrics:
         # lock and builds a key on every call, on every request. Bounded: routes are the app's.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
+    def observe_cache_lookup(self, *, hit: bool) -> None:
+        self.cache.labels("hit" if hit else "miss").inc()
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         series = self._series.get((method, route, status))
         if series is None:
@@ -179,9 +182,9 @@ def init_app(app: Flask) -> None:
 
 def cache_lookup(hit: bool) -> None:
     """Count one document-cache lookup (called by the cache; a no-op when metrics are off)."""
-    metrics = current_app.extensions.get("exportctl.metrics")
+    metrics: Metrics | None = current_app.extensions.get("exportctl.metrics")
     if metrics is not None:
-        metrics.cache.labels("hit" if hit else "miss").inc()
+        metrics.observe_cache_lookup(hit=hit)
 
 
 def _count_request(response):

@@ -101,10 +101,7 @@ class Replayable:
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    version: int | None
-    today: date
-    route: str
-    path: str
+    mark: Replayable  # what it was built from, and what its request line says
     headers: list[tuple[str, str]]
     body: bytes
     key_size: int  # what its key holds: a client chooses its headers, so they are paid for too
@@ -165,7 +162,7 @@ class ResponseReplay:
         headers = environ["exportctl.replay.headers"]
         if not any(name.lower() == "set-cookie" for name, _ in headers):
             kept_headers = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
-            kept = Kept(mark.version, mark.today, mark.route, mark.path, kept_headers, body, key_size(key))
+            kept = Kept(mark, kept_headers, body, key_size(key))
             self.cache.put(key, kept)
         return [body]
 
@@ -184,12 +181,13 @@ class ResponseReplay:
 
     def _holds(self, kept: Kept) -> bool:
         """Whether what the response was built from still holds: the day, and the data version."""
-        if kept.today != clock.today():
+        mark = kept.mark
+        if mark.today != clock.today():
             return False
-        if kept.version is None:
+        if mark.version is None:
             return True
         try:
-            return kept.version == self.data_version()
+            return mark.version == self.data_version()
         except Exception:  # noqa: BLE001 - the app answers, and reports the database as it does
             return False
 
@@ -215,11 +213,11 @@ class ResponseReplay:
         request_id = logs.new_request_id()
         start_response("200 OK", [*kept.headers, ("X-Request-ID", request_id)])
         seconds = time.perf_counter() - started
-        logs.request_line("GET", kept.path, kept.route, 200, seconds, request_id, None)
+        logs.request_line("GET", kept.mark.path, kept.mark.route, 200, seconds, request_id, None)
         collected = self.app.extensions.get("exportctl.metrics")
         if collected is not None:
-            collected.cache.labels("hit").inc()
-            collected.observe_request("GET", kept.route, 200, seconds)
+            collected.observe_cache_lookup(hit=True)
+            collected.observe_request("GET", kept.mark.route, 200, seconds)
         return [kept.body]
 
 
