@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cachetools
+import psycopg
 import xxhash
 from flask import Flask, current_app, g, json, request
 from sqlalchemy.exc import OperationalError
@@ -142,7 +143,10 @@ class VersionReader(OwnConnections):
         self.local.pgconn = None
         if self.engine.dialect.name == "postgresql":
             self.local.pgconn = connection.pgconn
-            self._check(self.local.pgconn.prepare(self.PREPARED, self.QUERY.encode()), "COMMAND_OK")
+            self._check(
+                self.local.pgconn.prepare(self.PREPARED, self.QUERY.encode()),
+                psycopg.pq.ExecStatus.COMMAND_OK,
+            )
         else:
             self.local.cursor = connection.cursor()
         return connection
@@ -153,7 +157,9 @@ class VersionReader(OwnConnections):
             try:
                 pgconn = self.local.pgconn
                 if pgconn is not None:
-                    result = self._check(pgconn.exec_prepared(self.PREPARED, []), "TUPLES_OK")
+                    result = self._check(
+                        pgconn.exec_prepared(self.PREPARED, []), psycopg.pq.ExecStatus.TUPLES_OK
+                    )
                     return int(result.get_value(0, 0))
                 cursor = self.local.cursor
                 cursor.execute(self.QUERY)
@@ -165,11 +171,9 @@ class VersionReader(OwnConnections):
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _check(result: Any, expected: str) -> Any:
+    def _check(result: Any, expected: psycopg.pq.ExecStatus) -> Any:
         """libpq's result, or psycopg's OperationalError with the server's message."""
-        import psycopg
-
-        if result.status != getattr(psycopg.pq.ExecStatus, expected):
+        if result.status != expected:
             raise psycopg.OperationalError(result.error_message.decode(errors="replace") or "no result")
         return result
 
