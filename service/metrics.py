@@ -105,9 +105,10 @@ class Metrics:
         # The series of each (method, route, status) seen, looked up once: `labels()` takes a
         # lock and builds a key on every call, on every request. Bounded: routes are the app's.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._cache_results = {hit: self.cache.labels("hit" if hit else "miss") for hit in (True, False)}
 
     def observe_cache_lookup(self, *, hit: bool) -> None:
-        self.cache.labels("hit" if hit else "miss").inc()
+        self._cache_results[hit].inc()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         series = self._series.get((method, route, status))
