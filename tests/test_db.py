@@ -43,3 +43,25 @@ def test_an_idle_connection_is_pinged_and_one_the_server_dropped_is_replaced(eng
 
     assert replaced != lost
     assert engine.pings  # the lost one was found by a ping, not by the request's statement
+
+
+def test_a_lookups_long_statement_is_not_parsed_again_at_every_read(app, client, database_url, monkeypatch):
+    """psycopg caches its conversion of a query's %(name)s placeholders only for queries under 4 KB;
+    a lookup's statement is longer, and parsing it again cost ~50 us of CPU per lookup."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's placeholders need no conversion")
+    from psycopg import _queries
+
+    converted = []
+    convert = _queries._query2pg_nocache
+    monkeypatch.setattr(
+        _queries, "_query2pg_nocache", lambda query, encoding: converted.append(query) or convert(query, encoding)
+    )
+    assert client.get("/v1/countries/VN?as_of=2026-01-01").status_code == 200
+
+    answer = client.get("/v1/countries/VN?as_of=2026-03-01&known_at=2026-02-21T00:00:00Z")
+
+    assert answer.status_code == 200
+    by_list = {entry["list"]["id"]: entry for entry in answer.json["entries"]}
+    assert by_list["us-ear-d1"]["status"] == "pending_removal"  # its parameters still reach it in order
+    assert converted == []
