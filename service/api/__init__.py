@@ -172,7 +172,7 @@ class Blueprint(SmorestBlueprint):
                     if kept:
                         mark_replayable(None, key[3])
                     return respond(built, mimetype)
-                version = data_version()
+                version = g.document_version = data_version()
                 built = cached(
                     key,
                     lambda: func(*args, **kwargs),

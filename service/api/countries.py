@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapper, Session
 from service import clock, db
 from service.api import Blueprint
 from service.api.paging import page
-from service.api.rendering import Body, data_version, fragment, own_reads
+from service.api.rendering import Body, document_version, fragment, own_reads
 from service.domain import freshness, lookups
 from service.domain.countries import Country, registry
 from service.domain.errors import InvalidInput, UnknownCountry, UnknownList
@@ -264,7 +264,7 @@ class CountryStatus(MethodView):
     def get(self, ref, as_of=None, known_at=None, list=None):  # noqa: A002
         """A country's status on every list: `restrictions_apply`, since when, pending details, sources."""
         country = resolve_country(ref)
-        version = data_version()  # before the session reads: the data it sees is at least this new
+        version = document_version()  # read before the session reads: it sees data at least this new
         session = db.session()
         list_ids = resolve_lists(session, list, "list", body=False)
         return country_body(session, country, as_of or clock.today(), known_at, list_ids, version)

@@ -190,6 +190,14 @@ def data_version() -> int:
     return current_app.extensions["exportctl.version"].read()
 
 
+def document_version() -> int:
+    """The data version the document being built will be kept under (read by
+    `Blueprint.cached_response` before the view ran), so a view that needs it reads it no second
+    time; outside such a view, the version read now."""
+    found = g.get("document_version")
+    return data_version() if found is None else found
+
+
 def own_reads() -> OwnConnections:
     """The connections the data version is read on (each thread's own): a read-only view's other
     hot reads run there too (`OwnConnections.rows`), not on the request's pooled session."""

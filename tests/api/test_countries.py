@@ -406,3 +406,18 @@ def test_values_out_of_range_are_422s_not_500s(client, path, parameter):
 
     assert response.status_code == 422
     assert parameter in response.get_json()["errors"]
+
+
+def test_a_lookup_reads_the_data_version_once(app, client, monkeypatch):
+    """The cached view reads it to key the document; the view builds at that same version (on
+    PostgreSQL each read is a round trip)."""
+    reader = app.extensions["exportctl.version"]
+    reads = []
+    read = reader.read
+    monkeypatch.setattr(reader, "read", lambda: reads.append(1) or read())
+
+    answer = client.get("/v1/countries/VN?as_of=2026-03-01")
+
+    assert answer.status_code == 200
+    assert entries_by_list(answer.get_json())["us-ear-d1"]["status"] == "pending_removal"
+    assert len(reads) == 1
