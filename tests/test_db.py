@@ -55,7 +55,9 @@ def test_a_lookups_long_statement_is_not_parsed_again_at_every_read(app, client,
     converted = []
     convert = _queries._query2pg_nocache
     monkeypatch.setattr(
-        _queries, "_query2pg_nocache", lambda query, encoding: converted.append(query) or convert(query, encoding)
+        _queries,
+        "_query2pg_nocache",
+        lambda query, encoding: converted.append(query) or convert(query, encoding),
     )
     assert client.get("/v1/countries/VN?as_of=2026-01-01").status_code == 200
 
