@@ -207,7 +207,7 @@ class Changes:
     ) -> "Decision":
         entry = self._entries.get((country_code, control_list.id))
         if entry is None:
-            return decide(control_list, (), as_of, known_at)
+            return decide_unrecorded(control_list, as_of, known_at)
         return decide(control_list, entry.changes, as_of, known_at, entry.observations)
 
     def decision(
@@ -328,7 +328,7 @@ def decide(
         points = tuple((point.kind, point.origin.id) for point in current.points)
         return Decision(("observation", current.status, current.observed_since, points), standing=current)
     if membership_known(control_list, as_of, known_at):
-        return Decision(("absent",))
+        return ABSENT
     earliest = first_known(timeline, shown) if timeline or shown else None
     if earliest is not None and earliest > as_of:
         return Decision(
@@ -336,17 +336,35 @@ def decide(
             reason="before_first_observation",
             observed_since=earliest,
         )
+    return _unrecorded(control_list, known_at)
+
+
+ABSENT = Decision(("absent",))
+_UNRECORDED = {
+    reason: Decision(("unknown", reason), reason=reason)
+    for reason in ("membership_not_complete", "not_yet_known")
+}
+
+
+def decide_unrecorded(control_list: ControlList, as_of: date, known_at: datetime | None) -> Decision:
+    """`decide` for a country with no entry on the list (most lists, for most countries): what
+    the list's membership says, with no timeline to sort."""
+    if membership_known(control_list, as_of, known_at):
+        return ABSENT
+    return _unrecorded(control_list, known_at)
+
+
+def _unrecorded(control_list: ControlList, known_at: datetime | None) -> Decision:
+    """Why nothing on record answers, when the membership does not either."""
     if not control_list.membership_complete:
-        reason = "membership_not_complete"
-    elif known_at is not None and known_at < control_list.recorded_at:
-        reason = "not_yet_known"
-    else:
-        return Decision(
-            ("unknown", "before_membership_complete", control_list.membership_complete_from),
-            reason="before_membership_complete",
-            complete_from=control_list.membership_complete_from,
-        )
-    return Decision(("unknown", reason), reason=reason)
+        return _UNRECORDED["membership_not_complete"]
+    if known_at is not None and known_at < control_list.recorded_at:
+        return _UNRECORDED["not_yet_known"]
+    return Decision(
+        ("unknown", "before_membership_complete", control_list.membership_complete_from),
+        reason="before_membership_complete",
+        complete_from=control_list.membership_complete_from,
+    )
 
 
 def answer_document(control_list: ControlList, country_code: str, decision: Decision) -> dict[str, Any]:

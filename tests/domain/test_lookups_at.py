@@ -191,3 +191,30 @@ def test_the_lookup_serves_the_bytes_of_the_whole_history_answer_for_any_date(em
                 assert response.data == json.dumps(CountryStatusSchema().dump(expected)).encode(), query
     finally:
         close_app(app)
+
+
+def test_a_country_with_no_entry_is_decided_as_an_empty_history_is(empty_database_url):
+    """Most lists hold no entry for most countries; those are decided without a timeline to sort,
+    and must say what an empty one says: absent, or unknown and why."""
+    rng = random.Random(7)
+    app = make_app(empty_database_url)
+    try:
+        with app.app_context(), db.database().sessionmaker() as session:
+            lists = _lists_and_histories(session, rng)
+            seen = set()
+            for _ in range(400):
+                as_of = START + timedelta(days=rng.randrange(-30, 4100))
+                known_at = None if rng.random() < 0.3 else _moment(rng)
+                for control_list in lists:
+                    expected = lookups.decide(control_list, (), as_of, known_at)
+                    found = lookups.decide_unrecorded(control_list, as_of, known_at)
+                    assert found == expected, (control_list.id, as_of, known_at)
+                    seen.add(found.key[:2])
+            assert seen == {
+                ("absent",),
+                ("unknown", "membership_not_complete"),
+                ("unknown", "not_yet_known"),
+                ("unknown", "before_membership_complete"),
+            }
+    finally:
+        close_app(app)
