@@ -8,6 +8,7 @@ already encoded. Every compressible response says `Vary: Accept-Encoding`.
 
 from flask import Flask, Response, request
 from flask_compress import Compress
+from werkzeug.datastructures import Accept
 
 MIMETYPES = [
     "application/json",
@@ -17,6 +18,20 @@ MIMETYPES = [
     "text/html",
     "text/csv",
 ]  # not static files (CSS): flask-compress would read them without closing the file
+
+
+# RFC 9110 8.4.1.3: a recipient SHOULD consider "x-gzip" to be equivalent to "gzip".
+ALIASES = {"gzip": "x-gzip"}
+
+
+def quality(accepted: Accept, coding: str) -> float:
+    """How the client rates `coding` (RFC 9110 12.5.3): as it names it, or by its alias, or by
+    `*`. Werkzeug matches names alone, so `x-gzip;q=0, *` rated gzip 1 (by `*`)."""
+    named = {value.lower(): rating for value, rating in accepted}
+    for name in (coding, ALIASES.get(coding)):
+        if name in named:
+            return named[name]
+    return accepted[coding]
 
 
 class AcceptingCompress(Compress):
@@ -33,8 +48,9 @@ class AcceptingCompress(Compress):
         sent = environ.get("HTTP_ACCEPT_ENCODING")
         accepted = request.accept_encodings
         codings = dict.fromkeys((*self.enabled_algorithms, *self.streaming_algorithms))
+        ratings = {coding: quality(accepted, coding) for coding in codings}
         environ["HTTP_ACCEPT_ENCODING"] = ", ".join(
-            f"{coding};q={accepted[coding]}" for coding in codings if accepted[coding] > 0
+            f"{coding};q={rating}" for coding, rating in ratings.items() if rating > 0
         )
         try:
             return super().after_request(response)

@@ -18,7 +18,7 @@ import xxhash
 from flask import Flask, current_app, g, json, request
 from sqlalchemy.exc import OperationalError
 
-from service import metrics
+from service import compression, metrics
 from service.db import OwnConnections
 from service.domain.events import DATA_VERSION_QUERY
 
@@ -280,7 +280,7 @@ def respond(rendered: Rendered, mimetype: str = "application/json"):
         g.next_page = rendered.next_page
     response_class = current_app.response_class
     compressible = rendered.compressible and current_app.config["COMPRESS_RESPONSES"]
-    compressed = compressible and request.accept_encodings["gzip"] > 0
+    compressed = compressible and compression.quality(request.accept_encodings, "gzip") > 0
     etag = rendered.gzip_etag if compressed else rendered.etag
     if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
         response = response_class(status=304)

@@ -56,6 +56,9 @@ def test_small_documents_and_refused_encodings_stay_identity(client):
         ("gzip;q=0, *", "br"),  # anything but gzip
         ("br;q=0, gzip;q=0.5", "gzip"),
         ("*;q=0, identity", None),
+        ("x-gzip;q=0, *", "br"),  # RFC 9110 8.4.1.3: x-gzip is gzip
+        ("x-gzip, br;q=0", "gzip"),
+        ("X-GZIP;q=0, br;q=0, *", None),
     ],
 )
 @pytest.mark.parametrize("path", ["/v1/countries/VN", "/countries/VN", "/openapi.yaml"])
