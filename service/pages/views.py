@@ -190,7 +190,8 @@ def _page_headers(response):
 def _page_response(rendered, mimetype: str, filename: str | None = None):
     response = respond(rendered, mimetype=mimetype)
     response.vary.add("Cookie")
-    if current_app.config["READS_REQUIRE_KEY"]:
+    if current_app.config["READS_REQUIRE_KEY"] or g.get("page_principal") is not None:
+        # Only for whoever may read it, or it names who is signed in: no shared cache keeps it.
         response.headers["Cache-Control"] = "private, no-cache"
     if filename:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -129,3 +129,25 @@ def test_protected_pages_are_private_to_caches(client, key):
 
     assert response.headers["Cache-Control"] == "private, no-cache"
     assert "Cookie" in response.headers["Vary"]
+
+
+@pytest.fixture
+def public_app(database_url):
+    app = make_app(database_url, SECRET_KEY="test-secret-key")
+    yield app
+    close_app(app)
+
+
+def test_a_signed_in_page_is_private_to_caches_when_reads_are_public_too(public_app):
+    """It names who is signed in: a shared cache must not keep it, even for the same cookie."""
+    client = public_app.test_client()
+    anonymous = client.get("/countries/VN")
+    sign_in(client, create_key(public_app, "rita", "reader"))
+
+    signed_in = client.get("/countries/VN")
+
+    assert anonymous.headers["Cache-Control"] == "no-cache"
+    assert signed_in.status_code == 200
+    assert "rita" in signed_in.get_data(as_text=True)
+    assert signed_in.headers["Cache-Control"] == "private, no-cache"
+    assert "Cookie" in signed_in.headers["Vary"]
