@@ -749,7 +749,12 @@ class WriteHeaders(Schema):
         data_key="Idempotency-Key",
         validate=[
             validate.Length(min=1, max=255),
-            validate.Regexp(r"^[\x21-\x7e]+$", error="Printable ASCII without spaces."),
+            # No comma: a server joins several Idempotency-Key headers with one, and which of the
+            # keys was meant cannot be told.
+            validate.Regexp(
+                r"^[\x21-\x2b\x2d-\x7e]+$",
+                error="One key, printable ASCII without spaces or commas (send one Idempotency-Key header).",
+            ),
         ],
         metadata={
             "description": "Makes a retried POST safe: the same key with the same body returns the "
