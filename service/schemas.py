@@ -279,8 +279,20 @@ class CountryStatusQuery(TimeQuery):
     )
 
 
+class QueryInteger(fields.Integer):
+    """An integer in a query string, in decimal digits (a minus sign first at most): `+5`, ` 5`,
+    `1_0` or another script's digits are refused, not read as 5 or 10 as int() would."""
+
+    DIGITS = re.compile(r"-?[0-9]+")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and self.DIGITS.fullmatch(value) is None:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class LimitQuery(Schema):
-    limit = fields.Integer(
+    limit = QueryInteger(
         load_default=DEFAULT_PAGE,
         metadata={"description": f"Page size; clamped to 1..{MAX_PAGE}. Default {DEFAULT_PAGE}."},
     )
@@ -919,7 +931,7 @@ EVENT_TYPES = [t.value for t in EventType]
 
 
 class EventQuery(LimitQuery):
-    after = fields.Integer(
+    after = QueryInteger(
         load_default=0,
         validate=validate.Range(min=0, max=MAX_SEQUENCE),
         metadata={"description": "Only events with a larger sequence number: pass the last one you saw."},

@@ -100,6 +100,12 @@ def test_since_and_until_filter_on_occurred_at(client, editor, frozen_clock):
     [
         ("after=-1", "after"),
         ("after=x", "after"),
+        # Decimal digits only: not read as 3, 5, 10 or 100 (int() would).
+        ("after=%2B3", "after"),
+        ("limit=%205", "limit"),
+        ("limit=%D9%A5", "limit"),  # ARABIC-INDIC DIGIT FIVE
+        ("limit=1_0", "limit"),
+        ("limit=100%0A", "limit"),
         ("country=Atlantis", "country"),
         ("list=us-ear-zz", "list"),
         ("type=entry.deleted", "type"),
