@@ -77,8 +77,14 @@ class RFC3339Field(fields.AwareDateTime):
         metadata = {"pattern": r"^(19[0-9]{2}|[2-9][0-9]{3})-", **kwargs.pop("metadata", {})}
         super().__init__(format="iso", metadata=metadata, **kwargs)
 
+    # RFC 3339 5.6's date-time (any case for T and Z). Python reads ISO 8601 forms beyond it (no
+    # seconds, basic format, week dates, +0700), which would be taken as moments nobody wrote.
+    SYNTAX = re.compile(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})"
+    )
+
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or "T" not in value.upper():
+        if not isinstance(value, str) or self.SYNTAX.fullmatch(value.upper()) is None:
             raise ma.ValidationError("Not an RFC 3339 date-time (e.g. 2026-02-21T00:00:00Z).")
         try:
             # RFC 3339 §5.6 lets "T" and "Z" be lower case; nothing else in the syntax is a letter.

@@ -421,3 +421,39 @@ def test_a_lookup_reads_the_data_version_once(app, client, monkeypatch):
     assert answer.status_code == 200
     assert entries_by_list(answer.get_json())["us-ear-d1"]["status"] == "pending_removal"
     assert len(reads) == 1
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "2026-02-21T00:00Z",  # ISO 8601 forms RFC 3339 does not have: no seconds,
+        "2026-02-21T00Z",
+        "20260221T000000Z",  # basic format,
+        "2026-W08-6T00:00:00Z",  # a week date,
+        "2026-02-21T00:00:00+0700",  # an offset without its colon,
+        "2026-02-21T00:00:00+07",
+        "2026-02-21T00:00:00,5Z",  # a decimal comma
+    ],
+)
+def test_known_at_is_rfc_3339_and_nothing_looser(client, moment):
+    response = client.get("/v1/countries/VN", query_string={"known_at": moment})
+
+    assert response.status_code == 422
+    assert response.content_type == PROBLEM
+    assert list(response.get_json()["errors"]) == ["known_at"]
+
+
+@pytest.mark.parametrize(
+    ("moment", "read"),
+    [
+        ("2026-02-21t07:00:00+07:00", "2026-02-21T00:00:00Z"),  # RFC 3339 5.6: t and z in any case
+        ("2026-02-21T00:00:00.5z", "2026-02-21T00:00:00.500000Z"),
+        ("2026-02-21T00:00:00.123456789Z", "2026-02-21T00:00:00.123456Z"),  # to the microsecond
+        ("2026-02-21T00:00:00-00:00", "2026-02-21T00:00:00Z"),
+    ],
+)
+def test_known_at_takes_every_rfc_3339_form(client, moment, read):
+    response = client.get("/v1/countries/VN", query_string={"known_at": moment})
+
+    assert response.status_code == 200
+    assert response.get_json()["known_at"] == read
