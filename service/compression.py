@@ -65,5 +65,9 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_MIMETYPES", MIMETYPES)
     app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
+    # flask-compress gives what it compresses its own ETag ("...:br") and answers If-None-Match
+    # against it; for a streamed response only on these endpoints (the snapshot's view checks
+    # the identity's ETag itself, before it starts streaming).
+    app.config.setdefault("COMPRESS_STREAMING_ENDPOINT_CONDITIONAL", ["static", "snapshot.Snapshot"])
     if app.config["COMPRESS_RESPONSES"]:
         AcceptingCompress(app)

@@ -88,6 +88,9 @@ class Snapshot(MethodView):
             mimetype=MIMETYPES[format],
             headers={**headers, "Content-Disposition": f'attachment; filename="{filename}"'},
         )
+        # Also when the stream never starts (a 304 made after compression, a client gone before
+        # the first chunk): a generator closed before it ran does not run its `finally`.
+        response.call_on_close(session.close)
         if format == "csv":
             response.headers["Content-Type"] = "text/csv; charset=utf-8; header=present"
         response.set_etag(etag)

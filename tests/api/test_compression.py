@@ -111,3 +111,27 @@ def test_the_gzipped_entry_tag_works_for_if_match(client, editor):
 
     assert first.status_code == 201
     assert stale.status_code == 412
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [
+        ("/v1/snapshot", "br"),  # streamed: flask-compress compresses it (never gzip: not streamable)
+        ("/v1/snapshot", "deflate"),
+        ("/v1/countries/VN", "gzip;q=0, br"),  # a cached document, when gzip is refused
+        ("/v1/snapshot?format=jsonl", "gzip"),
+    ],
+)
+def test_the_etag_a_compressed_response_carries_gets_its_304(client, path, accept):
+    """flask-compress gives a response it compresses its own ETag (`"...:br"`); sent back in
+    If-None-Match, it is the representation the client holds: a 304, not the whole body again."""
+    first = client.get(path, headers={"Accept-Encoding": accept})
+    assert first.data  # read a streamed body to its end
+
+    again = client.get(path, headers={"Accept-Encoding": accept, "If-None-Match": first.headers["ETag"]})
+
+    assert first.status_code == 200
+    assert first.headers.get("Content-Encoding") == (None if accept == "gzip" else accept.split()[-1])
+    assert again.status_code == 304
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert again.data == b""
