@@ -131,15 +131,9 @@ def test_protected_pages_are_private_to_caches(client, key):
     assert "Cookie" in response.headers["Vary"]
 
 
-@pytest.fixture
-def public_app(database_url):
-    app = make_app(database_url, SECRET_KEY="test-secret-key")
-    yield app
-    close_app(app)
-
-
-def test_a_signed_in_page_is_private_to_caches_when_reads_are_public_too(public_app):
+def test_a_signed_in_page_is_private_to_caches_when_reads_are_public_too(build_app, database_url):
     """It names who is signed in: a shared cache must not keep it, even for the same cookie."""
+    public_app = build_app(database_url, SECRET_KEY="test-secret-key")
     client = public_app.test_client()
     anonymous = client.get("/countries/VN")
     sign_in(client, create_key(public_app, "rita", "reader"))
