@@ -212,7 +212,7 @@ def gunicorn_options(config: Mapping, *, host: str | None = None, port: int | No
     return {
         "bind": f"{host or config['HOST']}:{port or config['PORT']}",
         "workers": config["WEB_WORKERS"],
-        "worker_class": "gthread",
+        "worker_class": "service.gunicorn_worker.ProblemThreadWorker",  # gthread, errors as problem+json
         "threads": config["WEB_THREADS"],
         # The app logs every request itself (service/logs.py); gunicorn's own lines take its format.
         "accesslog": None,

@@ -61,10 +61,27 @@ PROBLEM_TYPES = {
     "internal-error": "The service failed unexpectedly. The request id identifies it in the logs.",
     "webhook-url-rejected": "The webhook URL is not an allowed target (scheme, or a private address).",
     "http-error": "An HTTP error without a more specific type.",
+    "malformed-request": "The request is not well-formed HTTP (its request line or a header).",
+    "uri-too-long": "The request line is longer than the server reads (about 4 KB): shorten the query.",
+    "headers-too-large": "A request header, or all of them, is larger than the server reads.",
     "proposal-stale": "The proposal was overtaken by a change recorded since it was made; it is now stale "
     "and nothing was recorded.",
     "unrecognised-document": "An importer met a document shape it does not recognise and refused it whole.",
 }
+
+# What the server (gunicorn) refuses before the app sees a request: service/gunicorn_worker.py.
+_GUNICORN_SLUGS = {
+    400: "malformed-request",
+    403: "forbidden",
+    414: "uri-too-long",
+    431: "headers-too-large",
+    500: "internal-error",
+}
+
+
+def gunicorn_problem_slug(status: int) -> str:
+    return _GUNICORN_SLUGS.get(status, "http-error")
+
 
 _SLUG_BY_STATUS = {
     400: "malformed-json",
