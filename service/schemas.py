@@ -96,6 +96,18 @@ class RFC3339Field(fields.AwareDateTime):
         return moment
 
 
+class KnownAt(RFC3339Field):
+    """`known_at`: a moment that has come. What the service will know later is not known yet;
+    answered with what it knows now, the answer would change with the next write recorded before
+    that moment, and an answer as known at a moment must stay the one it was."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment > clock.utcnow():
+            raise ma.ValidationError("Must not be in the future: leave known_at out for what is known now.")
+        return moment
+
+
 EARLIEST_DATE = date(1900, 1, 1)
 # YYYY-MM-DD from 1900 on, as a pattern the spec can carry.
 DATE_PATTERN = r"^(19[0-9]{2}|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
@@ -266,10 +278,10 @@ class TimeQuery(Schema):
             "description": "Answer for the status in force on this date (YYYY-MM-DD). Default: today (UTC)."
         }
     )
-    known_at = RFC3339Field(
+    known_at = KnownAt(
         metadata={
-            "description": "Answer as the service would have at this moment (RFC 3339): "
-            "changes recorded later are ignored. Default: now."
+            "description": "Answer as the service would have at this moment (RFC 3339, not in the "
+            "future): changes recorded later are ignored. Default: now."
         }
     )
 
@@ -321,7 +333,9 @@ class CountriesQuery(TimeQuery, PageQuery):
 
 
 class HistoryQuery(PageQuery):
-    known_at = RFC3339Field(metadata={"description": "Only changes recorded by this moment (RFC 3339)."})
+    known_at = KnownAt(
+        metadata={"description": "Only changes recorded by this moment (RFC 3339, not in the future)."}
+    )
 
 
 class EntryQuery(TimeQuery, PageQuery):
@@ -1290,8 +1304,11 @@ class ChangesBetweenQuery(PageQuery):
         validate=validate.Length(min=1, max=64),
         metadata={"description": "Only the lists this jurisdiction keeps (`US`, `EU`, ...)."},
     )
-    known_at = RFC3339Field(
-        metadata={"description": "Answer as the service would have at this moment (RFC 3339). Default: now."}
+    known_at = KnownAt(
+        metadata={
+            "description": "Answer as the service would have at this moment (RFC 3339, not in the "
+            "future). Default: now."
+        }
     )
 
     @ma.validates_schema

@@ -1,6 +1,6 @@
 """GET /v1/countries...: lookups by country, on a date, as known at a moment."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -457,3 +457,22 @@ def test_known_at_takes_every_rfc_3339_form(client, moment, read):
 
     assert response.status_code == 200
     assert response.get_json()["known_at"] == read
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/countries/VN", "/v1/countries", "/v1/countries/VN/history", "/v1/lists/us-ear-d1/entries/VN"],
+)
+def test_known_at_a_moment_still_to_come_is_a_422(client, frozen_clock, path):
+    """What the service will know then is not known yet: answered with today's knowledge, the
+    answer would change with the next write, and a known_at answer must stay as it was given."""
+    ahead = frozen_clock.now + timedelta(seconds=1)
+
+    refused = client.get(path, query_string={"known_at": ahead.isoformat().replace("+00:00", "Z")})
+    frozen_clock.advance(seconds=1)  # that moment has come: it is answered
+    answered = client.get(path, query_string={"known_at": ahead.isoformat().replace("+00:00", "Z")})
+
+    assert refused.status_code == 422
+    assert refused.content_type == PROBLEM
+    assert list(refused.get_json()["errors"]) == ["known_at"]
+    assert answered.status_code == 200
