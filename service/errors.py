@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, current_app, g, json, request
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -101,6 +102,16 @@ _SLUG_BY_STATUS = {
 }
 
 
+# RFC 3986's pchar besides unreserved characters (which quote() never encodes), and "/".
+_PATH_SAFE = "/!$&'()*+,;=:@"
+
+
+def instance_uri(path: str) -> str:
+    """The request's path (as decoded) written back as a URI reference, RFC 9457's `instance`:
+    spaces, non-ASCII, a lone %, ? and # percent-encoded."""
+    return quote(path, safe=_PATH_SAFE)
+
+
 def problem(
     status: int,
     slug: str | None = None,
@@ -120,7 +131,7 @@ def problem(
     if detail:
         body["detail"] = detail
     if request:
-        body["instance"] = request.path
+        body["instance"] = instance_uri(request.path)
     request_id = g.get("request_id")
     if request_id:
         body["request_id"] = request_id

@@ -476,3 +476,19 @@ def test_known_at_a_moment_still_to_come_is_a_422(client, frozen_clock, path):
     assert refused.content_type == PROBLEM
     assert list(refused.get_json()["errors"]) == ["known_at"]
     assert answered.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "instance"),
+    [
+        ("/v1/countries/C%C3%B4te%20d'Nowhere", "/v1/countries/C%C3%B4te%20d'Nowhere"),
+        ("/v1/countries/100%25%3Fx%23y", "/v1/countries/100%25%3Fx%23y"),  # %, ?, # stay in the path
+    ],
+)
+def test_a_problems_instance_is_a_uri_reference(client, path, instance):
+    """RFC 9457 3.1.5: `instance` is a URI reference; the request's path, decoded, was copied as it
+    was (spaces, a lone %, ? and #)."""
+    response = client.get(path)
+
+    assert response.status_code == 404
+    assert response.get_json()["instance"] == instance
