@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from service import clock, db
 from service.api import Blueprint
-from service.api.countries import resolve_country
+from service.api.countries import query_country, resolve_lists
 from service.domain.between import CHANGES_SHOWN, MoveKey, changes_between
 from service.domain.errors import InvalidInput
 from service.schemas import ChangesBetweenQuery, ChangesBetweenSchema, encode_cursor
@@ -37,7 +37,6 @@ all); `links.history` pages through the entry's whole history.
 class ChangesBetween(MethodView):
     @blp.arguments(ChangesBetweenQuery(), location="query", as_kwargs=True)
     @blp.cached_response(ChangesBetweenSchema)
-    @blp.problems(404)
     @blp.doc(operationId="list_changes_between", summary=SUMMARY, description=DESCRIPTION)
     def get(
         self,
@@ -50,13 +49,14 @@ class ChangesBetween(MethodView):
         jurisdiction=None,
         known_at=None,
     ):
+        session = db.session()
         document = changes_between(
-            db.session(),
+            session,
             from_,
             to or clock.today(),
             known_at=known_at,
-            country=resolve_country(country) if country is not None else None,
-            list_id=list,
+            country=query_country(country, "country") if country is not None else None,
+            list_id=resolve_lists(session, [list], "list", body=False)[0] if list is not None else None,
             jurisdiction=jurisdiction,
             limit=limit,
             cursor=move_cursor(cursor),

@@ -61,6 +61,16 @@ def resolve_country(ref: str) -> Country:
     return country
 
 
+def query_country(ref: str, field: str) -> Country:
+    """The country a query parameter names; an unknown one is a 422 naming the parameter (with
+    the close matches), not a 404: the resource asked for exists, its filter is wrong."""
+    try:
+        return resolve_country(ref)
+    except UnknownCountry as exc:
+        message = f"Invalid query parameter '{field}'."
+        raise InvalidInput(message, {field: [exc.detail]}, **exc.extensions) from exc
+
+
 @blp.route("")
 class Countries(MethodView):
     @blp.arguments(CountriesQuery(), location="query", as_kwargs=True)

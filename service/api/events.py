@@ -12,9 +12,9 @@ from flask.views import MethodView
 
 from service import db
 from service.api import Blueprint
-from service.api.countries import resolve_country
+from service.api.countries import query_country
 from service.domain import feed, lookups
-from service.domain.errors import InvalidInput, NotFound, UnknownCountry, UnknownList
+from service.domain.errors import InvalidInput, NotFound, UnknownList
 from service.domain.events import event_document, public_id, timestamp
 from service.schemas import EventPageSchema, EventQuery, EventSchema
 
@@ -46,12 +46,7 @@ def reader() -> feed.FeedReader:
 
 def feed_filter(args: dict) -> feed.FeedFilter:
     """Query filters as domain values; an unknown country or list names the parameter."""
-    country_code = None
-    if args.get("country"):
-        try:
-            country_code = resolve_country(args["country"]).alpha_2
-        except UnknownCountry as exc:
-            raise InvalidInput("Invalid query parameter 'country'.", {"country": [exc.detail]}) from exc
+    country_code = query_country(args["country"], "country").alpha_2 if args.get("country") else None
     if args.get("list"):
         try:
             lookups.get_list(db.session(), args["list"])

@@ -108,11 +108,21 @@ def test_bad_queries_are_problems_naming_the_field(client, query, field):
     assert field in response.get_json()["errors"]
 
 
-@pytest.mark.parametrize("query", ["country=Atlantis", "list=us-ear-z9"])
-def test_unknown_country_or_list_is_404(client, query):
+@pytest.mark.parametrize(("query", "field"), [("country=Atlantis", "country"), ("list=us-ear-z9", "list")])
+def test_an_unknown_country_or_list_is_a_422_naming_the_parameter(client, query, field):
+    """As on /v1/events and /v1/countries/{ref}: the collection exists, a filter is wrong."""
     response = client.get(f"/v1/changes?from=2026-01-01&{query}")
-    assert response.status_code == 404
+    assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
+    assert list(response.get_json()["errors"]) == [field]
+
+
+def test_a_list_is_named_by_its_code_too(client):
+    by_code = client.get("/v1/changes?from=2025-01-01&to=2026-12-31&list=D:5")
+    by_id = client.get("/v1/changes?from=2025-01-01&to=2026-12-31&list=us-ear-d5")
+
+    assert by_code.status_code == 200
+    assert by_code.get_json() == by_id.get_json()
 
 
 def walk(client, url, limit):
