@@ -112,6 +112,9 @@ def configure(config: Mapping[str, Any] | None = None) -> None:
         root.removeHandler(previous)
     root.addHandler(handler(config["LOG_FORMAT"]))
     root.setLevel(config["LOG_LEVEL"])
+    # Alembic announces each of its plugins at INFO whenever it loads (every worker checks the
+    # schema at start): seven lines of noise per process. Its migrations still log theirs.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def gunicorn_logconfig(config: Mapping[str, Any]) -> dict:

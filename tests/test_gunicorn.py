@@ -11,24 +11,34 @@ import pytest
 
 from tests.live import free_port
 
+COMMANDS = {
+    # `make run`'s and `exportctl serve`'s
+    "serve": ["-m", "service.cli", "serve"],
+    # docker-compose's and the Dockerfile's
+    "gunicorn.conf": ["-m", "gunicorn", "--config", "python:service.gunicorn_conf", "service.wsgi:app"],
+}
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`exportctl serve` (gunicorn, as `make run` and docker-compose run it) on a fresh SQLite database."""
+
+@pytest.fixture(scope="module", params=list(COMMANDS))
+def server(request, tmp_path_factory):
+    """gunicorn on a fresh SQLite database, started each way the project starts it (HOST and PORT
+    from the environment, as both read them)."""
     directory = tmp_path_factory.mktemp("gunicorn")
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
         "EXPORTCTL_WEB_WORKERS": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
     }
     subprocess.run(
         [sys.executable, "-m", "service.cli", "db", "upgrade"], env=env, check=True, capture_output=True
     )
-    port = free_port()
     log = directory / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, *COMMANDS[request.param]],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -39,7 +49,7 @@ def server(tmp_path_factory):
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the server did not answer /healthz within 60 s"
             time.sleep(0.2)
-        yield port
+        yield port, log
     finally:
         process.terminate()
         process.wait(30)
@@ -75,7 +85,8 @@ def exchange(port: int, request: bytes) -> tuple[int | None, dict[str, str], byt
     ids=["request-line-too-long", "header-too-large", "not-http"],
 )
 def test_requests_gunicorn_refuses_get_a_problem_document(server, request_bytes, status, slug):
-    found, headers, body = exchange(server, request_bytes)
+    port, _log = server
+    found, headers, body = exchange(port, request_bytes)
 
     assert found == status
     assert headers["content-type"] == "application/problem+json"
@@ -84,3 +95,13 @@ def test_requests_gunicorn_refuses_get_a_problem_document(server, request_bytes,
     assert problem["type"] == f"/problems/{slug}"
     assert problem["status"] == status
     assert problem["title"] and problem["detail"]
+
+
+def test_starting_logs_no_alembic_plugin_lines(server):
+    """Each worker checks the schema with alembic, which announced its 7 plugins at INFO: 7 lines of
+    noise per worker start (outside probe)."""
+    _port, log = server
+    text = log.read_text(errors="replace")
+
+    assert "Booting worker" in text  # the log is the server's
+    assert "setup plugin" not in text
