@@ -158,6 +158,8 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+JSON_TOO_DEEP = "The request body is JSON nested too deeply (arrays and objects within each other)."
+
 _LOCATION_WORDS = {"query": "query parameter", "json": "body field", "headers": "header"}
 
 
@@ -169,11 +171,12 @@ def http_exception_problem(error: HTTPException):
     if data.get("headers"):
         headers.update(data["headers"])
     if status == 400 and isinstance(messages, dict) and "json" in messages:
+        too_deep = JSON_TOO_DEEP in messages["json"]
         return problem(
             400,
             "malformed-json",
             title="Malformed JSON",
-            detail="The request body is not valid JSON.",
+            detail=JSON_TOO_DEEP if too_deep else "The request body is not valid JSON.",
             headers=headers,
         )
     if status == 422 and isinstance(messages, dict):

@@ -15,7 +15,7 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
 from webargs import core
-from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from service import clock, errors, logs
 from service.api.paging import forget_next_page, link_next_page, next_page
@@ -56,8 +56,8 @@ class StrictParser(FlaskParser):
             return json.loads(req.get_data(cache=True).decode(), object_pairs_hook=json_object)
         except UnicodeDecodeError as exc:
             self._handle_invalid_json_error(exc, req)
-        except RecursionError as exc:  # nesting deeper than the decoder can follow
-            self._handle_invalid_json_error(exc, req)
+        except RecursionError as exc:  # well-formed, but nested deeper than the decoder follows
+            abort(400, exc=exc, messages={"json": [errors.JSON_TOO_DEEP]})
 
 
 class Blueprint(SmorestBlueprint):

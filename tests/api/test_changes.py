@@ -305,6 +305,20 @@ def test_malformed_json_is_a_400(client, editor, session):
     assert table_counts(session) == before
 
 
+def test_json_nested_too_deeply_is_a_400_that_says_so(client, editor, session):
+    """Well-formed, but deeper than the decoder follows: "not valid JSON" sent the client looking
+    for a syntax error (outside probe)."""
+    before = table_counts(session)
+    body = '{"status": "removed", "note": ' + "[" * 5000 + "]" * 5000 + "}"
+
+    response = client.post(D1_VN, data=body, content_type="application/json", headers=editor)
+
+    assert response.status_code == 400
+    assert response.get_json()["type"] == "/problems/malformed-json"
+    assert "nested too deeply" in response.get_json()["detail"]
+    assert table_counts(session) == before
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_a_non_json_content_type_is_a_415(client, editor, session, content_type):
     before = table_counts(session)
