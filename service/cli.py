@@ -1,5 +1,6 @@
 """The `exportctl` command (a Flask CLI group): database, seeds, server, worker, keys, spec."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -158,6 +159,23 @@ def _start_worker() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
 
 
+def exit_status(process: subprocess.Popen) -> str | None:
+    """None while `process` runs; else how it ended. In `make run`, gunicorn's master shares this
+    process and reaps every child that exits, this one too: its status is then gone, and
+    Popen.poll() would call it 0."""
+    if process.returncode is not None:
+        return str(process.returncode)
+    try:
+        pid, status = os.waitpid(process.pid, os.WNOHANG)
+    except ChildProcessError:
+        process.returncode = 0  # as Popen records it: ended, status unknown
+        return "status unknown: collected by another"
+    if pid == 0:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return str(process.returncode)
+
+
 class WorkerSupervisor:
     """Keeps `make run`'s webhook worker alive: one that dies (a crash, a kill -9) is started
     again within a second or two, so deliveries never wait for a person to notice."""
@@ -178,8 +196,9 @@ class WorkerSupervisor:
     def _watch(self) -> None:
         while not self._stop.wait(self.CHECK_EVERY):
             process = self.process
-            if process is not None and process.poll() is not None and not self._stop.is_set():
-                click.echo(f"webhook worker exited ({process.returncode}); starting another", err=True)
+            status = exit_status(process) if process is not None else None
+            if status is not None and not self._stop.is_set():
+                click.echo(f"webhook worker exited ({status}); starting another", err=True)
                 self.restarts += 1
                 self.process = self._start()
 

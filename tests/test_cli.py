@@ -78,3 +78,44 @@ def test_make_runs_worker_is_started_again_when_it_dies(monkeypatch):
     finally:
         supervisor.stop()
     assert all(p.poll() is not None for p in started)  # stopping stops the worker too
+
+
+def test_a_worker_reaped_by_someone_else_is_not_said_to_have_exited_0(monkeypatch, capsys):
+    """In `make run` gunicorn's master shares the supervisor's process and reaps every child that
+    exits, the webhook worker included: its status is gone, and Popen then calls it 0 (probe)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from service import cli
+
+    monkeypatch.setattr(cli.WorkerSupervisor, "CHECK_EVERY", 0.05)
+    started = []
+
+    def start():
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]))
+        return started[-1]
+
+    supervisor = cli.WorkerSupervisor(start)
+    supervisor.start()
+    try:
+        first = started[0]
+        os.kill(first.pid, signal.SIGKILL)
+        os.waitpid(first.pid, 0)  # as gunicorn's SIGCHLD handler does: the status is now gone
+        deadline = time.monotonic() + 10
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started[1].kill()
+        started[1].wait()
+        deadline = time.monotonic() + 10
+        while len(started) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        supervisor.stop()
+    said = capsys.readouterr().err
+
+    assert "webhook worker exited (0)" not in said
+    assert "webhook worker exited (status unknown" in said  # the first one
+    assert "webhook worker exited (-9)" in said  # the second: its own status, read by the supervisor
