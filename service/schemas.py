@@ -972,6 +972,12 @@ class EventQuery(LimitQuery):
     since = RFC3339Field(metadata={"description": "Only events that occurred at or after this moment."})
     until = RFC3339Field(metadata={"description": "Only events that occurred before this moment."})
 
+    @ma.validates_schema
+    def ordered_moments(self, data, **_kwargs):
+        """A window that ends before it starts is a mistake to point out, not an empty page."""
+        if "since" in data and "until" in data and data["until"] < data["since"]:
+            raise ma.ValidationError("Must not be before `since`.", "until")
+
 
 class EventSchema(Schema):
     """An event, exactly as webhooks carry it (Standard Webhooks `type`, `timestamp`, `data`)."""

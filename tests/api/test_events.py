@@ -111,6 +111,7 @@ def test_since_and_until_filter_on_occurred_at(client, editor, frozen_clock):
         ("type=entry.deleted", "type"),
         ("since=yesterday", "since"),
         ("until=2026-11-23", "until"),
+        ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),  # as /v1/changes' from and to
         ("cursor=abc", "cursor"),
     ],
 )
