@@ -6,8 +6,9 @@ enough (pages, uncached collections, write outcomes) and skips what is
 already encoded. Every compressible response says `Vary: Accept-Encoding`.
 """
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_compress import Compress
+from flask_compress.flask_compress import _choose_algorithm  # its rule, so a view can tell ahead
 from werkzeug.datastructures import Accept
 
 MIMETYPES = [
@@ -17,6 +18,7 @@ MIMETYPES = [
     "application/yaml",
     "text/html",
     "text/csv",
+    "application/jsonl",  # the snapshot's JSON Lines
 ]  # not static files (CSS): flask-compress would read them without closing the file
 
 
@@ -43,15 +45,25 @@ class AcceptingCompress(Compress):
     acceptable codings with their qualities, in its place, while it chooses.
     """
 
-    def after_request(self, response: Response | None) -> Response:
-        environ = request.environ
-        sent = environ.get("HTTP_ACCEPT_ENCODING")
+    def acceptable(self) -> str:
+        """The request's Accept-Encoding as flask-compress is shown it: the codings it offers that
+        the client accepts, with their ratings."""
         accepted = request.accept_encodings
         codings = dict.fromkeys((*self.enabled_algorithms, *self.streaming_algorithms))
         ratings = {coding: quality(accepted, coding) for coding in codings}
-        environ["HTTP_ACCEPT_ENCODING"] = ", ".join(
-            f"{coding};q={rating}" for coding, rating in ratings.items() if rating > 0
-        )
+        return ", ".join(f"{coding};q={rating}" for coding, rating in ratings.items() if rating > 0)
+
+    def streamed_coding(self, mimetype: str) -> str | None:
+        """The coding `after_request` will give a streamed response of `mimetype` to this request
+        (None: none), chosen by flask-compress's own rule."""
+        if mimetype not in self.compress_mimetypes_set or not current_app.config["COMPRESS_STREAMS"]:
+            return None
+        return _choose_algorithm(self.streaming_algorithms, self.acceptable())
+
+    def after_request(self, response: Response | None) -> Response:
+        environ = request.environ
+        sent = environ.get("HTTP_ACCEPT_ENCODING")
+        environ["HTTP_ACCEPT_ENCODING"] = self.acceptable()
         try:
             return super().after_request(response)
         finally:
@@ -61,13 +73,19 @@ class AcceptingCompress(Compress):
                 environ["HTTP_ACCEPT_ENCODING"] = sent
 
 
+def streamed_etag(etag: str, mimetype: str) -> str:
+    """The ETag a streamed response with `etag` will be sent with to this request: flask-compress
+    gives a response it compresses its own (`"<etag>:br"`). A streamed view answers If-None-Match
+    against it before it starts: flask-compress would check it only after compressing, by
+    counting the whole body first (werkzeug's make_conditional), which ends the streaming."""
+    compress: AcceptingCompress | None = current_app.extensions.get("exportctl.compress")
+    coding = compress.streamed_coding(mimetype) if compress is not None else None
+    return f"{etag}:{coding}" if coding else etag
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_MIMETYPES", MIMETYPES)
     app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
-    # flask-compress gives what it compresses its own ETag ("...:br") and answers If-None-Match
-    # against it; for a streamed response only on these endpoints (the snapshot's view checks
-    # the identity's ETag itself, before it starts streaming).
-    app.config.setdefault("COMPRESS_STREAMING_ENDPOINT_CONDITIONAL", ["static", "snapshot.Snapshot"])
     if app.config["COMPRESS_RESPONSES"]:
-        AcceptingCompress(app)
+        app.extensions["exportctl.compress"] = AcceptingCompress(app)

@@ -5,7 +5,7 @@ import hashlib
 from flask import current_app, request
 from flask.views import MethodView
 
-from service import clock, db
+from service import clock, compression, db
 from service.api import Blueprint
 from service.domain import snapshot
 from service.schemas import ListedEntrySchema, SnapshotQuery
@@ -63,10 +63,11 @@ class Snapshot(MethodView):
             "Cache-Control": "no-cache",
         }
         response_class = current_app.response_class
-        if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
+        sent_etag = compression.streamed_etag(etag, MIMETYPES[format])  # as compressed for this request
+        if "If-None-Match" in request.headers and request.if_none_match.contains_weak(sent_etag):
             session.close()
             response = response_class(status=304, headers=headers)
-            response.set_etag(etag)
+            response.set_etag(sent_etag)
             return response
 
         def generate():
@@ -88,8 +89,8 @@ class Snapshot(MethodView):
             mimetype=MIMETYPES[format],
             headers={**headers, "Content-Disposition": f'attachment; filename="{filename}"'},
         )
-        # Also when the stream never starts (a 304 made after compression, a client gone before
-        # the first chunk): a generator closed before it ran does not run its `finally`.
+        # Also when the stream never starts (a client gone before the first chunk): a generator
+        # closed before it ran does not run its `finally`.
         response.call_on_close(session.close)
         if format == "csv":
             response.headers["Content-Type"] = "text/csv; charset=utf-8; header=present"

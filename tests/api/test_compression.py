@@ -135,3 +135,17 @@ def test_the_etag_a_compressed_response_carries_gets_its_304(client, path, accep
     assert again.status_code == 304
     assert again.headers["ETag"] == first.headers["ETag"]
     assert again.data == b""
+
+
+@pytest.mark.parametrize("path", ["/v1/snapshot", "/v1/snapshot?format=jsonl"])
+@pytest.mark.parametrize("accept", ["br", "deflate"])
+def test_a_compressed_snapshot_is_streamed_not_built_whole_first(client, path, accept):
+    """Checking If-None-Match after compressing made werkzeug count the body's length first: the
+    whole file built in memory before the first byte, even for a 304 (second outside probe)."""
+    response = client.get(path, headers={"Accept-Encoding": accept})
+
+    assert response.status_code == 200
+    assert response.is_streamed
+    assert "Content-Length" not in response.headers
+    assert response.headers["Content-Encoding"] == accept
+    assert response.data  # read to its end
