@@ -42,7 +42,7 @@ from service.errors import flatten_messages
 from service.pages import timeline
 from service.pages.forms import SignInForm, SignOutForm
 from service.replay import mark_replayable
-from service.schemas import STATUSES, TimeQuery
+from service.schemas import STATUSES, QueryInteger, TimeQuery
 from service.vocabulary import Role
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ListPageQuery(TimeQuery):
 
 
 class ChangesPageQuery(ma.Schema):
-    limit = fields.Integer(load_default=RECENT_LIMIT)
+    limit = QueryInteger(load_default=RECENT_LIMIT)
     country = fields.String()
     list = fields.String()
 

@@ -293,6 +293,9 @@ def test_an_unknown_list_is_a_404_page(client):
         ("/lists/us-ear-d1?status=gone", "status"),
         ("/lists/us-ear-d1/members.csv?status=gone", "status"),
         ("/changes?limit=many", "limit"),
+        ("/changes?limit=%EF%BC%92", "limit"),  # decimal digits only, as the API's (second probe)
+        ("/changes.csv?limit=1_2", "limit"),
+        ("/changes.csv?limit=%2B2", "limit"),
         ("/changes?country=Atlantis", "country"),
         ("/changes?list=nope", "list"),
     ],
