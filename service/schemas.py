@@ -80,7 +80,7 @@ class RFC3339Field(fields.AwareDateTime):
     # RFC 3339 5.6's date-time (any case for T and Z). Python reads ISO 8601 forms beyond it (no
     # seconds, basic format, week dates, +0700), which would be taken as moments nobody wrote.
     SYNTAX = re.compile(
-        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})"
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
     )
 
     def _deserialize(self, value, attr, data, **kwargs):

@@ -433,6 +433,8 @@ def test_a_lookup_reads_the_data_version_once(app, client, monkeypatch):
         "2026-02-21T00:00:00+0700",  # an offset without its colon,
         "2026-02-21T00:00:00+07",
         "2026-02-21T00:00:00,5Z",  # a decimal comma
+        "2026-02-21T00:00:00-00:60",  # an offset's minutes are 00-59, its hours 00-23
+        "2026-02-21T00:00:00+24:00",
     ],
 )
 def test_known_at_is_rfc_3339_and_nothing_looser(client, moment):
