@@ -181,6 +181,13 @@ CONTENT_SECURITY_POLICY = (
 
 @bp.after_request
 def _page_headers(response):
+    if "Cache-Control" not in response.headers and (
+        g.get("page_principal") is not None or g.get("csrf_token") is not None
+    ):
+        # It names who is signed in, or carries a form token for this session (the sign-in
+        # form): an error page as much as a document. No shared cache keeps it.
+        response.headers["Cache-Control"] = "private, no-cache"
+        response.vary.add("Cookie")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -145,3 +145,18 @@ def test_a_signed_in_page_is_private_to_caches_when_reads_are_public_too(build_a
     assert "rita" in signed_in.get_data(as_text=True)
     assert signed_in.headers["Cache-Control"] == "private, no-cache"
     assert "Cookie" in signed_in.headers["Vary"]
+
+
+@pytest.mark.parametrize("path", ["/countries/XX", "/countries/VN?as_of=yesterday", "/signin"])
+def test_error_pages_and_the_sign_in_form_are_private_to_caches(build_app, database_url, path):
+    """An error page names who is signed in too, and the sign-in form carries a token for this
+    session: a shared cache must keep neither (second outside probe)."""
+    public_app = build_app(database_url, SECRET_KEY="test-secret-key")
+    client = public_app.test_client()
+    if path != "/signin":
+        sign_in(client, create_key(public_app, "rita", "reader"))
+
+    response = client.get(path)
+
+    assert response.status_code in (200, 404, 422)
+    assert response.headers["Cache-Control"] == "private, no-cache"
