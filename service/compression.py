@@ -87,5 +87,9 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_MIMETYPES", MIMETYPES)
     app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
     app.config.setdefault("COMPRESS_ALGORITHM", ["br", "gzip"])
+    # Streams (the snapshot) are not offered br: flask-compress never flushes its brotli
+    # compressor, which holds ~8 MB before writing anything, so a br stream left in one piece at
+    # its end. zstd and deflate write as they go (gzip is not a streaming coding there).
+    app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", ["zstd", "deflate"])
     if app.config["COMPRESS_RESPONSES"]:
         app.extensions["exportctl.compress"] = AcceptingCompress(app)
