@@ -181,11 +181,9 @@ CONTENT_SECURITY_POLICY = (
 
 @bp.after_request
 def _page_headers(response):
-    if "Cache-Control" not in response.headers and (
-        g.get("page_principal") is not None or g.get("csrf_token") is not None
-    ):
+    if g.get("page_principal") is not None or g.get("csrf_token") is not None:
         # It names who is signed in, or carries a form token for this session (the sign-in
-        # form): an error page as much as a document. No shared cache keeps it.
+        # form): a document or an error page alike. No shared cache keeps it.
         response.headers["Cache-Control"] = "private, no-cache"
         response.vary.add("Cookie")
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -197,8 +195,8 @@ def _page_headers(response):
 def _page_response(rendered, mimetype: str, filename: str | None = None):
     response = respond(rendered, mimetype=mimetype)
     response.vary.add("Cookie")
-    if current_app.config["READS_REQUIRE_KEY"] or g.get("page_principal") is not None:
-        # Only for whoever may read it, or it names who is signed in: no shared cache keeps it.
+    # Only for whoever may read it. (A page that names who is signed in: _page_headers.)
+    if current_app.config["READS_REQUIRE_KEY"]:
         response.headers["Cache-Control"] = "private, no-cache"
     if filename:
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
