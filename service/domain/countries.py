@@ -2,7 +2,10 @@
 
 A reference may be an alpha-2, alpha-3 or numeric code or a name, in any case,
 with or without accents: `VN`, `vnm`, `704`, `Viet Nam` and `Vietnam` all
-resolve to Vietnam.
+resolve to Vietnam. Names are folded (case, accents, punctuation); codes are not: a
+code is its ASCII letters or digits, in any case, with blanks around it at most.
+Folded like a name, `Rè`, `+704` or an emoji before `VN` would land on a country
+nobody wrote.
 """
 
 import difflib
@@ -115,22 +118,17 @@ class CountryRegistry:
 
     def __init__(self, countries: list[Country], aliases: dict[str, str]):
         self._by_alpha_2 = {c.alpha_2: c for c in sorted(countries, key=lambda c: c.alpha_2)}
-        self._index: dict[str, Country] = {}
-        self._names: dict[str, Country] = {}
+        self._codes: dict[str, Country] = {}  # lower-case codes
+        self._names: dict[str, Country] = {}  # normalised names
         for country in self._by_alpha_2.values():
             for code in (country.alpha_2, country.alpha_3, country.numeric):
                 if code:
-                    self._index[normalise(code)] = country
+                    self._codes[code.lower()] = country
             for name in (country.name, country.official_name, country.common_name):
                 if name:
-                    self._add_name(name, country)
+                    self._names.setdefault(normalise(name), country)
         for alias, alpha_2 in aliases.items():
-            self._add_name(alias, self._by_alpha_2[alpha_2])
-
-    def _add_name(self, name: str, country: Country) -> None:
-        key = normalise(name)
-        self._index.setdefault(key, country)
-        self._names.setdefault(key, country)
+            self._names.setdefault(normalise(alias), self._by_alpha_2[alpha_2])
 
     def __iter__(self) -> Iterator[Country]:
         return iter(self._by_alpha_2.values())
@@ -142,16 +140,15 @@ class CountryRegistry:
         return self._by_alpha_2.get(alpha_2)
 
     def resolve(self, reference: str) -> Country | None:
-        """The country a reference names, or None."""
-        if reference.isascii() and reference.isalnum():  # a code: skip the Unicode folding
-            country = self._index.get(reference.lower())
+        """The country a reference names (a code as written, or a name folded), or None."""
+        code = reference.strip(" \t\r\n")
+        if code.isascii() and code.isalnum():
+            if code.isdigit() and len(code) < 3:
+                code = code.zfill(3)  # numeric codes are often written without their zeros
+            country = self._codes.get(code.lower())
             if country is not None:
                 return country
-        key = normalise(reference)
-        country = self._index.get(key)
-        if country is None and key.isdigit() and len(key) < 3:
-            country = self._index.get(key.zfill(3))
-        return country
+        return self._names.get(normalise(reference))
 
     def suggest(self, reference: str, limit: int = 5) -> list[Country]:
         """Close matches for an unknown reference, best first."""

@@ -198,6 +198,26 @@ def test_unknown_country_is_a_404_problem(client):
     assert "XX" in problem["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/countries/R%C3%A8", None),  # "Rè": not Réunion's code RE
+        ("/v1/countries/%2B704", None),  # "+704"
+        ("/v1/countries/%E2%80%8BVN", None),  # a zero-width space, then VN
+        ("/v1/countries/%F0%9F%87%BB%F0%9F%87%B3VN", None),  # a flag emoji, then VN
+        ("/v1/changes", "country=%2B704"),
+        ("/v1/events", "country=R%C3%A8"),
+    ],
+)
+def test_a_stray_character_around_a_code_is_no_country(client, path, query):
+    """Names fold case, accents and punctuation; codes do not: a character around a code that
+    folding would drop could otherwise make any string land on some country."""
+    response = client.get(f"{path}?{query}" if query else path)
+
+    assert response.status_code == (422 if query else 404)
+    assert response.content_type == PROBLEM
+
+
 def test_a_misspelt_country_suggests_close_matches(client):
     problem = client.get("/v1/countries/Vietnm").get_json()
 

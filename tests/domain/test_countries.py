@@ -38,6 +38,37 @@ def test_unknown_references_do_not_resolve(reference):
     assert registry().resolve(reference) is None
 
 
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "Rè",  # accents fold in names, not in codes: this is no way to write RE
+        "+704",
+        "-704",
+        "7.04",
+        "\u200bVN",  # a zero-width space before the code
+        "V\u200bN",
+        "\U0001f1fb\U0001f1f3VN",  # a flag emoji before it
+        "VN\U0001f600",
+        "V-N",
+        "v.n.",
+        "ＶＮ",  # full-width letters
+        "(VN)",
+    ],
+)
+def test_a_code_is_given_as_it_is_written_or_not_at_all(reference):
+    """A code is its ASCII letters or digits (any case, blanks around): other characters around
+    or inside a code are not folded away, so a stray character never lands on a country."""
+    assert registry().resolve(reference) is None
+
+
+@pytest.mark.parametrize(
+    ("reference", "alpha_2"),
+    [("Réunion", "RE"), ("reunion", "RE"), ("Viet\u200bNam", "VN"), ("VIET NAM", "VN"), ("\tvn\n", "VN")],
+)
+def test_names_still_fold_case_accents_and_punctuation(reference, alpha_2):
+    assert registry().resolve(reference).alpha_2 == alpha_2
+
+
 def test_suggestions_for_a_misspelling():
     assert registry().suggest("Germny")[0].alpha_2 == "DE"
     assert registry().suggest("") == []
