@@ -963,7 +963,7 @@ class EventQuery(LimitQuery):
     list = fields.String(
         data_key="list",
         validate=validate.Length(min=1, max=64),
-        metadata={"description": "Only events about this list (its id)."},
+        metadata={"description": "Only events about this list (its id, or its code: `D:5`)."},
     )
     type = fields.String(
         validate=validate.OneOf(PUBLIC_EVENT_TYPES),

@@ -12,9 +12,9 @@ from flask.views import MethodView
 
 from service import db
 from service.api import Blueprint
-from service.api.countries import query_country
-from service.domain import feed, lookups
-from service.domain.errors import InvalidInput, NotFound, UnknownList
+from service.api.countries import query_country, resolve_lists
+from service.domain import feed
+from service.domain.errors import NotFound
 from service.domain.events import event_document, public_id, timestamp
 from service.schemas import EventPageSchema, EventQuery, EventSchema
 
@@ -47,14 +47,10 @@ def reader() -> feed.FeedReader:
 def feed_filter(args: dict) -> feed.FeedFilter:
     """Query filters as domain values; an unknown country or list names the parameter."""
     country_code = query_country(args["country"], "country").alpha_2 if args.get("country") else None
-    if args.get("list"):
-        try:
-            lookups.get_list(db.session(), args["list"])
-        except UnknownList as exc:
-            raise InvalidInput("Invalid query parameter 'list'.", {"list": [exc.detail]}) from exc
+    list_ids = resolve_lists(db.session(), [args["list"]], "list", body=False) if args.get("list") else None
     return feed.FeedFilter(
         country_code=country_code,
-        list_id=args.get("list"),
+        list_id=list_ids[0] if list_ids else None,
         type=args.get("type"),
         since=args.get("since"),
         until=args.get("until"),

@@ -84,6 +84,17 @@ def test_filters(client, query, check):
     assert all(check(e) for e in items)
 
 
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/events.atom"])
+def test_the_list_filter_takes_a_lists_code_as_lookups_and_changes_do(client, path):
+    by_code = client.get(f"{path}?list=e:1&limit=500")
+    by_id = client.get(f"{path}?list=us-ear-e1&limit=500")
+
+    assert by_code.status_code == 200
+    assert by_code.data.replace(b"list=e:1", b"list=us-ear-e1").replace(b"list=e%3A1", b"list=us-ear-e1") == (
+        by_id.data
+    )
+
+
 def test_since_and_until_filter_on_occurred_at(client, editor, frozen_clock):
     frozen_clock.advance(hours=1)
     client.post(D1_VN, json=a_change(), headers=editor)
