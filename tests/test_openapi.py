@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import hypothesis
+import pytest
 import schemathesis
 import yaml
 from openapi_spec_validator import validate
@@ -35,6 +36,27 @@ def test_the_service_serves_its_spec(client):
     assert response.status_code == 200
     assert response.content_type.startswith("application/yaml")
     assert response.get_data(as_text=True) == SPEC_PATH.read_text(encoding="utf-8")
+
+
+def test_the_spec_is_also_served_as_json(client):
+    """Generators and gateways that fetch /openapi.json find the same document."""
+    response = client.get("/openapi.json")
+
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    assert response.get_json() == yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", ["/openapi.yaml", "/openapi.json"])
+def test_the_spec_answers_its_etag_with_304(client, path):
+    etag = client.get(path).headers["ETag"]
+
+    again = client.get(path, headers={"If-None-Match": etag})
+
+    assert again.status_code == 304
+    assert again.data == b""
+    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    assert client.get("/openapi.json" if path.endswith("yaml") else "/openapi.yaml").headers["ETag"] != etag
 
 
 def test_the_docs_page_lists_every_operation(client):

@@ -1,10 +1,13 @@
 """Service endpoints: health, the OpenAPI document, its browsable docs, problem types."""
 
+import json
+
 import yaml
-from flask import current_app, render_template
+from flask import current_app, render_template, request
 
 from service import db
 from service.api import Blueprint
+from service.api.rendering import etag_digest
 from service.domain.errors import NotFound
 from service.domain.events import current_sequence
 from service.errors import PROBLEM_TYPES
@@ -62,10 +65,36 @@ def spec_yaml() -> str:
 @blp.doc(operationId="get_openapi_document")
 def openapi_yaml():
     """The OpenAPI 3.1 document describing this API."""
-    text = current_app.extensions.get("exportctl.openapi_yaml")
+    return _spec_response("yaml", spec_yaml, "application/yaml")
+
+
+@blp.route("/openapi.json")
+@blp.doc(
+    summary="The OpenAPI 3.1 document, as JSON",
+    responses={
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": {"type": "object", "description": "OpenAPI 3.1"}}},
+        }
+    },
+)
+@blp.doc(operationId="get_openapi_document_json")
+def openapi_json():
+    """The same document as `/openapi.yaml`, as JSON (where client generators and gateways look)."""
+    return _spec_response("json", lambda: json.dumps(spec_dict()), "application/json")
+
+
+def _spec_response(form: str, write, mimetype: str):
+    """The spec in one form, written once per process, with a strong ETag (304 to If-None-Match):
+    it changes only when the service does."""
+    key = f"exportctl.openapi_{form}"
+    text = current_app.extensions.get(key)
     if text is None:
-        text = current_app.extensions["exportctl.openapi_yaml"] = spec_yaml()
-    return current_app.response_class(text, mimetype="application/yaml")
+        text = current_app.extensions[key] = write()
+    response = current_app.response_class(text, mimetype=mimetype)
+    response.set_etag(etag_digest(response.get_data()))
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
 
 
 @blp.route("/docs")
