@@ -58,10 +58,25 @@ IGNORED = frozenset(
         "HTTP_SEC_CH_UA",
         "HTTP_SEC_CH_UA_MOBILE",
         "HTTP_SEC_CH_UA_PLATFORM",
-        "HTTP_TRACEPARENT",  # tracing, different at every request
+        "HTTP_TRACEPARENT",  # tracing (W3C, AWS, Google Cloud), different at every request
         "HTTP_TRACESTATE",
         "HTTP_X_AMZN_TRACE_ID",
         "HTTP_X_CLOUD_TRACE_CONTEXT",
+        "HTTP_B3",  # Zipkin B3, single header and multi
+        "HTTP_X_B3_TRACEID",
+        "HTTP_X_B3_SPANID",
+        "HTTP_X_B3_PARENTSPANID",
+        "HTTP_X_B3_SAMPLED",
+        "HTTP_X_B3_FLAGS",
+        "HTTP_UBER_TRACE_ID",  # Jaeger
+        "HTTP_SENTRY_TRACE",  # Sentry, with its W3C baggage
+        "HTTP_BAGGAGE",
+        "HTTP_X_DATADOG_TRACE_ID",
+        "HTTP_X_DATADOG_PARENT_ID",
+        "HTTP_X_DATADOG_SAMPLING_PRIORITY",
+        "HTTP_X_DATADOG_ORIGIN",
+        "HTTP_X_REQUEST_START",  # a proxy's timestamp (Heroku, New Relic)
+        "HTTP_X_QUEUE_START",
     }
 )
 # Request headers that make the response the app's to give every time: who is asking
