@@ -592,7 +592,10 @@ class CountryStatusSchema(Schema):
     lists_checked = fields.List(
         fields.Nested(ListCheckedSchema),
         required=True,
-        metadata={"description": "When each list this answer relies on was last checked against its source."},
+        metadata={
+            "description": "When each list this answer relies on was last checked against its source "
+            "(with `known_at`: as known then, staleness judged on that day)."
+        },
     )
 
 

@@ -1,5 +1,6 @@
 """Countries: one country's status on every list, its history, and the overview of all."""
 
+import bisect
 import functools
 from datetime import date, datetime
 from types import SimpleNamespace
@@ -117,7 +118,7 @@ def country_answer(
     answer = lookups.country_status(session, country, as_of, known_at, list_ids)
     answer["lists_checked"] = [
         checked
-        for checked in lists_checked(session, version, clock.utcnow())
+        for checked in lists_checked(session, version, clock.utcnow(), known_at)
         if list_ids is None or checked["list_id"] in list_ids
     ]
     return answer
@@ -148,6 +149,8 @@ def country_body(
     changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments, own_reads())
     decided = [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
     dates = json.dumps(DATES.dump({"as_of": as_of, "known_at": known_at})).encode()[1:-1]
+    # As known at a past moment, the lists' checks are those known then (None: today's, kept per day).
+    checks = None if known_at is None else _known_checks(session, version, known_at, list_ids)
     key = (
         "country",
         version,
@@ -157,10 +160,11 @@ def country_body(
         tuple(
             (treatment.id if treatment else None, decision.key) for _cl, treatment, _for, decision in decided
         ),
+        checks,
     )
 
     def build() -> tuple[bytes, int]:
-        body = _assemble(session, country, as_of, known_at, list_ids, version, decided)
+        body = _assemble(session, country, as_of, known_at, list_ids, version, decided, checks)
         where = body.find(dates)  # the only `"as_of":` outside a string, as the document's second key
         assert where > 0, "a country's document holds its as_of and known_at after its country"
         return body[:where] + body[where + len(dates) :], where
@@ -172,7 +176,7 @@ def country_body(
 ANY_COUNTRY = "@@"  # stands for the country in a list's answer kept for every country (not a code)
 
 
-def _assemble(session, country, as_of, known_at, list_ids, version, decided) -> bytes:
+def _assemble(session, country, as_of, known_at, list_ids, version, decided, checks) -> bytes:
     """The document of `country_body`, from each list's answer rendered once per decision."""
     answers, facts = [], []
     for control_list, treatment, answered_for, decision in decided:
@@ -197,7 +201,7 @@ def _assemble(session, country, as_of, known_at, list_ids, version, decided) -> 
         **SUMMARY.dump(summary),
         "country": _dumped_country(country.alpha_2),
         "entries": [],
-        "lists_checked": _dumped_checks(session, version, list_ids),
+        "lists_checked": _dumped_checks(session, version, list_ids, checks),
     }
     body = json.dumps({name: dumped[name] for name in STATUS.fields}).encode()
     # The app's separators (compact or not) around and between the entries: `"entries": []`, `, `.
@@ -214,18 +218,37 @@ def _dumped_country(alpha_2: str) -> dict[str, Any]:
     return STATUS.fields["country"].serialize("country", {"country": lookups.country_summary(country)})
 
 
-def _dumped_checks(session: Session, version: int, list_ids: list[str] | None) -> list[dict[str, Any]]:
-    key = ("checked", version, clock.today(), None if list_ids is None else tuple(list_ids))
+def _dumped_checks(
+    session: Session, version: int, list_ids: list[str] | None, checks: "KnownChecks | None"
+) -> list[dict[str, Any]]:
+    """The lists' checks dumped: today's (kept per data version, day and lists), or `checks`."""
+    key = ("checked", version, clock.today(), None if list_ids is None else tuple(list_ids), checks)
 
     def dump() -> tuple[bytes, list[dict[str, Any]]]:
-        checked = [
-            each
-            for each in lists_checked(session, version, clock.utcnow())
-            if list_ids is None or each["list_id"] in list_ids
-        ]
+        if checks is not None:
+            checked = [{"list_id": i, "checked_at": at, "stale": stale} for i, at, stale in checks]
+        else:
+            checked = [
+                each
+                for each in lists_checked(session, version, clock.utcnow())
+                if list_ids is None or each["list_id"] in list_ids
+            ]
         return b"", STATUS.fields["lists_checked"].serialize("lists_checked", {"lists_checked": checked})
 
     return fragment(key, dump).facts
+
+
+KnownChecks = tuple[tuple[str, datetime | None, bool], ...]  # (list id, checked_at, stale) per list
+
+
+def _known_checks(
+    session: Session, version: int, known_at: datetime, list_ids: list[str] | None
+) -> KnownChecks:
+    return tuple(
+        (each["list_id"], each["checked_at"], each["stale"])
+        for each in lists_checked(session, version, known_at, known_at)
+        if list_ids is None or each["list_id"] in list_ids
+    )
 
 
 def _answer(control_list, treatment, decision, answered_for: str) -> tuple[bytes, dict[str, Any]]:
@@ -280,10 +303,18 @@ class CountryStatus(MethodView):
         return country_body(session, country, as_of or clock.today(), known_at, list_ids, version)
 
 
-def lists_checked(session: Session, version: int | None, now: datetime) -> list[dict]:
+def lists_checked(
+    session: Session, version: int | None, now: datetime, known_at: datetime | None = None
+) -> list[dict]:
     """When each list was last checked and whether that is too long ago. The same for every
     country and date asked, so read once per data version and day (each time when `version`
-    is None); staleness is judged on `now`'s day."""
+    is None); staleness is judged on `now`'s day.
+
+    `known_at`: as the service knew it then (what a lookup with `known_at` answers): the last
+    check recorded by then, else the list's reference if it was published by then, else nothing
+    (never checked, as far as anyone knew); staleness is judged on `known_at`'s day."""
+    if known_at is not None:
+        return _checked_as_known(session, version, known_at)
     cache = current_app.extensions.setdefault("exportctl.lists_checked", {})
     key = (version, now.date())
     checked = cache.get(key) if version is not None else None
@@ -301,6 +332,45 @@ def lists_checked(session: Session, version: int | None, now: datetime) -> list[
         {"list_id": list_id, "checked_at": at, "stale": freshness.is_stale(at, limit, now)}
         for list_id, at, limit in checked
     ]
+
+
+def _checked_as_known(session: Session, version: int | None, known_at: datetime) -> list[dict]:
+    """`lists_checked` at `known_at`. Every check's time is read once per data version, so a
+    lookup at any moment costs a search per list, not the five queries of `freshness.statuses`."""
+    cache = current_app.extensions.setdefault("exportctl.check_times", {})
+    found = cache.get(version) if version is not None else None
+    if found is None:
+        lists = lookups.all_lists(session)
+        times = freshness.check_times(session, [cl.id for cl in lists])
+        found = [
+            (
+                cl.id,
+                times.get(cl.id, []),
+                freshness.reference_at(cl),
+                freshness.max_age(cl, current_app.config),
+            )
+            for cl in lists
+        ]
+        if version is not None:
+            cache.clear()  # an older version is never asked for again
+            cache[version] = found
+    unreferenced = [list_id for list_id, _times, reference, _limit in found if reference is None]
+    evidence = (
+        freshness.latest_evidence(session, unreferenced, known_at.date(), known_at) if unreferenced else {}
+    )
+    answer = []
+    for list_id, times, reference, limit in found:
+        earlier = bisect.bisect_right(times, known_at)
+        if earlier:
+            at: datetime | None = times[earlier - 1]
+        elif reference is not None:
+            at = reference if reference <= known_at else None
+        else:
+            at = evidence[list_id][0] if list_id in evidence else None
+        answer.append(
+            {"list_id": list_id, "checked_at": at, "stale": freshness.is_stale(at, limit, known_at)}
+        )
+    return answer
 
 
 @blp.route("/<ref>/history", parameters=[REF_PARAMETER])

@@ -78,6 +78,22 @@ def latest_checks(session: Session, list_ids: list[str]) -> dict[str, ListCheck]
     return {check.list_id: check for check in session.scalars(query)}
 
 
+def check_times(session: Session, list_ids: list[str]) -> dict[str, list[datetime]]:
+    """When each list was checked, oldest first: what its latest check was at any moment (a
+    check's `checked_at` is when it was recorded)."""
+    query = select(ListCheck.list_id, ListCheck.checked_at).where(ListCheck.list_id.in_(list_ids))
+    times: dict[str, list[datetime]] = {}
+    for list_id, checked_at in session.execute(query.order_by(ListCheck.list_id, ListCheck.checked_at)):
+        times.setdefault(list_id, []).append(checked_at)
+    return times
+
+
+def reference_at(control_list: ControlList) -> datetime | None:
+    """The list's reference date (see `_reference`), as a check at 00:00 UTC that day."""
+    found = _reference(control_list)
+    return found[0] if found is not None else None
+
+
 def last_changes(session: Session, list_ids: list[str]) -> dict[str, datetime]:
     rows = session.execute(
         select(Entry.list_id, func.max(StatusChange.recorded_at))
@@ -94,11 +110,13 @@ def _newest(
     day_column: InstrumentedAttribute[date] | InstrumentedAttribute[date | None],
     list_ids: list[str],
     today: date,
+    known_at: datetime | None = None,
 ) -> dict[str, tuple[date, dict[str, Any]]]:
+    known = [model.recorded_at <= known_at] if known_at is not None else []
     newest = (
         select(Entry.list_id, func.max(day_column).label("on"))
         .join(model, model.entry_id == Entry.id)
-        .where(Entry.list_id.in_(list_ids), day_column <= today)
+        .where(Entry.list_id.in_(list_ids), day_column <= today, *known)
         .group_by(Entry.list_id)
         .subquery()
     )
@@ -106,6 +124,7 @@ def _newest(
         select(Entry.list_id, day_column, model.sources)
         .join(model, model.entry_id == Entry.id)
         .join(newest, (newest.c.list_id == Entry.list_id) & (newest.c.on == day_column))
+        .where(*known)
         .order_by(Entry.list_id, model.id)
     )
     out: dict[str, tuple[date, dict[str, Any]]] = {}
@@ -119,14 +138,14 @@ def _newest(
 
 
 def latest_evidence(
-    session: Session, list_ids: list[str], today: date
+    session: Session, list_ids: list[str], today: date, known_at: datetime | None = None
 ) -> dict[str, tuple[datetime, dict[str, Any]]]:
     """Each list's newest dated evidence (an observation, or a change in effect), as a reference
     date (00:00 UTC) with one of its sources: what a list with no dated source of its own was
-    read from."""
-    found = _newest(session, Observation, Observation.observed_on, list_ids, today)
+    read from. `known_at`: only evidence recorded by then."""
+    found = _newest(session, Observation, Observation.observed_on, list_ids, today, known_at)
     for list_id, (day, source) in _newest(
-        session, StatusChange, StatusChange.effective_on, list_ids, today
+        session, StatusChange, StatusChange.effective_on, list_ids, today, known_at
     ).items():
         if list_id not in found or day > found[list_id][0]:
             found[list_id] = (day, source)

@@ -70,6 +70,51 @@ def test_a_country_answer_says_when_each_list_was_checked(client, editor):
     assert checked["us-ear-d3"]["checked_at"] == "2026-07-23T00:00:00Z"
 
 
+def test_an_answer_as_known_at_a_moment_shows_only_the_checks_known_then(client, editor, frozen_clock):
+    """`known_at` answers as the service would have then: a check recorded later, or a
+    reference published later, was not known; staleness is judged on that moment's day."""
+    first = client.post(CHECKS, json=a_check(), headers=editor).get_json()["checked_at"]
+    frozen_clock.advance(days=40)
+    second = client.post(CHECKS, json=a_check(), headers=editor).get_json()["checked_at"]
+    frozen_clock.advance(days=1)
+
+    def checked(query=""):
+        body = client.get(f"/v1/countries/VN{query}").get_json()
+        return {c["list_id"]: (c["checked_at"], c["stale"]) for c in body["lists_checked"]}
+
+    moment = frozen_clock.now - timedelta(days=41)  # the first check's moment
+    at = lambda when: when.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    assert checked()["us-ear-d1"] == (second, False)
+    assert checked(f"?known_at={at(moment + timedelta(hours=1))}")["us-ear-d1"] == (first, False)
+    # Before it, only the reference (published 2026-07-23) was known, and it was stale then.
+    assert checked(f"?known_at={at(moment - timedelta(seconds=1))}")["us-ear-d1"] == (
+        "2026-07-23T00:00:00Z",
+        True,
+    )
+    # 38 days after the first check, before the second: stale on that day.
+    assert checked(f"?known_at={at(moment + timedelta(days=38))}")["us-ear-d1"] == (first, True)
+    # In 2020 only references published by then were known (Japan's Group A, 2019-08-28); the
+    # lists whose reference came later had not been checked, as far as anyone knew.
+    early = checked("?known_at=2020-01-01T00:00:00Z")
+    assert early["jp-group-a"] == ("2019-08-28T00:00:00Z", False)
+    assert early["us-ear-d1"] == (None, True)
+    assert all(at is None or at <= "2020-01-01T00:00:00Z" for at, _stale in early.values())
+    assert checked("?known_at=2020-01-01T00:00:00Z&list=us-ear-d1") == {"us-ear-d1": (None, True)}
+
+
+def test_a_receipts_lookup_reproduces_its_checks_after_a_later_one(client, editor, reader, frozen_clock):
+    """A receipt's `reproduce` link (its lookup at the issue moment) gives the same answer later,
+    the lists' checks included, whatever is checked since."""
+    receipt = client.post("/v1/receipts", json={"country": "VN"}, headers=reader).get_json()
+    frozen_clock.advance(hours=1)
+    client.post(CHECKS, json=a_check(), headers=editor)
+
+    again = client.get(receipt["links"]["reproduce"]).get_json()
+
+    assert again["lists_checked"] == receipt["answer"]["lists_checked"]
+    assert again == receipt["answer"]
+
+
 def test_max_age_is_configurable_per_list(database_url):
     from service import close_app
 

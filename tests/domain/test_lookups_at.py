@@ -185,7 +185,7 @@ def test_the_lookup_serves_the_bytes_of_the_whole_history_answer_for_any_date(em
                 expected = lookups.status_summary(country, as_of, known_at, answers)
                 expected["lists_checked"] = [
                     checked
-                    for checked in lists_checked(session, None, clock.utcnow())
+                    for checked in lists_checked(session, None, clock.utcnow(), known_at)
                     if chosen is None or checked["list_id"] in chosen
                 ]
                 assert response.data == json.dumps(CountryStatusSchema().dump(expected)).encode(), query
