@@ -335,18 +335,23 @@ def lists_checked(
 
 
 def _checked_as_known(session: Session, version: int | None, known_at: datetime) -> list[dict]:
-    """`lists_checked` at `known_at`. Every check's time is read once per data version, so a
-    lookup at any moment costs a search per list, not the five queries of `freshness.statuses`."""
+    """`lists_checked` at `known_at`. Every check's time (and, for a list with no reference of
+    its own, every dated piece of evidence) is read once per data version, so a lookup at any
+    moment costs a search per list, not the queries of `freshness.statuses`."""
     cache = current_app.extensions.setdefault("exportctl.check_times", {})
     found = cache.get(version) if version is not None else None
     if found is None:
         lists = lookups.all_lists(session)
         times = freshness.check_times(session, [cl.id for cl in lists])
+        references = {cl.id: freshness.reference_at(cl) for cl in lists}
+        # A list with no dated source of its own was read from its newest dated evidence.
+        evidence = freshness.evidence_timelines(session, [i for i, at in references.items() if at is None])
         found = [
             (
                 cl.id,
                 times.get(cl.id, []),
-                freshness.reference_at(cl),
+                references[cl.id],
+                evidence.get(cl.id),
                 freshness.max_age(cl, current_app.config),
             )
             for cl in lists
@@ -354,19 +359,16 @@ def _checked_as_known(session: Session, version: int | None, known_at: datetime)
         if version is not None:
             cache.clear()  # an older version is never asked for again
             cache[version] = found
-    unreferenced = [list_id for list_id, _times, reference, _limit in found if reference is None]
-    evidence = (
-        freshness.latest_evidence(session, unreferenced, known_at.date(), known_at) if unreferenced else {}
-    )
     answer = []
-    for list_id, times, reference, limit in found:
+    for list_id, times, reference, timeline, limit in found:
         earlier = bisect.bisect_right(times, known_at)
+        at: datetime | None
         if earlier:
-            at: datetime | None = times[earlier - 1]
+            at = times[earlier - 1]
         elif reference is not None:
             at = reference if reference <= known_at else None
         else:
-            at = evidence[list_id][0] if list_id in evidence else None
+            at = timeline.at(known_at) if timeline is not None else None
         answer.append(
             {"list_id": list_id, "checked_at": at, "stale": freshness.is_stale(at, limit, known_at)}
         )

@@ -7,6 +7,7 @@ latest publication date among its sources (the eCFR table the seeds were read fr
 Lists whose source publishes amendments (eCFR, Federal Register) go stale sooner.
 """
 
+import bisect
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -153,6 +154,47 @@ def latest_evidence(
         list_id: (datetime(day.year, day.month, day.day, tzinfo=UTC), source)
         for list_id, (day, source) in found.items()
     }
+
+
+class EvidenceTimeline:
+    """A list's dated evidence (observations, changes with a date), for `latest_evidence`'s day
+    at any moment without a query. A piece of evidence counts at moment T when it was recorded by
+    T and its day has begun by T: from the later of the two (`since`) on. The newest day counted
+    at T is the largest day among the pieces whose `since` is at most T: a search in `since`
+    order, over the running maximum of days."""
+
+    def __init__(self, pieces: list[tuple[datetime, date]]):
+        pieces.sort()
+        self.since = [since for since, _day in pieces]
+        self.newest: list[date] = []
+        for _since, day in pieces:
+            self.newest.append(max(day, self.newest[-1]) if self.newest else day)
+
+    def at(self, moment: datetime) -> datetime | None:
+        """The newest day of evidence known and begun at `moment` (00:00 UTC), if any."""
+        counted = bisect.bisect_right(self.since, moment)
+        if not counted:
+            return None
+        day = self.newest[counted - 1]
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def evidence_timelines(session: Session, list_ids: list[str]) -> dict[str, EvidenceTimeline]:
+    """Each list's EvidenceTimeline (lists with no dated evidence have none)."""
+    pieces: dict[str, list[tuple[datetime, date]]] = {}
+    for model, day_column in (
+        (Observation, Observation.observed_on),
+        (StatusChange, StatusChange.effective_on),
+    ):
+        rows = session.execute(
+            select(Entry.list_id, day_column, model.recorded_at)
+            .join(model, model.entry_id == Entry.id)
+            .where(Entry.list_id.in_(list_ids), day_column.is_not(None))
+        )
+        for list_id, day, recorded_at in rows:
+            begun = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            pieces.setdefault(list_id, []).append((max(recorded_at, begun), day))
+    return {list_id: EvidenceTimeline(found) for list_id, found in pieces.items()}
 
 
 def check_document(check: ListCheck) -> dict[str, Any]:

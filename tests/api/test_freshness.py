@@ -1,12 +1,13 @@
 """Freshness: GET /v1/status, POST /v1/lists/{id}/checks, list.stale once, checks on country answers."""
 
+import random
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from service.models import ListCheck, StatusChange
-from tests.conftest import a_source, make_app
+from tests.conftest import a_change, a_source, make_app
 
 CHECKS = "/v1/lists/us-ear-d1/checks"
 
@@ -183,3 +184,38 @@ def test_staleness_is_judged_by_the_day_so_every_answer_agrees_all_day(client, e
     assert d1_now() == ("2026-12-28T14:00:00Z", 35, False, False)
     frozen_clock.advance(hours=12)  # 2026-12-29 02:00: 36 days
     assert d1_now() == ("2026-12-29T02:00:00Z", 36, True, True)
+
+
+def test_the_evidence_timeline_finds_what_the_evidence_query_finds_at_any_moment(
+    session, editor, client, frozen_clock
+):
+    """`lists_checked` with `known_at` searches each list's evidence in memory: for lists with no
+    reference of their own, and at any moment, it finds the day `latest_evidence` finds with
+    that moment's cut (recorded by then, its day begun by then)."""
+    from datetime import UTC, datetime
+
+    from service.domain import freshness, lookups
+
+    # Evidence recorded now for a date still to come counts only once that day begins.
+    later = (frozen_clock.now + timedelta(days=10)).date().isoformat()
+    response = client.post(
+        "/v1/lists/jp-group-a/entries/AQ/changes",
+        json=a_change(status="listed", effective_on=later, note=None),
+        headers=editor,
+    )
+    assert response.status_code == 201, response.get_json()
+    session.expire_all()
+    lists = [cl.id for cl in lookups.all_lists(session) if freshness.reference_at(cl) is None]
+    assert lists, "the seeds have lists read from their evidence alone"
+    timelines = freshness.evidence_timelines(session, lists)
+    rng = random.Random(7)
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    moments = [start + timedelta(seconds=rng.randrange(27 * 365 * 86400)) for _ in range(40)]
+    recorded = [moment for timeline in timelines.values() for moment in timeline.since]
+    moments += recorded + [moment - timedelta(microseconds=1) for moment in recorded]
+    for moment in moments:
+        queried = freshness.latest_evidence(session, lists, moment.date(), moment)
+        for list_id in lists:
+            timeline = timelines.get(list_id)
+            found = timeline.at(moment) if timeline is not None else None
+            assert found == (queried[list_id][0] if list_id in queried else None), (list_id, moment)
