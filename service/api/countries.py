@@ -149,8 +149,9 @@ def country_body(
     changes = lookups.changes_at(session, [country.alpha_2], as_of, known_at, treatments, own_reads())
     decided = [(cl, *changes.decision(cl, country.alpha_2, as_of, known_at)) for cl in lists]
     dates = json.dumps(DATES.dump({"as_of": as_of, "known_at": known_at})).encode()[1:-1]
-    # As known at a past moment, the lists' checks are those known then (None: today's, kept per day).
-    checks = None if known_at is None else _known_checks(session, version, known_at, list_ids)
+    # As known at a past moment, the lists' checks are those known then; the document is kept with
+    # none (its last field, `[]`), and they are put in: they vary with the moment as decisions do not.
+    known = known_at is not None
     key = (
         "country",
         version,
@@ -160,23 +161,28 @@ def country_body(
         tuple(
             (treatment.id if treatment else None, decision.key) for _cl, treatment, _for, decision in decided
         ),
-        checks,
+        known,
     )
 
     def build() -> tuple[bytes, int]:
-        body = _assemble(session, country, as_of, known_at, list_ids, version, decided, checks)
+        body = _assemble(session, country, as_of, known_at, list_ids, version, decided, known)
         where = body.find(dates)  # the only `"as_of":` outside a string, as the document's second key
         assert where > 0, "a country's document holds its as_of and known_at after its country"
+        assert not known or body.endswith(b"[]}"), "a country's document ends with its lists' checks"
         return body[:where] + body[where + len(dates) :], where
 
     template = fragment(key, build)
-    return Body(template.body[: template.facts] + dates + template.body[template.facts :])
+    body = template.body[: template.facts] + dates + template.body[template.facts :]
+    if known_at is not None:
+        checks = _checks_json(version, _known_checks(session, version, known_at, list_ids))
+        body = body[: -len(b"[]}")] + checks + b"}"
+    return Body(body)
 
 
 ANY_COUNTRY = "@@"  # stands for the country in a list's answer kept for every country (not a code)
 
 
-def _assemble(session, country, as_of, known_at, list_ids, version, decided, checks) -> bytes:
+def _assemble(session, country, as_of, known_at, list_ids, version, decided, known) -> bytes:
     """The document of `country_body`, from each list's answer rendered once per decision."""
     answers, facts = [], []
     for control_list, treatment, answered_for, decision in decided:
@@ -201,7 +207,7 @@ def _assemble(session, country, as_of, known_at, list_ids, version, decided, che
         **SUMMARY.dump(summary),
         "country": _dumped_country(country.alpha_2),
         "entries": [],
-        "lists_checked": _dumped_checks(session, version, list_ids, checks),
+        "lists_checked": _dumped_checks(session, version, list_ids, known),
     }
     body = json.dumps({name: dumped[name] for name in STATUS.fields}).encode()
     # The app's separators (compact or not) around and between the entries: `"entries": []`, `, `.
@@ -218,27 +224,39 @@ def _dumped_country(alpha_2: str) -> dict[str, Any]:
     return STATUS.fields["country"].serialize("country", {"country": lookups.country_summary(country)})
 
 
-def _dumped_checks(
-    session: Session, version: int, list_ids: list[str] | None, checks: "KnownChecks | None"
-) -> list[dict[str, Any]]:
-    """The lists' checks dumped: today's (kept per data version, day and lists), or `checks`."""
-    key = ("checked", version, clock.today(), None if list_ids is None else tuple(list_ids), checks)
+def _dumped_checks(session: Session, version: int, list_ids: list[str] | None, known: bool) -> list[Any]:
+    """The lists' checks dumped: today's (kept per data version, day and lists), or none when the
+    document is as known at a moment (`country_body` puts that moment's in)."""
+    if known:
+        return []
+    key = ("checked", version, clock.today(), None if list_ids is None else tuple(list_ids))
 
     def dump() -> tuple[bytes, list[dict[str, Any]]]:
-        if checks is not None:
-            checked = [{"list_id": i, "checked_at": at, "stale": stale} for i, at, stale in checks]
-        else:
-            checked = [
-                each
-                for each in lists_checked(session, version, clock.utcnow())
-                if list_ids is None or each["list_id"] in list_ids
-            ]
-        return b"", STATUS.fields["lists_checked"].serialize("lists_checked", {"lists_checked": checked})
+        checked = [
+            each
+            for each in lists_checked(session, version, clock.utcnow())
+            if list_ids is None or each["list_id"] in list_ids
+        ]
+        return b"", _serialized_checks(checked)
 
     return fragment(key, dump).facts
 
 
+def _serialized_checks(checked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return STATUS.fields["lists_checked"].serialize("lists_checked", {"lists_checked": checked})
+
+
 KnownChecks = tuple[tuple[str, datetime | None, bool], ...]  # (list id, checked_at, stale) per list
+
+
+def _checks_json(version: int, checks: KnownChecks) -> bytes:
+    """`checks` as the document's `lists_checked` writes them, kept per data version and checks."""
+
+    def dump() -> tuple[bytes, None]:
+        checked = [{"list_id": i, "checked_at": at, "stale": stale} for i, at, stale in checks]
+        return json.dumps(_serialized_checks(checked)).encode(), None
+
+    return fragment(("checks json", version, checks), dump).body
 
 
 def _known_checks(
