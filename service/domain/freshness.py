@@ -10,7 +10,7 @@ Lists whose source publishes amendments (eCFR, Federal Register) go stale sooner
 import bisect
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
@@ -191,7 +191,8 @@ def evidence_timelines(session: Session, list_ids: list[str]) -> dict[str, Evide
             .join(model, model.entry_id == Entry.id)
             .where(Entry.list_id.in_(list_ids), day_column.is_not(None))
         )
-        for list_id, day, recorded_at in rows:
+        for list_id, evidence_day, recorded_at in rows:
+            day = cast(date, evidence_day)  # never NULL here: the query leaves those out
             begun = datetime(day.year, day.month, day.day, tzinfo=UTC)
             pieces.setdefault(list_id, []).append((max(recorded_at, begun), day))
     return {list_id: EvidenceTimeline(found) for list_id, found in pieces.items()}
