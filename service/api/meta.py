@@ -52,33 +52,25 @@ def spec_yaml() -> str:
     return yaml.dump(spec_dict(), Dumper=_SpecDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
+def _spec_doc(summary: str, mimetype: str, operation_id: str) -> dict:
+    """How a form of the spec is documented (in the spec itself)."""
+    schema = {"type": "object", "description": "OpenAPI 3.1"}
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "responses": {"200": {"description": "OK", "content": {mimetype: {"schema": schema}}}},
+    }
+
+
 @blp.route("/openapi.yaml")
-@blp.doc(
-    summary="The OpenAPI 3.1 document",
-    responses={
-        "200": {
-            "description": "OK",
-            "content": {"application/yaml": {"schema": {"type": "object", "description": "OpenAPI 3.1"}}},
-        }
-    },
-)
-@blp.doc(operationId="get_openapi_document")
+@blp.doc(**_spec_doc("The OpenAPI 3.1 document", "application/yaml", "get_openapi_document"))
 def openapi_yaml():
     """The OpenAPI 3.1 document describing this API."""
     return _spec_response("yaml", spec_yaml, "application/yaml")
 
 
 @blp.route("/openapi.json")
-@blp.doc(
-    summary="The OpenAPI 3.1 document, as JSON",
-    responses={
-        "200": {
-            "description": "OK",
-            "content": {"application/json": {"schema": {"type": "object", "description": "OpenAPI 3.1"}}},
-        }
-    },
-)
-@blp.doc(operationId="get_openapi_document_json")
+@blp.doc(**_spec_doc("The OpenAPI 3.1 document, as JSON", "application/json", "get_openapi_document_json"))
 def openapi_json():
     """The same document as `/openapi.yaml`, as JSON (where client generators and gateways look)."""
     return _spec_response("json", lambda: json.dumps(spec_dict()), "application/json")
