@@ -128,7 +128,10 @@ class CountryRegistry:
                 if name:
                     self._names.setdefault(normalise(name), country)
         for alias, alpha_2 in aliases.items():
-            self._names.setdefault(normalise(alias), self._by_alpha_2[alpha_2])
+            if alias.isascii() and alias.isalpha() and alias.isupper():  # UK, USA, DPRK: codes, in effect
+                self._codes.setdefault(alias.lower(), self._by_alpha_2[alpha_2])
+            else:
+                self._names.setdefault(normalise(alias), self._by_alpha_2[alpha_2])
 
     def __iter__(self) -> Iterator[Country]:
         return iter(self._by_alpha_2.values())
@@ -158,10 +161,21 @@ class CountryRegistry:
         matches = difflib.get_close_matches(key, list(self._names), n=limit * 3, cutoff=0.6)
         prefix = [name for name in self._names if len(key) >= 3 and name.startswith(key)]
         seen: dict[str, Country] = {}
+        coded = self._code_within(key)  # `+704`, `VN.`: the code the stray characters surround
+        if coded is not None:
+            seen[coded.alpha_2] = coded
         for name in prefix + matches:
             country = self._names[name]
             seen.setdefault(country.alpha_2, country)
         return list(seen.values())[:limit]
+
+    def _code_within(self, key: str) -> Country | None:
+        """The country whose code a folded reference holds once its blanks are gone (only ever
+        suggested: a code is resolved only as written)."""
+        code = key.replace(" ", "")
+        if code.isdigit():
+            code = code.lstrip("0").zfill(3)
+        return self._codes.get(code)
 
 
 @cache

@@ -218,6 +218,16 @@ def test_a_stray_character_around_a_code_is_no_country(client, path, query):
     assert response.content_type == PROBLEM
 
 
+@pytest.mark.parametrize(
+    ("path", "alpha_2"), [("%2B704", "VN"), ("%C3%9AK", "GB"), ("%EF%BC%B5%EF%BC%B3%EF%BC%A1", "US")]
+)
+def test_a_code_with_stray_characters_is_a_404_that_suggests_it(client, path, alpha_2):
+    problem = client.get(f"/v1/countries/{path}").get_json()
+
+    assert problem["status"] == 404
+    assert problem["suggestions"][0]["alpha_2"] == alpha_2
+
+
 def test_a_misspelt_country_suggests_close_matches(client):
     problem = client.get("/v1/countries/Vietnm").get_json()
 

@@ -53,6 +53,17 @@ def test_unknown_references_do_not_resolve(reference):
         "v.n.",
         "ＶＮ",  # full-width letters
         "(VN)",
+        # Aliases that are codes in all but name (UK, USA, UAE, DRC, PRC, DPRK) are codes too.
+        "\u00daK",
+        "\U0001f4a5UK",
+        "UK\u200b",
+        "+USA",
+        "ＵＳＡ",
+        "US\u00c5",
+        "+UAE",
+        "D\u0155C",
+        "\u200bPRC",
+        "DPRK\U0001f600",
     ],
 )
 def test_a_code_is_given_as_it_is_written_or_not_at_all(reference):
@@ -67,6 +78,23 @@ def test_a_code_is_given_as_it_is_written_or_not_at_all(reference):
 )
 def test_names_still_fold_case_accents_and_punctuation(reference, alpha_2):
     assert registry().resolve(reference).alpha_2 == alpha_2
+
+
+@pytest.mark.parametrize(
+    ("reference", "alpha_2"), [("UK", "GB"), (" usa ", "US"), ("Uae", "AE"), ("dprk", "KP")]
+)
+def test_aliases_that_are_codes_resolve_as_written(reference, alpha_2):
+    assert registry().resolve(reference).alpha_2 == alpha_2
+
+
+@pytest.mark.parametrize(
+    ("reference", "alpha_2"),
+    [("+704", "VN"), ("VN\u200b", "VN"), ("ＶＮ", "VN"), ("vn.", "VN"), ("0004", "AF"), ("+USA", "US")],
+)
+def test_a_code_written_with_stray_characters_is_suggested(reference, alpha_2):
+    """Not resolved (nobody is guessed for), but offered: "did you mean VN?"."""
+    assert registry().resolve(reference) is None
+    assert registry().suggest(reference)[0].alpha_2 == alpha_2
 
 
 def test_suggestions_for_a_misspelling():
