@@ -54,6 +54,25 @@ def _require_free_code(session: Session, code: str, jurisdiction: str, list_id: 
             f"The code {code!r} is taken in {jurisdiction} by the list {taken!r}: "
             "lists are named by code too."
         )
+    named = session.scalar(
+        select(ControlList.id).where(func.lower(ControlList.id) == code.lower(), ControlList.id != list_id)
+    )
+    if named is not None:
+        raise Conflict(
+            f"The code {code!r} is the id of the list {named!r}: asked for by it, that list would "
+            "always be found, never this one."
+        )
+
+
+def _require_id_not_a_code(session: Session, list_id: str) -> None:
+    """A list is found by its id before any code (`lookups.find_list`): an id that is another
+    list's code would silently take its place wherever clients name that list by its code."""
+    coded = session.scalar(select(ControlList.id).where(func.lower(ControlList.code) == list_id.lower()))
+    if coded is not None:
+        raise Conflict(
+            f"The id {list_id!r} is the code of the list {coded!r}: asked for by that code, this "
+            "list would be found instead."
+        )
 
 
 def create_list(
@@ -67,6 +86,7 @@ def create_list(
     """A new list, its list.created event and audit entry (queued for subscribers with `publish`)."""
     if session.get(ControlList, fields["id"]) is not None:
         raise Conflict(f"A list with id {fields['id']!r} already exists.")
+    _require_id_not_a_code(session, fields["id"])
     _require_free_code(session, fields["code"], fields["jurisdiction"], fields["id"])
     recorded_at = recorded_at or clock.utcnow()
     control_list = ControlList(

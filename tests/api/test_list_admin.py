@@ -76,6 +76,34 @@ def test_a_duplicate_list_id_is_a_409(client, admin):
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "wa", "code": "PW"},  # Wassenaar's code: ?list=wa would find the new list instead
+        {"id": "ogel-eu", "code": "PW"},  # the code OGEL-EU, in another case
+        {"id": "pw", "code": "us-ear-d1"},  # another list's id: ?list=us-ear-d1 could never name it
+    ],
+)
+def test_an_id_or_code_that_would_shadow_another_lists_name_is_a_409(client, admin, session, body):
+    before = counts(session)
+    d5 = client.get("/v1/countries/FR?list=D:5").get_json()
+
+    response = client.post("/v1/lists", json={**EU_LIST, **body}, headers=admin)
+
+    assert response.status_code == 409
+    assert response.content_type == PROBLEM
+    assert counts(session) == before
+    assert client.get("/v1/countries/FR?list=D:5").get_json() == d5
+
+
+def test_patching_a_code_to_another_lists_id_is_a_409(client, admin):
+    client.post("/v1/lists", json=EU_LIST, headers=admin)
+
+    response = client.patch("/v1/lists/eu-dual-use-annex-iib", json={"code": "US-EAR-D1"}, headers=admin)
+
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"id": "Bad Id!"}, "id"),
