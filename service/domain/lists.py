@@ -41,7 +41,8 @@ def _event_data(control_list: ControlList, actor: Actor) -> dict[str, Any]:
 
 def _require_free_code(session: Session, code: str, jurisdiction: str, list_id: str) -> None:
     """Lists are named by code too (`?list=D:1`, receipts): within a jurisdiction no two lists
-    share one, in any case (across jurisdictions a code names several, and asking by it says so)."""
+    share one, in any case (across jurisdictions a code names several, and asking by it says so),
+    and no code is another list's id (found first, that list would always answer for it)."""
     taken = session.scalar(
         select(ControlList.id).where(
             func.lower(ControlList.code) == code.lower(),
